@@ -1,0 +1,67 @@
+package tensorio
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/ebmrun/ebmrun/graph"
+)
+
+func TestNpyRoundTrip(t *testing.T) {
+	t.Parallel()
+	cases := []*graph.Tensor{
+		graph.NewFloat32([]int64{2, 3}, []float32{1, -2, 3.5, 4, 5, 6}),
+		graph.NewFloat32([]int64{4}, []float32{1, 2, 3, 4}),
+		graph.NewInt64([]int64{3, 1, 1}, []int64{7, -8, 9}),
+		graph.NewBool([]int64{2}, []bool{true, false}),
+		graph.ScalarFloat32(2.5),
+	}
+	for _, want := range cases {
+		var buf bytes.Buffer
+		if err := WriteNpy(&buf, want); err != nil {
+			t.Fatal(err)
+		}
+		if buf.Len() > 10 && (10+int(buf.Bytes()[8])+int(buf.Bytes()[9])<<8)%64 != 0 {
+			t.Errorf("header of %v not padded to 64 bytes", want.Shape)
+		}
+		got, err := ReadNpy(&buf)
+		if err != nil {
+			t.Fatalf("%v: %v", want.Shape, err)
+		}
+		if got.Shape == nil {
+			got.Shape = []int64{}
+		}
+		if want.Shape == nil {
+			want.Shape = []int64{}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("round trip: got %+v, want %+v", got, want)
+		}
+	}
+}
+
+func TestReadNpyRejectsGarbage(t *testing.T) {
+	t.Parallel()
+	for _, data := range []string{"", "not npy at all", "\x93NUMPY\x01\x00\xff\xff{"} {
+		if _, err := ReadNpy(bytes.NewReader([]byte(data))); err == nil {
+			t.Errorf("ReadNpy(%q) succeeded", data)
+		}
+	}
+}
+
+func TestWriteAtomicLeavesNothingOnError(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.npy")
+	err := WriteNpyFile(path, &graph.Tensor{DType: graph.String})
+	if err == nil {
+		t.Fatal("writing a string tensor succeeded")
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 0 {
+		t.Errorf("left files behind: %v", entries)
+	}
+}
