@@ -68,7 +68,11 @@ type ValueInfo struct {
 	DType    DType
 	Shape    Shape
 	HasShape bool // false: rank unknown
-	Doc      string
+	// NonTensor names a value type other than a tensor ("sequence", "map",
+	// "optional", "sparse_tensor"), which files may declare and the runtime
+	// does not compute with; "" for tensors.
+	NonTensor string
+	Doc       string
 }
 
 // AttrType is the kind of value an attribute holds (ONNX's numbering).
@@ -119,7 +123,7 @@ type Attribute struct {
 type Node struct {
 	Name    string
 	OpType  string
-	Domain  string // "" is the default ONNX domain
+	Domain  string   // "" is the default ONNX domain
 	Inputs  []string // "" marks an omitted optional input
 	Outputs []string
 	Attrs   []*Attribute

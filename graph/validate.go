@@ -9,12 +9,12 @@ import (
 
 // Sentinel errors that callers may test with errors.Is.
 var (
-	ErrCycle          = errors.New("graph has a cycle")
-	ErrDangling       = errors.New("input is produced by nothing")
-	ErrDuplicate      = errors.New("value is defined twice")
-	ErrMissingOutput  = errors.New("graph output is produced by nothing")
-	ErrShapeConflict  = errors.New("shapes contradict each other")
-	ErrUnsupportedOp  = errors.New("unsupported operator")
+	ErrCycle         = errors.New("graph has a cycle")
+	ErrDangling      = errors.New("input is produced by nothing")
+	ErrDuplicate     = errors.New("value is defined twice")
+	ErrMissingOutput = errors.New("graph output is produced by nothing")
+	ErrShapeConflict = errors.New("shapes contradict each other")
+	ErrUnsupportedOp = errors.New("unsupported operator")
 )
 
 // NodeError is an error at one node.

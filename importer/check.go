@@ -1,0 +1,109 @@
+package importer
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/ebmrun/ebmrun/graph"
+)
+
+//go:generate sh -c "/usr/bin/python3 gen_ops.py > ops_gen.go"
+
+// Supported versions.
+const (
+	MinOpset = 11
+	MaxOpset = 21
+	MinIR    = 3
+	MaxIR    = 10
+)
+
+// UnknownOpsError lists every node whose op type is not an ONNX operator.
+type UnknownOpsError struct {
+	Nodes []string // "name (OpType)"
+}
+
+func (e *UnknownOpsError) Error() string {
+	return fmt.Sprintf("%d node(s) use unknown operators: %s", len(e.Nodes), strings.Join(e.Nodes, ", "))
+}
+
+func (e *UnknownOpsError) Unwrap() error { return graph.ErrUnsupportedOp }
+
+// Check decides whether ebmrun can take the model: IR version 3–10, the
+// default-domain opset 11–21 and no other domain, op types that ONNX defines
+// (all unknown ones reported together), and a structurally valid graph.
+func Check(m *graph.Model) error {
+	if m.IRVersion < MinIR || m.IRVersion > MaxIR {
+		return fmt.Errorf("importer: IR version %d is not supported (supported: %d–%d): %w", m.IRVersion, MinIR, MaxIR, ErrUnsupported)
+	}
+	v := m.Opset("")
+	if v == 0 && m.IRVersion >= 3 {
+		return fmt.Errorf("importer: the model imports no default-domain opset: %w", ErrMalformed)
+	}
+	if v < MinOpset || v > MaxOpset {
+		return fmt.Errorf("importer: opset %d of the default ONNX domain is not supported (supported: %d–%d): %w", v, MinOpset, MaxOpset, ErrUnsupported)
+	}
+	for _, o := range m.Opsets {
+		if o.Domain != "" && o.Domain != "ai.onnx" {
+			return fmt.Errorf("importer: opset domain %q (version %d) is not supported; only the default ONNX domain is: %w", o.Domain, o.Version, ErrUnsupported)
+		}
+	}
+	if err := unknownOps(m.Graph, v); err != nil {
+		return fmt.Errorf("importer: %w", err)
+	}
+	for _, vi := range append(append([]graph.ValueInfo{}, m.Graph.Inputs...), m.Graph.Outputs...) {
+		if vi.NonTensor != "" {
+			return fmt.Errorf("importer: value %q is a %s; only tensors are supported: %w", vi.Name, vi.NonTensor, ErrUnsupported)
+		}
+	}
+	if err := m.Graph.Validate(); err != nil {
+		return fmt.Errorf("importer: invalid graph: %w", err)
+	}
+	return nil
+}
+
+func unknownOps(g *graph.Graph, opset int64) error {
+	var bad []string
+	seenDomain := map[string]bool{}
+	var walk func(*graph.Graph)
+	walk = func(g *graph.Graph) {
+		for _, n := range g.Nodes {
+			if n.Domain != "" && n.Domain != "ai.onnx" {
+				if !seenDomain[n.Domain] {
+					seenDomain[n.Domain] = true
+				}
+				bad = append(bad, fmt.Sprintf("%q (%s.%s)", n.Label(), n.Domain, n.OpType))
+				continue
+			}
+			since, ok := onnxOps[n.OpType]
+			if !ok || since > opset {
+				label := fmt.Sprintf("%q (%s)", n.Label(), n.OpType)
+				if ok {
+					label = fmt.Sprintf("%q (%s needs opset %d)", n.Label(), n.OpType, since)
+				}
+				bad = append(bad, label)
+			}
+			for _, a := range n.Attrs {
+				if a.G != nil {
+					walk(a.G)
+				}
+				for _, sg := range a.Graphs {
+					walk(sg)
+				}
+			}
+		}
+	}
+	walk(g)
+	if len(bad) == 0 {
+		return nil
+	}
+	sort.Strings(bad)
+	return &UnknownOpsError{Nodes: bad}
+}
+
+// IsUnknownOps reports whether err lists unknown operators.
+func IsUnknownOps(err error) bool {
+	var u *UnknownOpsError
+	return errors.As(err, &u)
+}
