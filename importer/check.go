@@ -54,7 +54,7 @@ func Check(m *graph.Model) error {
 	}
 	for _, vi := range append(append([]graph.ValueInfo{}, m.Graph.Inputs...), m.Graph.Outputs...) {
 		if vi.NonTensor != "" {
-			return fmt.Errorf("importer: value %q is a %s; only tensors are supported: %w", vi.Name, vi.NonTensor, ErrUnsupported)
+			return fmt.Errorf("importer: value %q has type %s; only tensors are supported: %w", vi.Name, vi.NonTensor, ErrUnsupported)
 		}
 	}
 	if err := m.Graph.Validate(); err != nil {
