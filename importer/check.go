@@ -9,7 +9,7 @@ import (
 	"github.com/ebmrun/ebmrun/graph"
 )
 
-//go:generate sh -c "/usr/bin/python3 gen_ops.py > ops_gen.go"
+//go:generate sh -c "/usr/bin/python3 gen_ops.py | gofmt > ops_gen.go"
 
 // Supported versions.
 const (

@@ -2,7 +2,7 @@
 # Writes ops_gen.go: the op types of ONNX's default domain, from the schemas of
 # Debian's python3-onnx (1.12, opsets up to 17), plus the ops that opsets 18–21
 # added after that release (listed by hand from the ONNX changelog).
-# Run: /usr/bin/python3 importer/gen_ops.py > importer/ops_gen.go
+# Run: /usr/bin/python3 importer/gen_ops.py | gofmt > importer/ops_gen.go
 import onnx.defs
 
 LATER = {  # op: opset that introduced it

@@ -66,18 +66,18 @@ type Betas struct {
 // ModelSpec says which input is the data, how the noise level is given, and
 // what the output means — the score-model contract of DESIGN.md.
 type ModelSpec struct {
-	XInput         string
-	CondInput      string // "" when Condition is CondNone
-	Condition      Condition
-	CondRank       int // rank of the condition input: 1 for [N], 2 for [N,1]
-	Output         string
-	Kind           OutputKind
-	Sigmas         []float64 // descending; nil when unknown
-	DataShape      []int64   // one sample's shape; nil when unknown
-	DataRange      []float64 // [lo, hi]; nil when unknown
-	Sampler        SamplerDefaults
-	Betas          *Betas
-	Provenance     map[string]any
+	XInput     string
+	CondInput  string // "" when Condition is CondNone
+	Condition  Condition
+	CondRank   int // rank of the condition input: 1 for [N], 2 for [N,1]
+	Output     string
+	Kind       OutputKind
+	Sigmas     []float64 // descending; nil when unknown
+	DataShape  []int64   // one sample's shape; nil when unknown
+	DataRange  []float64 // [lo, hi]; nil when unknown
+	Sampler    SamplerDefaults
+	Betas      *Betas
+	Provenance map[string]any
 	// Reasons says, per role ("x", "condition", "output", "kind", "sigmas",
 	// "data_shape", "data_range"), where the decision came from:
 	// "metadata", "flag", or "inferred from …".
