@@ -152,9 +152,8 @@ func (l Limits) withDefaults() Limits {
 }
 
 func cleanProtoErr(err error) string {
-	s := err.Error()
+	s := strings.ReplaceAll(err.Error(), "\u00a0", " ")
 	s = strings.TrimPrefix(s, "proto: ")
-	s = strings.ReplaceAll(s, "\u00a0", " ")
 	return s
 }
 

@@ -69,11 +69,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var ee exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil && ee.err.Error() != "" {
-			fmt.Fprintf(stderr, "ebmrun: %v\n", ee.err)
+			fmt.Fprintf(stderr, "ebmrun: %s\n", oneLine(ee.err.Error()))
 		}
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "ebmrun: %v\n", err)
+	fmt.Fprintf(stderr, "ebmrun: %s\n", oneLine(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		return 2

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests need, once: a second run finds them
+# installed and returns at once. Run as root (or with sudo available).
+#   libonnx-testdata       ONNX's own conformance tests (node tests)
+#   dataset-fashion-mnist  Fashion-MNIST in IDX format, for the data loaders
+#   npm                    to fetch onnxruntime (scripts/install-onnxruntime.sh)
+set -euo pipefail
+pkgs=(libonnx-testdata dataset-fashion-mnist npm)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing ${missing[*]} (apt-get)" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q >/dev/null
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
