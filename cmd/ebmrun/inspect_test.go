@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ebmrun/ebmrun/internal/testenv"
+)
+
+// ebmrun runs the command line in-process and returns stdout, stderr and the
+// exit status.
+func ebmrun(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestInspectFixtures(t *testing.T) {
+	t.Parallel()
+	kinds := map[string]string{
+		"ncsn_mlp": "sigma/score", "ncsn_mlp_op13": "sigma/score", "ncsnv1_labels": "labels/score",
+		"conv_score": "sigma/score", "conv_score_op13": "sigma/score", "ddpm_eps": "time/eps", "energy_mlp": "none/energy",
+	}
+	for _, dir := range testenv.Fixtures(t) {
+		name := filepath.Base(dir)
+		stdout, stderr, code := ebmrun(t, "inspect", "--json", filepath.Join(dir, "model.onnx"))
+		if code != 0 {
+			t.Errorf("%s: exit %d: %s", name, code, stderr)
+			continue
+		}
+		var r inspectReport
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+			t.Fatalf("%s: bad JSON: %v", name, err)
+		}
+		if r.Spec == nil {
+			t.Errorf("%s: no spec: %s", name, r.SpecError)
+			continue
+		}
+		if got := r.Spec.Condition + "/" + r.Spec.Kind; got != kinds[name] {
+			t.Errorf("%s: roles %s, want %s", name, got, kinds[name])
+		}
+		for _, role := range []string{"x", "condition", "output", "kind"} {
+			if r.Spec.Reasons[role] == "" {
+				t.Errorf("%s: no reason given for role %s", name, role)
+			}
+		}
+		if r.Nodes == 0 || len(r.Ops) == 0 || r.IRVersion == 0 {
+			t.Errorf("%s: report incomplete: %+v", name, r)
+		}
+	}
+}
+
+func TestInspectRefusesMalformed(t *testing.T) {
+	t.Parallel()
+	dir := testenv.Path(t, "testdata", "malformed")
+	testenv.Require(t, dir, "run `/usr/bin/python3 testdata/make_fixtures.py`")
+	files, _ := filepath.Glob(filepath.Join(dir, "*.onnx"))
+	for _, f := range files {
+		if filepath.Base(f) == "ext_ok.onnx" {
+			continue
+		}
+		stdout, stderr, code := ebmrun(t, "inspect", f)
+		if code != 1 {
+			t.Errorf("%s: exit %d, want 1", f, code)
+		}
+		if stdout != "" {
+			t.Errorf("%s: printed a report for a bad model", f)
+		}
+		lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+		if len(lines) != 1 || !strings.HasPrefix(lines[0], "ebmrun: "+f+": ") {
+			t.Errorf("%s: want one line `ebmrun: FILE: reason`, got %q", f, stderr)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"inspect"}, {"inspect", "--nope", "x.onnx"}, {"frobnicate"}} {
+		_, stderr, code := ebmrun(t, args...)
+		if code != 2 || !strings.HasPrefix(stderr, "ebmrun: ") {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line", args, code, stderr)
+		}
+	}
+	_, stderr, code := ebmrun(t, "inspect", filepath.Join(os.TempDir(), "does-not-exist.onnx"))
+	if code != 1 || !strings.Contains(stderr, "does-not-exist.onnx") {
+		t.Errorf("missing file: exit %d, stderr %q", code, stderr)
+	}
+}
