@@ -59,7 +59,9 @@ func load(explicit string) (string, error) {
 
 func initEnv(path string) error {
 	ortgo.SetSharedLibraryPath(path)
-	err := ortgo.InitializeEnvironment(ortgo.WithLogLevelError())
+	// Errors come back from each call; onnxruntime's own log would print
+	// them a second time, so it only reports what it cannot return.
+	err := ortgo.InitializeEnvironment(ortgo.WithLogLevelFatal())
 	if err == nil {
 		return nil
 	}
