@@ -1,0 +1,18 @@
+// Package importer converts between ONNX files and graph.Model, and decides
+// the score-model contract of a model (ModelSpec).
+//
+// Load reads a file, Parse decodes bytes without judging them, Check decides
+// whether ebmrun can take the model (IR version 3–10, default-domain opset
+// 11–21, known op types, a valid graph), and Encode writes a model back.
+// Decoding never trusts the file: declared tensor sizes are checked against
+// Limits before anything is allocated, and external data is read only from
+// regular files inside the model's own folder (no absolute paths, no "..",
+// no symbolic links out).
+//
+// The protobuf bindings are generated from onnx.proto under a renamed proto
+// package (internal/onnxpb) and never leave this package.
+//
+// Roles come from the ebmrun.* metadata keys (MetaKind, MetaSigmas, …),
+// else from input names, dtypes and shapes; Overrides (command-line flags)
+// win over both, and ModelSpec.Reasons records where each decision came from.
+package importer
