@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/ebmrun/ebmrun/graph"
 )
@@ -118,4 +119,12 @@ func Auto() (Backend, error) {
 		return nil, errors.New("runtime: no backend registered")
 	}
 	return nat, nil
+}
+
+// ComputeTimer is implemented by sessions that can say how long the backend
+// itself computed (inside onnxruntime's Run, say), as opposed to the Go-side
+// work around it: checking, copying and converting tensors. The duration is
+// cumulative over the session's runs.
+type ComputeTimer interface {
+	ComputeTime() time.Duration
 }
