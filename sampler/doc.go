@@ -1,0 +1,27 @@
+// Package sampler draws samples from score-based models: unadjusted
+// Langevin (ULA), annealed Langevin dynamics (ALD, NCSN, with NCSNv2's final
+// denoising), consistent annealed sampling (CAS), the predictor–corrector
+// sampler of the VE SDE (PC) and DDPM ancestral sampling, exactly as
+// DESIGN.md's "Samplers" section writes them.
+//
+// A sampler needs only a Scorer: something that fills dst with the score
+// s(x, σ) of a batch. ModelSource adapts a prepared runtime.Plan and its
+// importer.ModelSpec (converting ε-predictions to scores); GMMScorer gives the
+// exact score of a dataset.GMM, which is how the samplers are tested.
+//
+// Run splits N samples into chunks of Config.Batch chains advanced together by
+// Config.Workers goroutines, each with a scorer (session) of its own, and
+// hands the chunks to a sink in index order, so memory stays bounded by
+// batch × workers whatever N is. Every chain draws its randomness from a
+// stream of its own, seeded from (Config.Seed, chain index): the same seed
+// gives bit-identical samples for any worker count, batch size or sharding.
+//
+//	ald := &sampler.ALD{Sigmas: sampler.Geometric(1, 0.01, 10)}
+//	src := func() (sampler.Scorer, error) { return sampler.NewGMMScorer(dataset.Ring8()), nil }
+//	cfg := sampler.Config{N: 10000, Dim: 2, Seed: 1, Init: sampler.Uniform{Lo: -4, Hi: 4}}
+//	x, _, err := sampler.Collect(ctx, ald, src, cfg)
+//
+// Samplers are plain structs: zero fields take the documented defaults
+// (NCSN's: σ 1 → 0.01 over L = 10 levels, T = 100 steps per level,
+// ε = 2e-5), and Validate says what is wrong with a setting before a run.
+package sampler

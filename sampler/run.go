@@ -1,0 +1,314 @@
+package sampler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	goruntime "runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Init draws a chain's initial state from the chain's own random source.
+type Init interface {
+	Draw(x []float32, r *rand.Rand)
+}
+
+// Uniform is the uniform distribution on [Lo, Hi) in every coordinate.
+type Uniform struct{ Lo, Hi float64 }
+
+func (u Uniform) Draw(x []float32, r *rand.Rand) {
+	for i := range x {
+		x[i] = float32(u.Lo + (u.Hi-u.Lo)*r.Float64())
+	}
+}
+
+// Gaussian is N(0, Std²I).
+type Gaussian struct{ Std float64 }
+
+func (g Gaussian) Draw(x []float32, r *rand.Rand) {
+	for i := range x {
+		x[i] = float32(g.Std * r.NormFloat64())
+	}
+}
+
+// DefaultBatch is the number of chains advanced together when
+// Config.Batch is zero.
+const DefaultBatch = 1000
+
+// Config says how many samples to draw and how.
+type Config struct {
+	N    int    // samples of the whole (unsharded) run
+	Dim  int    // values per sample
+	Seed uint64 // chain i draws from the stream (Seed, i)
+	Init Init   // initial states; nil: N(0, I)
+
+	Batch   int // chains per batch; default 1000, rounded up to PC's norm groups
+	Workers int // goroutines, each with its own Scorer; default GOMAXPROCS
+
+	// Shard and Shards split the run: this call computes the Shard-th
+	// (0-based) of Shards contiguous slices of the N samples, exactly as they
+	// come out of the unsharded run. Default: shard 0 of 1.
+	Shard, Shards int
+
+	// TraceEvery records every TraceEvery-th step of the first TraceChains
+	// chains (global indices) in Stats.Trace; 0 records nothing.
+	TraceEvery, TraceChains int
+
+	// Progress, when set, is increased by the number of chain steps taken
+	// as the run goes (Evals per sample when done). Workers add to it.
+	Progress *atomic.Int64
+}
+
+// TracePoint is one recorded chain state.
+type TracePoint struct {
+	Chain int     // global index
+	Step  int     // step of the chain, from 1, over all levels
+	Level int     // σ level, from 1
+	Sigma float64 // noise level of the step
+	X     []float32
+}
+
+// Stats describe a finished run.
+type Stats struct {
+	Start, End int   // the samples of this shard: [Start, End)
+	Evals      int64 // score evaluations, counted per sample
+	Calls      int64 // Scorer.Score calls (batched)
+	Seconds    float64
+	Trace      []TracePoint
+}
+
+// EvalsPerSecond is the rate of per-sample score evaluations.
+func (s *Stats) EvalsPerSecond() float64 {
+	if s.Seconds == 0 {
+		return 0
+	}
+	return float64(s.Evals) / s.Seconds
+}
+
+// ShardRange is the slice [start, end) of n samples that shard i of k
+// computes, with boundaries on multiples of align.
+func ShardRange(n, i, k, align int) (start, end int) {
+	if k <= 0 {
+		k, i = 1, 0
+	}
+	align = max(align, 1)
+	units := (n + align - 1) / align
+	start = min(int(int64(units)*int64(i)/int64(k))*align, n)
+	end = min(int(int64(units)*int64(i+1)/int64(k))*align, n)
+	return start, end
+}
+
+func (c Config) withDefaults(align int) (Config, error) {
+	if c.Batch == 0 {
+		c.Batch = DefaultBatch
+	}
+	if c.Workers == 0 {
+		c.Workers = goruntime.GOMAXPROCS(0)
+	}
+	if c.Shards == 0 {
+		c.Shards = 1
+	}
+	if c.Init == nil {
+		c.Init = Gaussian{Std: 1}
+	}
+	switch {
+	case c.N < 0:
+		return c, fmt.Errorf("sampler: number of samples %d is negative", c.N)
+	case c.Dim <= 0:
+		return c, fmt.Errorf("sampler: samples of %d values", c.Dim)
+	case c.Batch < 0 || c.Workers < 0:
+		return c, fmt.Errorf("sampler: batch %d and workers %d must be positive", c.Batch, c.Workers)
+	case c.Shard < 0 || c.Shard >= c.Shards:
+		return c, fmt.Errorf("sampler: shard %d of %d: want 0 ≤ shard < shards", c.Shard, c.Shards)
+	case c.TraceEvery < 0 || c.TraceChains < 0:
+		return c, errors.New("sampler: trace settings must not be negative")
+	}
+	if align > 1 {
+		c.Batch = (c.Batch + align - 1) / align * align
+	}
+	return c, nil
+}
+
+// Run draws this shard's samples and passes them to sink in index order,
+// one batch at a time: x holds n samples starting at global index start and
+// is reused after sink returns. Memory is bounded by a few batches per worker,
+// whatever N is. The first error — a scorer failure, divergence, sink error or
+// ctx's — stops every worker and is returned.
+func Run(ctx context.Context, smp Sampler, src Source, cfg Config, sink func(x []float32, start, n int) error) (*Stats, error) {
+	if err := smp.Validate(); err != nil {
+		return nil, err
+	}
+	align := 1
+	if g, ok := smp.(grouped); ok {
+		align = g.group()
+	}
+	cfg, err := cfg.withDefaults(align)
+	if err != nil {
+		return nil, err
+	}
+	start, end := ShardRange(cfg.N, cfg.Shard, cfg.Shards, align)
+	st := &Stats{Start: start, End: end}
+	begin := time.Now()
+	defer func() { st.Seconds = time.Since(begin).Seconds() }()
+	chunks := (end - start + cfg.Batch - 1) / cfg.Batch
+	if chunks == 0 {
+		return st, nil
+	}
+	workers := min(cfg.Workers, chunks)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	type result struct {
+		k   int
+		buf []float32
+	}
+	pool := make(chan []float32, 2*workers)
+	for range cap(pool) {
+		pool <- nil
+	}
+	results := make(chan result, cap(pool))
+	var (
+		next    atomic.Int64
+		calls   atomic.Int64
+		traceMu sync.Mutex
+		wg      sync.WaitGroup
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := runWorker(ctx, smp, src, cfg, start, end, chunks, pool, &next, &calls, func(k int, buf []float32) {
+				results <- result{k, buf}
+			}, func(tp []TracePoint) {
+				traceMu.Lock()
+				st.Trace = append(st.Trace, tp...)
+				traceMu.Unlock()
+			}); err != nil {
+				cancel(err)
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(results) }()
+
+	// Hand the batches to the sink in order, holding early ones back; the
+	// buffer pool bounds how many can wait.
+	pending := map[int][]float32{}
+	want := 0
+	for r := range results {
+		pending[r.k] = r.buf
+		for buf, ok := pending[want]; ok && ctx.Err() == nil; buf, ok = pending[want] {
+			delete(pending, want)
+			s := start + want*cfg.Batch
+			n := min(cfg.Batch, end-s)
+			if err := sink(buf[:n*cfg.Dim], s, n); err != nil {
+				cancel(err)
+			}
+			pool <- buf
+			want++
+		}
+	}
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	sort.Slice(st.Trace, func(i, j int) bool {
+		a, b := st.Trace[i], st.Trace[j]
+		return a.Chain < b.Chain || a.Chain == b.Chain && a.Step < b.Step
+	})
+	st.Calls = calls.Load()
+	st.Evals = int64(end-start) * int64(smp.Evals())
+	return st, nil
+}
+
+// runWorker takes batches in index order until none are left.
+func runWorker(ctx context.Context, smp Sampler, src Source, cfg Config, start, end, chunks int,
+	pool chan []float32, next, calls *atomic.Int64, emit func(int, []float32), trace func([]TracePoint)) (err error) {
+	sc, err := src()
+	if err != nil {
+		return err
+	}
+	if c, ok := sc.(io.Closer); ok {
+		defer func() {
+			if cerr := c.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("sampler: closing scorer: %w", cerr)
+			}
+		}()
+	}
+	counted := &countingScorer{Scorer: sc, calls: calls}
+	b := newBatch(min(cfg.Batch, end-start), cfg.Dim)
+	b.ctx = ctx
+	var tps []TracePoint
+	b.hook = func(b *Batch, level, step int, sigma float64) {
+		if cfg.Progress != nil {
+			cfg.Progress.Add(int64(b.N))
+		}
+		if cfg.TraceEvery > 0 && b.Start < cfg.TraceChains && b.step%cfg.TraceEvery == 0 {
+			for i := 0; i < b.N && b.Start+i < cfg.TraceChains; i++ {
+				tps = append(tps, TracePoint{Chain: b.Start + i, Step: b.step, Level: level + 1, Sigma: sigma,
+					X: append([]float32(nil), b.X[i*b.Dim:(i+1)*b.Dim]...)})
+			}
+		}
+	}
+	for {
+		var buf []float32
+		select {
+		case buf = <-pool:
+		case <-ctx.Done():
+			return nil
+		}
+		k := int(next.Add(1) - 1)
+		if k >= chunks {
+			pool <- buf
+			return nil
+		}
+		s := start + k*cfg.Batch
+		n := min(cfg.Batch, end-s)
+		if cap(buf) < cfg.Batch*cfg.Dim {
+			buf = make([]float32, cfg.Batch*cfg.Dim)
+		}
+		b.reset(buf[:cap(buf)], s, n, cfg.Seed)
+		for i := 0; i < n; i++ {
+			cfg.Init.Draw(b.X[i*cfg.Dim:(i+1)*cfg.Dim], b.rng[i])
+		}
+		tps = tps[:0]
+		if err := smp.Sample(counted, b); err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return nil
+			}
+			return err
+		}
+		if len(tps) > 0 {
+			trace(tps)
+			tps = nil
+		}
+		emit(k, buf)
+	}
+}
+
+type countingScorer struct {
+	Scorer
+	calls *atomic.Int64
+}
+
+func (c *countingScorer) Score(dst, x []float32, n int, nz Noise) error {
+	c.calls.Add(1)
+	return c.Scorer.Score(dst, x, n, nz)
+}
+
+// Collect runs the sampler and returns all the shard's samples in one
+// slice ((End−Start)×Dim values) — for runs that fit in memory.
+func Collect(ctx context.Context, smp Sampler, src Source, cfg Config) ([]float32, *Stats, error) {
+	var out []float32
+	st, err := Run(ctx, smp, src, cfg, func(x []float32, start, n int) error {
+		out = append(out, x...)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, st, nil
+}
