@@ -14,12 +14,28 @@ func expf(x float32) float32 {
 	if !(x > -87.3 && x < 88.3) { // also NaN
 		return float32(math.Exp(float64(x)))
 	}
-	fn := float32(math.Floor(float64(log2e*x + 0.5)))
+	// Round x·log2(e) to the nearest integer without going through float64.
+	t := log2e * x
+	if t < 0 {
+		t -= 0.5
+	} else {
+		t += 0.5
+	}
+	k := int32(t)
+	fn := float32(k)
 	r := x - fn*c1 - fn*c2
 	z := r * r
 	p := ((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r + 5.0000001201e-1
 	p = p*z + r + 1
-	return p * math.Float32frombits(uint32(int32(fn)+127)<<23)
+	return p * math.Float32frombits(uint32(k+127)<<23)
+}
+
+// sigmoidVec is Sigmoid over a vector, with expf inlined by the compiler.
+func sigmoidVec(d, s []float32) {
+	s = s[:len(d)]
+	for i, v := range s {
+		d[i] = 1 / (1 + expf(-v))
+	}
 }
 
 func expRef(x float32) float32 { return float32(math.Exp(float64(x))) }

@@ -1,0 +1,437 @@
+package native
+
+import (
+	"fmt"
+
+	"github.com/ebmrun/ebmrun/graph"
+)
+
+// window holds the attributes shared by Conv, ConvTranspose and the pools,
+// for one or two spatial dimensions (1-D runs as 2-D with height 1).
+type window struct {
+	autoPad   string
+	kernel    []int64 // kernel_shape, or nil: from the weights
+	strides   []int64
+	pads      []int64 // begin…, end…
+	dilations []int64
+	ceil      bool
+}
+
+func readWindow(n *graph.Node) (window, error) {
+	w := window{
+		autoPad:   n.AttrString("auto_pad", "NOTSET"),
+		kernel:    n.AttrInts("kernel_shape", nil),
+		strides:   n.AttrInts("strides", nil),
+		pads:      n.AttrInts("pads", nil),
+		dilations: n.AttrInts("dilations", nil),
+		ceil:      n.AttrInt("ceil_mode", 0) != 0,
+	}
+	switch w.autoPad {
+	case "NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER":
+	default:
+		return w, fmt.Errorf("auto_pad %q is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER", w.autoPad)
+	}
+	if k := len(w.kernel); k > 2 {
+		return w, unsupported("%d spatial dimensions (1 and 2 are supported)", k)
+	}
+	return w, nil
+}
+
+// geom is the resolved geometry of a 2-D window op.
+type geom struct {
+	n, c, h, w       int // input
+	m, oh, ow        int // output channels and size
+	kh, kw           int
+	sh, sw, dh, dw   int
+	ph, pw, phe, pwe int // pads: begin and end
+	spatial          int // 1 or 2
+}
+
+func at(v []int64, i int, def int64) int64 {
+	if i < len(v) {
+		return v[i]
+	}
+	return def
+}
+
+// resolve computes the geometry for input shape x and kernel sizes k
+// (spatial dims only); for pools and convolutions alike.
+func (wd *window) resolve(x []int64, k []int64, g *geom) error {
+	sp := len(x) - 2
+	if sp < 1 || sp > 2 {
+		return unsupported("input of rank %d (1 or 2 spatial dimensions are supported)", len(x))
+	}
+	if len(k) != sp {
+		return fmt.Errorf("kernel of %d dimensions for an input with %d", len(k), sp)
+	}
+	g.spatial = sp
+	g.n, g.c = int(x[0]), int(x[1])
+	g.h, g.w, g.kh, g.kw = 1, int(x[2]), 1, int(k[0])
+	if sp == 2 {
+		g.h, g.w, g.kh, g.kw = int(x[2]), int(x[3]), int(k[0]), int(k[1])
+	}
+	// Per spatial dim i (0 = height when 2-D): attributes are indexed by i.
+	type dim struct{ in, k, s, d, pb, pe, out *int }
+	g.sh, g.sw, g.dh, g.dw = 1, 1, 1, 1
+	ds := []dim{{&g.w, &g.kw, &g.sw, &g.dw, &g.pw, &g.pwe, &g.ow}}
+	if sp == 2 {
+		ds = []dim{{&g.h, &g.kh, &g.sh, &g.dh, &g.ph, &g.phe, &g.oh}, {&g.w, &g.kw, &g.sw, &g.dw, &g.pw, &g.pwe, &g.ow}}
+	}
+	g.oh, g.ph, g.phe = 1, 0, 0
+	for i, d := range ds {
+		*d.s = int(at(wd.strides, i, 1))
+		*d.d = int(at(wd.dilations, i, 1))
+		if *d.s < 1 || *d.d < 1 {
+			return fmt.Errorf("strides and dilations must be positive")
+		}
+		ext := (*d.k-1)**d.d + 1
+		switch wd.autoPad {
+		case "SAME_UPPER", "SAME_LOWER":
+			out := (*d.in + *d.s - 1) / *d.s
+			total := max(0, (out-1)**d.s+ext-*d.in)
+			*d.pb, *d.pe = total/2, total-total/2
+			if wd.autoPad == "SAME_LOWER" {
+				*d.pb, *d.pe = total-total/2, total/2
+			}
+		case "VALID":
+			*d.pb, *d.pe = 0, 0
+		default:
+			*d.pb, *d.pe = int(at(wd.pads, i, 0)), int(at(wd.pads, i+sp, 0))
+		}
+		span := *d.in + *d.pb + *d.pe - ext
+		if span < 0 {
+			return fmt.Errorf("kernel extent %d exceeds padded input %d", ext, *d.in+*d.pb+*d.pe)
+		}
+		out := span / *d.s + 1
+		if wd.ceil && span%*d.s != 0 {
+			out++
+			if (out-1)**d.s >= *d.in+*d.pb { // last window would start in the end padding
+				out--
+			}
+		}
+		*d.out = out
+	}
+	return nil
+}
+
+// outShape writes [n, m, (oh,) ow].
+func (g *geom) outShape(m int, out *dims) int {
+	out[0], out[1] = int64(g.n), int64(m)
+	if g.spatial == 2 {
+		out[2], out[3] = int64(g.oh), int64(g.ow)
+		return 4
+	}
+	out[2] = int64(g.ow)
+	return 3
+}
+
+// convKernel is Conv via im2col and gemm.
+type convKernel struct {
+	win   window
+	group int
+}
+
+type convState struct {
+	g   gemm
+	col []float32
+}
+
+func compileConv(c *compileCtx) (kernel, error) {
+	w, err := readWindow(c.node)
+	if err != nil {
+		return nil, err
+	}
+	g := int(c.node.AttrInt("group", 1))
+	if g < 1 {
+		return nil, fmt.Errorf("group %d", g)
+	}
+	return &convKernel{win: w, group: g}, nil
+}
+
+func (*convKernel) newState() any { return new(convState) }
+
+func (k *convKernel) geometry(in []*graph.Tensor, g *geom) error {
+	x, w := in[0], in[1]
+	if x.DType != graph.Float32 || w.DType != graph.Float32 {
+		return fmt.Errorf("only float32 is supported")
+	}
+	if len(w.Shape) != len(x.Shape) || len(x.Shape) < 3 {
+		return fmt.Errorf("input %v and weights %v", x.Shape, w.Shape)
+	}
+	ks := w.Shape[2:]
+	if k.win.kernel != nil && !sameShape(k.win.kernel, ks) {
+		return fmt.Errorf("kernel_shape %v, weights %v", k.win.kernel, w.Shape)
+	}
+	if err := k.win.resolve(x.Shape, ks, g); err != nil {
+		return err
+	}
+	g.m = int(w.Shape[0])
+	if g.c != int(w.Shape[1])*k.group || g.m%k.group != 0 {
+		return fmt.Errorf("input channels %d, weights %v, group %d", g.c, w.Shape, k.group)
+	}
+	if b := arg(in, 2); b != nil && (b.DType != graph.Float32 || len(b.F32) != g.m) {
+		return fmt.Errorf("bias %s %v for %d channels", b.DType, b.Shape, g.m)
+	}
+	return nil
+}
+
+func (k *convKernel) infer(in, out []*graph.Tensor) error {
+	var g geom
+	if err := k.geometry(in, &g); err != nil {
+		return err
+	}
+	var sh dims
+	r := g.outShape(g.m, &sh)
+	setShape(out[0], graph.Float32, sh[:r])
+	return nil
+}
+
+func (k *convKernel) run(x *exec, in, out []*graph.Tensor) error {
+	var g geom
+	_ = k.geometry(in, &g)
+	st := x.state.(*convState)
+	X, W, Y := in[0].F32, in[1].F32, out[0].F32
+	cg, mg := g.c/k.group, g.m/k.group
+	kk := cg * g.kh * g.kw
+	ohw := g.oh * g.ow
+	direct := g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph+g.pw+g.phe+g.pwe == 0
+	if !direct {
+		st.col = growSlice(st.col, kk*ohw)
+	}
+	for n := 0; n < g.n; n++ {
+		for gi := 0; gi < k.group; gi++ {
+			xs := X[(n*g.c+gi*cg)*g.h*g.w:]
+			col := xs
+			if !direct {
+				col = st.col
+				im2col(col, xs, cg, &g)
+			}
+			st.g = gemm{m: mg, n: ohw, k: kk, alpha: 1, a: W[gi*mg*kk:], lda: kk, b: col, ldb: ohw,
+				c: Y[(n*g.m+gi*mg)*ohw:], ldc: ohw}
+			st.g.run(x.pool)
+		}
+	}
+	if b := arg(in, 2); b != nil {
+		for n := 0; n < g.n; n++ {
+			for m := 0; m < g.m; m++ {
+				row := Y[(n*g.m+m)*ohw : (n*g.m+m+1)*ohw]
+				v := b.F32[m]
+				for i := range row {
+					row[i] += v
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// im2col lays out the input patches of c channels as a (c·kh·kw)×(oh·ow)
+// matrix, zero where a patch reaches into the padding.
+func im2col(col, x []float32, c int, g *geom) {
+	ohw := g.oh * g.ow
+	for ch := 0; ch < c; ch++ {
+		plane := x[ch*g.h*g.w : (ch+1)*g.h*g.w]
+		for i := 0; i < g.kh; i++ {
+			for j := 0; j < g.kw; j++ {
+				row := col[((ch*g.kh+i)*g.kw+j)*ohw:][:ohw]
+				for oy := 0; oy < g.oh; oy++ {
+					iy := oy*g.sh - g.ph + i*g.dh
+					dst := row[oy*g.ow : (oy+1)*g.ow]
+					if iy < 0 || iy >= g.h {
+						clear(dst)
+						continue
+					}
+					src := plane[iy*g.w : (iy+1)*g.w]
+					ix := -g.pw + j*g.dw
+					if g.sw == 1 && ix >= 0 && ix+g.ow <= g.w {
+						copy(dst, src[ix:ix+g.ow])
+						continue
+					}
+					for ox := range dst {
+						if ix >= 0 && ix < g.w {
+							dst[ox] = src[ix]
+						} else {
+							dst[ox] = 0
+						}
+						ix += g.sw
+					}
+				}
+			}
+		}
+	}
+}
+
+// convTransposeKernel is ConvTranspose via gemm and col2im.
+type convTransposeKernel struct {
+	win         window
+	group       int
+	outPad      []int64
+	outShapeArg []int64
+}
+
+func compileConvTranspose(c *compileCtx) (kernel, error) {
+	w, err := readWindow(c.node)
+	if err != nil {
+		return nil, err
+	}
+	g := int(c.node.AttrInt("group", 1))
+	if g < 1 {
+		return nil, fmt.Errorf("group %d", g)
+	}
+	return &convTransposeKernel{win: w, group: g,
+		outPad: c.node.AttrInts("output_padding", nil), outShapeArg: c.node.AttrInts("output_shape", nil)}, nil
+}
+
+func (*convTransposeKernel) newState() any { return new(convState) }
+
+// geometry fills g with the output size in oh/ow and the pads; h/w are the
+// input size as in Conv (the roles swap in col2im).
+func (k *convTransposeKernel) geometry(in []*graph.Tensor, g *geom) error {
+	x, w := in[0], in[1]
+	if x.DType != graph.Float32 || w.DType != graph.Float32 {
+		return fmt.Errorf("only float32 is supported")
+	}
+	sp := len(x.Shape) - 2
+	if len(w.Shape) != len(x.Shape) || sp < 1 {
+		return fmt.Errorf("input %v and weights %v", x.Shape, w.Shape)
+	}
+	if sp > 2 {
+		return unsupported("%d spatial dimensions (1 and 2 are supported)", sp)
+	}
+	g.spatial = sp
+	g.n, g.c = int(x.Shape[0]), int(x.Shape[1])
+	if int(w.Shape[0]) != g.c {
+		return fmt.Errorf("input channels %d, weights %v", g.c, w.Shape)
+	}
+	g.m = int(w.Shape[1]) * k.group
+	if g.c%k.group != 0 {
+		return fmt.Errorf("input channels %d not divisible by group %d", g.c, k.group)
+	}
+	type dim struct{ in, k, s, d, pb, pe, out *int }
+	g.h, g.kh, g.sh, g.dh, g.oh, g.ph, g.phe = 1, 1, 1, 1, 1, 0, 0
+	ds := []dim{{&g.w, &g.kw, &g.sw, &g.dw, &g.pw, &g.pwe, &g.ow}}
+	if sp == 2 {
+		ds = []dim{{&g.h, &g.kh, &g.sh, &g.dh, &g.ph, &g.phe, &g.oh}, {&g.w, &g.kw, &g.sw, &g.dw, &g.pw, &g.pwe, &g.ow}}
+	}
+	for i, d := range ds {
+		*d.in = int(x.Shape[2+i])
+		*d.k = int(w.Shape[2+i])
+		*d.s = int(at(k.win.strides, i, 1))
+		*d.d = int(at(k.win.dilations, i, 1))
+		if *d.s < 1 || *d.d < 1 {
+			return fmt.Errorf("strides and dilations must be positive")
+		}
+		op := int(at(k.outPad, i, 0))
+		ext := (*d.k-1)**d.d + 1
+		full := *d.s*(*d.in-1) + op + ext
+		switch {
+		case k.outShapeArg != nil || k.win.autoPad == "SAME_UPPER" || k.win.autoPad == "SAME_LOWER":
+			target := *d.in * *d.s
+			if k.outShapeArg != nil {
+				target = int(k.outShapeArg[len(k.outShapeArg)-sp+i])
+			}
+			total := full - target
+			if total < 0 {
+				total = 0 // the output extends past what the input reaches: stays zero
+			}
+			if k.win.autoPad == "SAME_UPPER" {
+				*d.pb, *d.pe = total/2, total-total/2
+			} else {
+				*d.pb, *d.pe = total-total/2, total/2
+			}
+			*d.out = target
+		case k.win.autoPad == "VALID":
+			*d.pb, *d.pe = 0, 0
+			*d.out = full
+		default:
+			*d.pb, *d.pe = int(at(k.win.pads, i, 0)), int(at(k.win.pads, i+sp, 0))
+			*d.out = full - *d.pb - *d.pe
+		}
+		if *d.out < 0 {
+			return fmt.Errorf("negative output size")
+		}
+	}
+	if b := arg(in, 2); b != nil && (b.DType != graph.Float32 || len(b.F32) != g.m) {
+		return fmt.Errorf("bias %s %v for %d channels", b.DType, b.Shape, g.m)
+	}
+	return nil
+}
+
+func (k *convTransposeKernel) infer(in, out []*graph.Tensor) error {
+	var g geom
+	if err := k.geometry(in, &g); err != nil {
+		return err
+	}
+	var sh dims
+	r := g.outShape(g.m, &sh)
+	setShape(out[0], graph.Float32, sh[:r])
+	return nil
+}
+
+func (k *convTransposeKernel) run(x *exec, in, out []*graph.Tensor) error {
+	var g geom
+	_ = k.geometry(in, &g)
+	st := x.state.(*convState)
+	X, W, Y := in[0].F32, in[1].F32, out[0].F32
+	cg, mg := g.c/k.group, g.m/k.group
+	kk := mg * g.kh * g.kw
+	hw := g.h * g.w
+	st.col = growSlice(st.col, kk*hw)
+	clear(Y)
+	for n := 0; n < g.n; n++ {
+		for gi := 0; gi < k.group; gi++ {
+			// col[(m,i,j), (y,x)] = Σ_c W[c, m, i, j] · X[c, y, x]
+			st.g = gemm{tA: true, m: kk, n: hw, k: cg, alpha: 1, a: W[gi*cg*kk:], lda: kk,
+				b: X[(n*g.c+gi*cg)*hw:], ldb: hw, c: st.col, ldc: hw}
+			st.g.run(x.pool)
+			col2im(Y[(n*g.m+gi*mg)*g.oh*g.ow:], st.col, mg, &g)
+		}
+	}
+	if b := arg(in, 2); b != nil {
+		ohw := g.oh * g.ow
+		for n := 0; n < g.n; n++ {
+			for m := 0; m < g.m; m++ {
+				row := Y[(n*g.m+m)*ohw : (n*g.m+m+1)*ohw]
+				v := b.F32[m]
+				for i := range row {
+					row[i] += v
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// col2im scatters columns back into the (larger) output: input pixel (y, x)
+// with kernel offset (i, j) lands at (y·s − p + i·d, x·s − p + j·d).
+func col2im(y, col []float32, m int, g *geom) {
+	hw := g.h * g.w
+	for ch := 0; ch < m; ch++ {
+		plane := y[ch*g.oh*g.ow : (ch+1)*g.oh*g.ow]
+		for i := 0; i < g.kh; i++ {
+			for j := 0; j < g.kw; j++ {
+				row := col[((ch*g.kh+i)*g.kw+j)*hw:][:hw]
+				for iy := 0; iy < g.h; iy++ {
+					oy := iy*g.sh - g.ph + i*g.dh
+					if oy < 0 || oy >= g.oh {
+						continue
+					}
+					dst := plane[oy*g.ow : (oy+1)*g.ow]
+					src := row[iy*g.w : (iy+1)*g.w]
+					ox := -g.pw + j*g.dw
+					for _, v := range src {
+						if ox >= 0 && ox < g.ow {
+							dst[ox] += v
+						}
+						ox += g.sw
+					}
+				}
+			}
+		}
+	}
+}
+
+func init() {
+	register("Conv", compileConv)
+	register("ConvTranspose", compileConvTranspose)
+}

@@ -1,0 +1,48 @@
+package native
+
+import (
+	"math"
+	"testing"
+)
+
+// expTolULP is how far the fast exp may stray from float64 exp, in units of
+// the result's last place.
+const expTolULP = 2
+
+func ulpDiff(a, b float32) float64 {
+	if a == b {
+		return 0
+	}
+	u := math.Float32frombits(math.Float32bits(b)+1) - b
+	return math.Abs(float64(a-b)) / float64(u)
+}
+
+func TestExpfAgainstReference(t *testing.T) {
+	t.Parallel()
+	for x := float32(-100); x < 100; x += 0.00731 {
+		got, want := expf(x), expRef(x)
+		if want > 1e-37 && want < math.MaxFloat32 && ulpDiff(got, want) > expTolULP {
+			t.Fatalf("expf(%g) = %g, want %g", x, got, want)
+		}
+		if s, w := sigmoidf(x), sigmoidRef(x); math.Abs(float64(s-w)) > 1e-6*math.Max(1, float64(w)) && w > 1e-30 {
+			t.Fatalf("sigmoid(%g) = %g, want %g", x, s, w)
+		}
+	}
+	for _, x := range []float32{float32(math.Inf(1)), float32(math.Inf(-1)), 0, -1000, 1000} {
+		if got, want := expf(x), expRef(x); got != want {
+			t.Errorf("expf(%g) = %g, want %g", x, got, want)
+		}
+	}
+	if v := expf(float32(math.NaN())); v == v {
+		t.Errorf("expf(NaN) = %g", v)
+	}
+}
+
+func TestTanhf(t *testing.T) {
+	t.Parallel()
+	for x := float32(-12); x < 12; x += 0.0137 {
+		if got, want := tanhf(x), float32(math.Tanh(float64(x))); math.Abs(float64(got-want)) > 2e-7*math.Max(1, math.Abs(float64(want))) {
+			t.Fatalf("tanhf(%g) = %g, want %g", x, got, want)
+		}
+	}
+}

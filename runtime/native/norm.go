@@ -1,0 +1,327 @@
+package native
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/ebmrun/ebmrun/graph"
+)
+
+// meanVar returns the mean and the biased variance of v, in float64.
+func meanVar(v []float32) (mean, variance float64) {
+	if len(v) == 0 {
+		return 0, 0
+	}
+	for _, x := range v {
+		mean += float64(x)
+	}
+	mean /= float64(len(v))
+	for _, x := range v {
+		d := float64(x) - mean
+		variance += d * d
+	}
+	return mean, variance / float64(len(v))
+}
+
+func checkF32(ts ...*graph.Tensor) error {
+	for _, t := range ts {
+		if t != nil && t.DType != graph.Float32 {
+			return fmt.Errorf("only float32 is supported, got %s", t.DType)
+		}
+	}
+	return nil
+}
+
+// instanceNorm normalises each (sample, channel) plane, or each group of
+// channels (GroupNormalization), then scales and shifts per channel.
+type instanceNorm struct {
+	eps      float32
+	groups   int64 // 0: InstanceNormalization
+	perGroup bool  // GroupNormalization before opset 21: scale and bias per group
+}
+
+func (k *instanceNorm) infer(in, out []*graph.Tensor) error {
+	x, s, b := in[0], in[1], in[2]
+	if err := checkF32(x, s, b); err != nil {
+		return err
+	}
+	if len(x.Shape) < 2 {
+		return fmt.Errorf("input %v has no channel dimension", x.Shape)
+	}
+	c := x.Shape[1]
+	want := c
+	if k.groups > 0 {
+		if c%k.groups != 0 {
+			return fmt.Errorf("%d channels in %d groups", c, k.groups)
+		}
+		if k.perGroup {
+			want = k.groups
+		}
+	}
+	if prod(s.Shape) != want || prod(b.Shape) != want {
+		return fmt.Errorf("scale %v and bias %v, want %d values", s.Shape, b.Shape, want)
+	}
+	setShape(out[0], graph.Float32, x.Shape)
+	return nil
+}
+
+func (k *instanceNorm) run(_ *exec, in, out []*graph.Tensor) error {
+	x, s, b, y := in[0], in[1].F32, in[2].F32, out[0].F32
+	n, c := int(x.Shape[0]), int(x.Shape[1])
+	plane := int(prod(x.Shape[2:]))
+	g := c
+	if k.groups > 0 {
+		g = int(k.groups)
+	}
+	cpg := c / g
+	for i := 0; i < n; i++ {
+		for gi := 0; gi < g; gi++ {
+			lo := (i*c + gi*cpg) * plane
+			hi := lo + cpg*plane
+			mean, v := meanVar(x.F32[lo:hi])
+			inv := 1 / math.Sqrt(v+float64(k.eps))
+			for ch := gi * cpg; ch < (gi+1)*cpg; ch++ {
+				si := ch
+				if k.perGroup {
+					si = gi
+				}
+				scale := float32(inv) * s[si]
+				shift := b[si] - float32(mean)*scale
+				src := x.F32[(i*c+ch)*plane : (i*c+ch+1)*plane]
+				dst := y[(i*c+ch)*plane : (i*c+ch+1)*plane]
+				for j, v := range src {
+					dst[j] = v*scale + shift
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func compileGroupNorm(c *compileCtx) (kernel, error) {
+	g := c.node.AttrInt("num_groups", 0)
+	if g < 1 {
+		return nil, fmt.Errorf("num_groups is required")
+	}
+	return &instanceNorm{eps: c.node.AttrFloat("epsilon", 1e-5), groups: g, perGroup: c.opset < 21}, nil
+}
+
+// layerNorm normalises over the dimensions from axis on.
+type layerNorm struct {
+	axis int64
+	eps  float32
+}
+
+func (k *layerNorm) infer(in, out []*graph.Tensor) error {
+	x := in[0]
+	if err := checkF32(x, in[1], arg(in, 2)); err != nil {
+		return err
+	}
+	ax, err := normAxis(k.axis, len(x.Shape))
+	if err != nil {
+		return err
+	}
+	norm := x.Shape[ax:]
+	for _, t := range []*graph.Tensor{in[1], arg(in, 2)} {
+		if t == nil {
+			continue
+		}
+		var sh dims
+		r, err := broadcastShapes(&sh, norm, t.Shape)
+		if err != nil || !sameShape(sh[:r], norm) {
+			return fmt.Errorf("scale or bias %v does not broadcast to %v", t.Shape, norm)
+		}
+	}
+	setShape(out[0], graph.Float32, x.Shape)
+	var st dims
+	copy(st[:], x.Shape)
+	for i := ax; i < len(x.Shape); i++ {
+		st[i] = 1
+	}
+	for _, o := range out[1:] {
+		if o != nil {
+			setShape(o, graph.Float32, st[:len(x.Shape)])
+		}
+	}
+	return nil
+}
+
+type layerNormState struct{ scale, bias []float32 }
+
+func (*layerNorm) newState() any { return new(layerNormState) }
+
+func (k *layerNorm) run(x *exec, in, out []*graph.Tensor) error {
+	t := in[0]
+	ax, _ := normAxis(k.axis, len(t.Shape))
+	norm := t.Shape[ax:]
+	inner := int(prod(norm))
+	st := x.state.(*layerNormState)
+	st.scale = growSlice(st.scale, inner)
+	broadcastCopy(st.scale, norm, in[1].F32, in[1].Shape)
+	var bias []float32
+	if b := arg(in, 2); b != nil {
+		st.bias = growSlice(st.bias, inner)
+		broadcastCopy(st.bias, norm, b.F32, b.Shape)
+		bias = st.bias
+	}
+	y := out[0].F32
+	for r := 0; r*inner < len(t.F32) && inner > 0; r++ {
+		src := t.F32[r*inner : (r+1)*inner]
+		dst := y[r*inner : (r+1)*inner]
+		mean, v := meanVar(src)
+		inv := 1 / math.Sqrt(v+float64(k.eps))
+		for j, v := range src {
+			o := float32((float64(v)-mean)*inv) * st.scale[j]
+			if bias != nil {
+				o += bias[j]
+			}
+			dst[j] = o
+		}
+		if len(out) > 1 && out[1] != nil {
+			out[1].F32[r] = float32(mean)
+		}
+		if len(out) > 2 && out[2] != nil {
+			out[2].F32[r] = float32(inv)
+		}
+	}
+	return nil
+}
+
+// batchNorm is BatchNormalization in inference mode.
+type batchNorm struct{ eps float32 }
+
+func compileBatchNorm(c *compileCtx) (kernel, error) {
+	if c.node.AttrInt("training_mode", 0) != 0 {
+		return nil, unsupported("BatchNormalization in training mode")
+	}
+	if len(c.node.Outputs) > 1 {
+		for _, o := range c.node.Outputs[1:] {
+			if o != "" {
+				return nil, unsupported("BatchNormalization with running statistics outputs")
+			}
+		}
+	}
+	return &batchNorm{eps: c.node.AttrFloat("epsilon", 1e-5)}, nil
+}
+
+func (k *batchNorm) infer(in, out []*graph.Tensor) error {
+	if len(in) != 5 {
+		return fmt.Errorf("expected 5 inputs")
+	}
+	if err := checkF32(in...); err != nil {
+		return err
+	}
+	x := in[0]
+	if len(x.Shape) < 2 {
+		return fmt.Errorf("input %v has no channel dimension", x.Shape)
+	}
+	for _, t := range in[1:] {
+		if prod(t.Shape) != x.Shape[1] {
+			return fmt.Errorf("parameter of shape %v for %d channels", t.Shape, x.Shape[1])
+		}
+	}
+	setShape(out[0], graph.Float32, x.Shape)
+	return nil
+}
+
+func (k *batchNorm) run(_ *exec, in, out []*graph.Tensor) error {
+	x, s, b, mean, v := in[0], in[1].F32, in[2].F32, in[3].F32, in[4].F32
+	n, c := int(x.Shape[0]), int(x.Shape[1])
+	plane := int(prod(x.Shape[2:]))
+	y := out[0].F32
+	for ch := 0; ch < c; ch++ {
+		scale := s[ch] / float32(math.Sqrt(float64(v[ch])+float64(k.eps)))
+		shift := b[ch] - mean[ch]*scale
+		for i := 0; i < n; i++ {
+			o := (i*c + ch) * plane
+			src, dst := x.F32[o:o+plane], y[o:o+plane]
+			for j, v := range src {
+				dst[j] = v*scale + shift
+			}
+		}
+	}
+	return nil
+}
+
+// softmax is Softmax and LogSoftmax. Before opset 13 the input is viewed as
+// a matrix split at axis; from 13 it runs along one axis.
+type softmax struct {
+	axis    int64
+	log     bool
+	flatten bool
+}
+
+func compileSoftmax(log bool) opFunc {
+	return func(c *compileCtx) (kernel, error) {
+		if c.opset < 13 {
+			return &softmax{axis: c.node.AttrInt("axis", 1), log: log, flatten: true}, nil
+		}
+		return &softmax{axis: c.node.AttrInt("axis", -1), log: log}, nil
+	}
+}
+
+func (k *softmax) infer(in, out []*graph.Tensor) error {
+	if err := checkF32(in[0]); err != nil {
+		return err
+	}
+	if len(in[0].Shape) == 0 {
+		return fmt.Errorf("input is a scalar")
+	}
+	if _, err := normAxis(k.axis, len(in[0].Shape)); err != nil {
+		return err
+	}
+	setShape(out[0], graph.Float32, in[0].Shape)
+	return nil
+}
+
+func (k *softmax) run(_ *exec, in, out []*graph.Tensor) error {
+	sh := in[0].Shape
+	ax, _ := normAxis(k.axis, len(sh))
+	outer, n, inner := int(prod(sh[:ax])), int(sh[ax]), int(prod(sh[ax+1:]))
+	if k.flatten {
+		n, inner = int(prod(sh[ax:])), 1
+	}
+	x, y := in[0].F32, out[0].F32
+	for o := 0; o < outer; o++ {
+		for i := 0; i < inner; i++ {
+			base := o*n*inner + i
+			m := float32(math.Inf(-1))
+			for j := 0; j < n; j++ {
+				m = max(m, x[base+j*inner])
+			}
+			var s float64
+			for j := 0; j < n; j++ {
+				e := expf(x[base+j*inner] - m)
+				if !k.log {
+					y[base+j*inner] = e
+				}
+				s += float64(e)
+			}
+			if k.log {
+				ls := float32(math.Log(s))
+				for j := 0; j < n; j++ {
+					y[base+j*inner] = x[base+j*inner] - m - ls
+				}
+				continue
+			}
+			inv := float32(1 / s)
+			for j := 0; j < n; j++ {
+				y[base+j*inner] *= inv
+			}
+		}
+	}
+	return nil
+}
+
+func init() {
+	register("InstanceNormalization", func(c *compileCtx) (kernel, error) {
+		return &instanceNorm{eps: c.node.AttrFloat("epsilon", 1e-5)}, nil
+	})
+	register("GroupNormalization", compileGroupNorm)
+	register("LayerNormalization", func(c *compileCtx) (kernel, error) {
+		return &layerNorm{axis: c.node.AttrInt("axis", -1), eps: c.node.AttrFloat("epsilon", 1e-5)}, nil
+	})
+	register("BatchNormalization", compileBatchNorm)
+	register("Softmax", compileSoftmax(false))
+	register("LogSoftmax", compileSoftmax(true))
+}
