@@ -104,7 +104,7 @@ func (b *Backend) prepare(data []byte, inputs, outputs []graph.ValueInfo, opts r
 	if err != nil {
 		return nil, fmt.Errorf("ort: creating the onnxruntime session: %s", strings.TrimPrefix(err.Error(), "Error creating C session: "))
 	}
-	return &plan{sess: sess, inputs: inputs, outputs: outputs}, nil
+	return &plan{sess: sess, inputs: inputs, outputs: outputs, bind: !b.cuda}, nil
 }
 
 // checkValues refuses, all at once, inputs and outputs whose element type is

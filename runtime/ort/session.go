@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	ortgo "github.com/yalue/onnxruntime_go"
@@ -20,6 +21,10 @@ import (
 type plan struct {
 	sess            *ortgo.DynamicAdvancedSession
 	inputs, outputs []graph.ValueInfo
+	// bind: sessions run through an IoBinding when every output tensor is
+	// pre-made. Only on the CPU: onnxruntime copies a bound input to the
+	// GPU when it is bound, not when the session runs.
+	bind bool
 }
 
 var _ runtime.Plan = (*plan)(nil)
@@ -37,6 +42,15 @@ func (p *plan) NewSession() (runtime.Session, error) {
 		out:     make([]slot, len(p.outputs)),
 		inVals:  make([]ortgo.Value, len(p.inputs)),
 		outVals: make([]ortgo.Value, len(p.outputs)),
+	}
+	if p.bind {
+		b, err := p.sess.CreateIoBinding()
+		if err != nil {
+			return nil, fmt.Errorf("ort: %w", err)
+		}
+		s.binding = b
+		s.boundIn = make([]ortgo.Value, len(p.inputs))
+		s.boundOut = make([]ortgo.Value, len(p.outputs))
 	}
 	return s, nil
 }
@@ -135,19 +149,27 @@ func equalShape(a, b []int64) bool {
 // copied in, outputs copied out to the caller's tensors. Output tensors from
 // one run are handed to the next as pre-made outputs while the input shapes
 // stay the same, so onnxruntime writes into them and a steady-state Run makes
-// no tensors; onnxruntime_go itself still allocates a few small slices per
-// call.
+// no tensors. With every output pre-made, the run goes through an IoBinding
+// whose tensors are rebound only when they change, and allocates nothing;
+// otherwise through onnxruntime_go's Run, which allocates a few small slices.
 type session struct {
 	p        *plan
 	in, out  []slot
 	inVals   []ortgo.Value
 	outVals  []ortgo.Value
 	outReady bool // out holds the output shapes of the current input shapes
+
+	binding           *ortgo.IoBinding // nil: always use Run
+	boundIn, boundOut []ortgo.Value    // what binding holds now
 }
 
 var _ runtime.Session = (*session)(nil)
 
 func (s *session) Close() error {
+	if s.binding != nil {
+		s.binding.Destroy()
+		s.binding = nil
+	}
 	for i := range s.in {
 		s.in[i].release()
 	}
@@ -177,12 +199,12 @@ func (s *session) Run(inputs, outputs []*graph.Tensor) error {
 		}
 	}
 	preset := s.presetOutputs()
-	err := s.p.sess.Run(s.inVals, s.outVals)
+	err := s.run()
 	if err != nil && preset && outputShapeMismatch(err) {
 		// An output's shape depends on input values, not only input shapes;
 		// let onnxruntime allocate the outputs this time.
 		s.dropOutputs(true)
-		err = s.p.sess.Run(s.inVals, s.outVals)
+		err = s.run()
 	}
 	if err != nil {
 		s.dropOutputs(false)
@@ -196,6 +218,33 @@ func (s *session) Run(inputs, outputs []*graph.Tensor) error {
 		}
 	}
 	return nil
+}
+
+// run runs through the IoBinding when every output is pre-made, and through
+// onnxruntime_go's Run, which can allocate outputs, otherwise.
+func (s *session) run() error {
+	if s.binding == nil || slices.Contains(s.outVals, nil) {
+		return s.p.sess.Run(s.inVals, s.outVals)
+	}
+	for i, v := range s.inVals {
+		if s.boundIn[i] != v {
+			if err := s.binding.BindInput(s.p.inputs[i].Name, v); err != nil {
+				s.boundIn[i] = nil
+				return err
+			}
+			s.boundIn[i] = v
+		}
+	}
+	for i, v := range s.outVals {
+		if s.boundOut[i] != v {
+			if err := s.binding.BindOutput(s.p.outputs[i].Name, v); err != nil {
+				s.boundOut[i] = nil
+				return err
+			}
+			s.boundOut[i] = v
+		}
+	}
+	return s.p.sess.RunWithBinding(s.binding)
 }
 
 // outputShapeMismatch recognises onnxruntime's complaint about a pre-made
