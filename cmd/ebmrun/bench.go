@@ -71,10 +71,16 @@ run, not across runs.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, trimPrefix(err, "importer: "))
 			}
-			perSample := 1000 // NCSN defaults: 10 levels × 100 steps
-			if spec, err := importer.Spec(m, sf.overrides()); err == nil && spec.Sampler.Steps > 0 && len(spec.Sigmas) > 0 {
-				perSample = spec.Sampler.Steps * len(spec.Sigmas)
+			levels, steps := 10, 100 // NCSN defaults
+			if spec, err := importer.Spec(m, sf.overrides()); err == nil {
+				if len(spec.Sigmas) > 0 {
+					levels = len(spec.Sigmas)
+				}
+				if spec.Sampler.Steps > 0 {
+					steps = spec.Sampler.Steps
+				}
 			}
+			perSample := levels * steps
 			var rows []benchRow
 			for _, name := range names {
 				for _, n := range sizes {
