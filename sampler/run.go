@@ -79,7 +79,17 @@ type Stats struct {
 	Evals      int64 // score evaluations, counted per sample
 	Calls      int64 // Scorer.Score calls (batched)
 	Seconds    float64
-	Trace      []TracePoint
+	// ComputeSeconds is the time the backend itself computed, summed over
+	// the workers, when every scorer reports it (runtime.ComputeTimer);
+	// 0 otherwise. Seconds·Workers − ComputeSeconds is the Go-side overhead.
+	ComputeSeconds float64
+	Trace          []TracePoint
+}
+
+// computeTimer is implemented by scorers that know their backend's compute
+// time (ModelScorer over a runtime.ComputeTimer session).
+type computeTimer interface {
+	ComputeTime() (time.Duration, bool)
 }
 
 // EvalsPerSecond is the rate of per-sample score evaluations.
@@ -175,6 +185,7 @@ func Run(ctx context.Context, smp Sampler, src Source, cfg Config, sink func(x [
 	var (
 		next    atomic.Int64
 		calls   atomic.Int64
+		compute atomic.Int64 // nanoseconds; −1 once a scorer cannot say
 		traceMu sync.Mutex
 		wg      sync.WaitGroup
 	)
@@ -182,7 +193,7 @@ func Run(ctx context.Context, smp Sampler, src Source, cfg Config, sink func(x [
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := runWorker(ctx, smp, src, cfg, start, end, chunks, pool, &next, &calls, func(k int, buf []float32) {
+			if err := runWorker(ctx, smp, src, cfg, start, end, chunks, pool, &next, &calls, &compute, func(k int, buf []float32) {
 				results <- result{k, buf}
 			}, func(tp []TracePoint) {
 				traceMu.Lock()
@@ -220,13 +231,16 @@ func Run(ctx context.Context, smp Sampler, src Source, cfg Config, sink func(x [
 		return a.Chain < b.Chain || a.Chain == b.Chain && a.Step < b.Step
 	})
 	st.Calls = calls.Load()
+	if c := compute.Load(); c > 0 {
+		st.ComputeSeconds = time.Duration(c).Seconds()
+	}
 	st.Evals = int64(end-start) * int64(smp.Evals())
 	return st, nil
 }
 
 // runWorker takes batches in index order until none are left.
 func runWorker(ctx context.Context, smp Sampler, src Source, cfg Config, start, end, chunks int,
-	pool chan []float32, next, calls *atomic.Int64, emit func(int, []float32), trace func([]TracePoint)) (err error) {
+	pool chan []float32, next, calls, compute *atomic.Int64, emit func(int, []float32), trace func([]TracePoint)) (err error) {
 	sc, err := src()
 	if err != nil {
 		return err
@@ -238,6 +252,27 @@ func runWorker(ctx context.Context, smp Sampler, src Source, cfg Config, start, 
 			}
 		}()
 	}
+	// Read the compute time before the session closes (defers run last first).
+	defer func() {
+		ct, ok := sc.(computeTimer)
+		d, known := time.Duration(0), false
+		if ok {
+			d, known = ct.ComputeTime()
+		}
+		for {
+			old := compute.Load()
+			if old < 0 {
+				return
+			}
+			v := old + int64(d)
+			if !known {
+				v = -1
+			}
+			if compute.CompareAndSwap(old, v) {
+				return
+			}
+		}
+	}()
 	counted := &countingScorer{Scorer: sc, calls: calls}
 	b := newBatch(min(cfg.Batch, end-start), cfg.Dim)
 	b.ctx = ctx

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/ebmrun/ebmrun/dataset"
 	"github.com/ebmrun/ebmrun/graph"
@@ -136,6 +137,15 @@ func ModelSource(plan runtime.Plan, spec *importer.ModelSpec) Source {
 		}
 		return s, nil
 	}
+}
+
+// ComputeTime is the backend's own compute time over this scorer's calls,
+// when its session reports it (runtime.ComputeTimer).
+func (m *ModelScorer) ComputeTime() (time.Duration, bool) {
+	if ct, ok := m.sess.(runtime.ComputeTimer); ok {
+		return ct.ComputeTime(), true
+	}
+	return 0, false
 }
 
 // Close closes the session.
