@@ -91,7 +91,7 @@ func (b *Backend) prepare(data []byte, inputs, outputs []graph.ValueInfo, opts r
 	if _, err := load(opts.LibPath); err != nil {
 		return nil, err
 	}
-	if err := checkValues(inputs, outputs); err != nil {
+	if err := checkValues(inputs, outputs, !b.cuda); err != nil {
 		return nil, err
 	}
 	so, err := b.sessionOptions(opts)
@@ -108,8 +108,10 @@ func (b *Backend) prepare(data []byte, inputs, outputs []graph.ValueInfo, opts r
 }
 
 // checkValues refuses, all at once, inputs and outputs whose element type is
-// not one ebmrun computes with; a session could not hand them over.
-func checkValues(inputs, outputs []graph.ValueInfo) error {
+// not one ebmrun computes with; a session could not hand them over. A model
+// without inputs runs only through an IoBinding (onnxruntime_go's Run indexes
+// the first input), which needs every output's shape fixed in advance.
+func checkValues(inputs, outputs []graph.ValueInfo, binding bool) error {
 	var bad []string
 	for _, v := range inputs {
 		if !v.DType.Computable() {
@@ -121,8 +123,8 @@ func checkValues(inputs, outputs []graph.ValueInfo) error {
 			bad = append(bad, fmt.Sprintf("output %q is %s", v.Name, v.DType))
 		}
 	}
-	if len(inputs) == 0 {
-		bad = append(bad, "the model has no runtime inputs")
+	if len(inputs) == 0 && !(binding && allFixed(outputs)) {
+		bad = append(bad, "the model has no runtime inputs and not every output has a fixed shape")
 	}
 	if len(outputs) == 0 {
 		bad = append(bad, "the model has no outputs")
@@ -131,6 +133,15 @@ func checkValues(inputs, outputs []graph.ValueInfo) error {
 		return fmt.Errorf("ort: %w: %s (sessions take float32, int64 and bool tensors)", ErrUnsupported, strings.Join(bad, "; "))
 	}
 	return nil
+}
+
+func allFixed(vs []graph.ValueInfo) bool {
+	for _, v := range vs {
+		if !v.HasShape || !fixed(v.Shape) {
+			return false
+		}
+	}
+	return true
 }
 
 // ErrUnsupported is wrapped by Prepare's error for models whose inputs or

@@ -224,6 +224,9 @@ func (s *session) Run(inputs, outputs []*graph.Tensor) error {
 // onnxruntime_go's Run, which can allocate outputs, otherwise.
 func (s *session) run() error {
 	if s.binding == nil || slices.Contains(s.outVals, nil) {
+		if len(s.inVals) == 0 {
+			return errors.New("a model without inputs needs every output's shape fixed in advance")
+		}
 		return s.p.sess.Run(s.inVals, s.outVals)
 	}
 	for i, v := range s.inVals {

@@ -237,7 +237,7 @@ func runNodeTests(t *testing.T, b runtime.Backend) Counts {
 		switch {
 		case refused != nil:
 			c.Excluded++
-			r := "the backend refuses a variant of a claimed op (graph.ErrUnsupportedOp)"
+			r := "the backend's Prepare refuses the model as unsupported (graph.ErrUnsupportedOp)"
 			excluded[r] = append(excluded[r], name+": "+firstLine(refused.Error()))
 		case ok:
 			c.Passed++
