@@ -120,6 +120,9 @@ func TestRunAllocations(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("Run allocates %.0f times per call, want 0", allocs)
 	}
+	if ct := sess.(runtime.ComputeTimer).ComputeTime(); ct <= 0 {
+		t.Errorf("ComputeTime = %v after 52 runs", ct)
+	}
 	// New values in the same input tensors reach onnxruntime: y[0,0] = x[0,0]·1 + x[0,1]·3 + 0.5.
 	if got, want := outs[0].F32[0], x.F32[0]+0.5; got != want {
 		t.Errorf("y[0,0] = %v after the last run, want %v", got, want)
