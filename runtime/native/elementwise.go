@@ -112,7 +112,22 @@ type powKernel struct{}
 type powState struct {
 	taskSlot
 	exp []float32 // integer exponents converted for a float32 base
+	ib  []int64   // float exponents of an integer base, as float32 bits
 }
+
+// castI64 stores float32 exponents' bits in int64s, so the integer-base path
+// can share the int64 loops; powI64F32 decodes them.
+func castI64(dst *[]int64, s []float32) []int64 {
+	*dst = growSlice(*dst, len(s))
+	for i, v := range s {
+		(*dst)[i] = int64(math.Float32bits(v))
+	}
+	return *dst
+}
+
+var powI64F32 = binOf(func(a, b int64) int64 {
+	return int64(math.Pow(float64(a), float64(math.Float32frombits(uint32(b)))))
+})
 
 var powF32 = binOf(func(a, b float32) float32 {
 	switch b {
@@ -150,8 +165,7 @@ func (*powKernel) newState() any { return new(powState) }
 
 func (*powKernel) infer(in, out []*graph.Tensor) error {
 	a, b := in[0], in[1]
-	ok := (a.DType == graph.Float32 && (b.DType == graph.Float32 || b.DType == graph.Int64)) ||
-		(a.DType == graph.Int64 && b.DType == graph.Int64)
+	ok := (a.DType == graph.Float32 || a.DType == graph.Int64) && (b.DType == graph.Float32 || b.DType == graph.Int64)
 	if !ok {
 		return fmt.Errorf("base %s with exponent %s is not supported", a.DType, b.DType)
 	}
@@ -168,6 +182,9 @@ func (*powKernel) run(x *exec, in, out []*graph.Tensor) error {
 	st := x.state.(*powState)
 	a, b, o := in[0], in[1], out[0]
 	switch {
+	case a.DType == graph.Int64 && b.DType == graph.Float32:
+		// An integer base with a float exponent: compute in float64, truncate.
+		binaryInto(x, &st.t, powI64F32, o.I64, o.Shape, a.I64, a.Shape, castI64(&st.ib, b.F32), b.Shape)
 	case a.DType == graph.Int64:
 		binaryInto(x, &st.t, powI64, o.I64, o.Shape, a.I64, a.Shape, b.I64, b.Shape)
 	case b.DType == graph.Int64:

@@ -122,7 +122,7 @@ func (a *intsArg) get(in []*graph.Tensor) ([]int64, error) {
 
 // arg returns input i or nil when it is absent.
 func arg(in []*graph.Tensor, i int) *graph.Tensor {
-	if i < len(in) {
+	if i >= 0 && i < len(in) {
 		return in[i]
 	}
 	return nil
