@@ -51,6 +51,7 @@ successors.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	addBackendFlags(root)
 	for _, mk := range commands {
 		root.AddCommand(mk())
 	}
