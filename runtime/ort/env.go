@@ -5,6 +5,7 @@ package ort
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,6 +22,9 @@ var env struct {
 	mu      sync.Mutex
 	path    string // the library loaded; "" until one has
 	version string
+	// skipped are the paths tried and passed over before path loaded; a
+	// later call naming one of them gets the same library, not an error.
+	skipped map[string]bool
 }
 
 // load makes sure the onnxruntime environment exists, trying explicit (or
@@ -33,7 +37,7 @@ func load(explicit string) (string, error) {
 	env.mu.Lock()
 	defer env.mu.Unlock()
 	if env.path != "" {
-		if explicit != "" && !samePath(explicit, env.path) {
+		if explicit != "" && !samePath(explicit, env.path) && !env.skipped[explicit] {
 			return "", fmt.Errorf("ort: onnxruntime is already loaded from %s; LibPath %s must be set before the first use (see SetLibPath)", env.path, explicit)
 		}
 		return env.path, nil
@@ -50,6 +54,11 @@ func load(explicit string) (string, error) {
 		if err == nil {
 			env.path = c.path
 			env.version = ortgo.GetVersion()
+			env.skipped = map[string]bool{}
+			for _, a := range lerr.Tried {
+				env.skipped[a.Path] = true
+				slog.Warn("ort: could not load onnxruntime; using the next candidate", "path", a.Path, "from", a.From, "err", a.Err, "using", c.path)
+			}
 			return env.path, nil
 		}
 		lerr.Tried = append(lerr.Tried, Attempt{Path: c.path, From: c.from, Err: err})
