@@ -176,6 +176,7 @@ func (p *plan) Close() error               { return nil }
 
 func (p *plan) compile(g *graph.Graph, order []*graph.Node, opset int64) error {
 	consts := g.InitializerMap()
+	known, _ := graph.InferShapes(g) // Validate has checked it succeeds
 	var errs []error
 	type pending struct {
 		n *graph.Node
@@ -183,7 +184,7 @@ func (p *plan) compile(g *graph.Graph, order []*graph.Node, opset int64) error {
 	}
 	var live []pending
 	for _, n := range order {
-		c := &compileCtx{node: n, opset: opset, consts: consts}
+		c := &compileCtx{node: n, opset: opset, consts: consts, known: known}
 		k, err := ops[n.OpType](c)
 		if err != nil {
 			errs = append(errs, &graph.NodeError{Node: n.Label(), Op: n.OpType, Err: err})

@@ -37,6 +37,17 @@ func readWindow(n *graph.Node) (window, error) {
 	return w, nil
 }
 
+// spatialRank refuses, at prepare time, weights with more than two spatial
+// dimensions.
+func spatialRank(c *compileCtx) error {
+	for i := 0; i < 2; i++ {
+		if r := c.inputRank(i); r > 4 {
+			return unsupported("%d spatial dimensions (1 and 2 are supported)", r-2)
+		}
+	}
+	return nil
+}
+
 // geom is the resolved geometry of a 2-D window op.
 type geom struct {
 	n, c, h, w       int // input
@@ -144,6 +155,9 @@ func compileConv(c *compileCtx) (kernel, error) {
 	g := int(c.node.AttrInt("group", 1))
 	if g < 1 {
 		return nil, fmt.Errorf("group %d", g)
+	}
+	if err := spatialRank(c); err != nil {
+		return nil, err
 	}
 	return &convKernel{win: w, group: g}, nil
 }
@@ -277,6 +291,9 @@ func compileConvTranspose(c *compileCtx) (kernel, error) {
 	g := int(c.node.AttrInt("group", 1))
 	if g < 1 {
 		return nil, fmt.Errorf("group %d", g)
+	}
+	if err := spatialRank(c); err != nil {
+		return nil, err
 	}
 	return &convTransposeKernel{win: w, group: g,
 		outPad: c.node.AttrInts("output_padding", nil), outShapeArg: c.node.AttrInts("output_shape", nil)}, nil

@@ -75,15 +75,19 @@ func (g *gemm) block(i0, i1, j0, j1 int) {
 	}
 	for i := i0; i < i1; i += gemmTileRows {
 		mi := min(gemmTileRows, i1-i)
-		a := g.a[i*g.lda:]
+		var a []float32
 		if g.tA {
 			a = g.a[i:]
+		} else {
+			a = g.a[i*g.lda:]
 		}
 		for j := j0; j < j1; j += gemmTileCols {
 			nj := min(gemmTileCols, j1-j)
-			b := g.b[j:]
+			var b []float32
 			if g.tB {
 				b = g.b[j*g.ldb:]
+			} else {
+				b = g.b[j:]
 			}
 			if g.k == 0 {
 				gemmScale(g.c[i*g.ldc+j:], g.ldc, mi, nj, g.beta)

@@ -23,6 +23,9 @@ func compilePool(isMax bool) opFunc {
 		if w.kernel == nil {
 			return nil, fmt.Errorf("kernel_shape is required")
 		}
+		if r := c.inputRank(0); r > 4 {
+			return nil, unsupported("%d spatial dimensions (1 and 2 are supported)", r-2)
+		}
 		if isMax && c.node.AttrInt("storage_order", 0) != 0 {
 			return nil, unsupported("MaxPool with storage_order=1")
 		}

@@ -34,6 +34,18 @@ type compileCtx struct {
 	node   *graph.Node
 	opset  int64 // default-domain opset in force
 	consts map[string]*graph.Tensor
+	known  map[string]graph.ValueInfo // inferred types and shapes, where known
+}
+
+// inputRank returns input i's rank when known at prepare time, else -1.
+func (c *compileCtx) inputRank(i int) int {
+	if t := c.constInput(i); t != nil {
+		return len(t.Shape)
+	}
+	if v, ok := c.known[c.node.Input(i)]; ok && v.HasShape {
+		return len(v.Shape)
+	}
+	return -1
 }
 
 // constInput returns input i when its value is known at prepare time.
@@ -127,3 +139,7 @@ func arg(in []*graph.Tensor, i int) *graph.Tensor {
 	}
 	return nil
 }
+
+// SupportedOps lists the operator types the backend implements, for
+// runtimetest.OpClaimer.
+func (Backend) SupportedOps() []string { return SupportedOps() }

@@ -233,7 +233,7 @@ func init() {
 type dropoutKernel struct{ unaryKernel }
 
 func compileDropout(c *compileCtx) (kernel, error) {
-	if t := c.constInput(2); t != nil && t.DType == graph.Bool && len(t.B) == 1 && t.B[0] {
+	if t := c.constInput(2); t != nil && t.DType == graph.Bool && len(t.B) == 1 && t.B[0] && !zeroRatio(c.constInput(1)) {
 		return nil, unsupported("Dropout in training mode")
 	}
 	if c.node.AttrInt("is_test", 1) == 0 && c.opset < 7 {
@@ -253,8 +253,8 @@ func (k *dropoutKernel) infer(in, out []*graph.Tensor) error {
 }
 
 func (k *dropoutKernel) run(x *exec, in, out []*graph.Tensor) error {
-	if t := arg(in, 2); t != nil && len(t.B) == 1 && t.B[0] {
-		return unsupported("Dropout in training mode")
+	if t := arg(in, 2); t != nil && len(t.B) == 1 && t.B[0] && !zeroRatio(arg(in, 1)) {
+		return unsupported("Dropout in training mode with a nonzero ratio")
 	}
 	if err := k.unaryKernel.run(x, in, out); err != nil {
 		return err
@@ -265,6 +265,12 @@ func (k *dropoutKernel) run(x *exec, in, out []*graph.Tensor) error {
 		}
 	}
 	return nil
+}
+
+// zeroRatio reports a Dropout ratio of 0, with which training mode is the
+// identity too.
+func zeroRatio(t *graph.Tensor) bool {
+	return t != nil && t.DType == graph.Float32 && len(t.F32) == 1 && t.F32[0] == 0
 }
 
 type isNaNKernel struct{}
