@@ -52,7 +52,8 @@ type ULA struct {
 	StepSize float64 // α; default 2e-5 (NCSN's ε)
 }
 
-func (u ULA) defaults() ULA {
+// WithDefaults is a copy with the zero fields set to their defaults.
+func (u ULA) WithDefaults() ULA {
 	if u.Sigma == 0 {
 		u.Sigma = DefaultSigmaMin
 	}
@@ -66,10 +67,10 @@ func (u ULA) defaults() ULA {
 }
 
 func (u *ULA) Name() string { return "ula" }
-func (u *ULA) Evals() int   { return u.defaults().Steps }
+func (u *ULA) Evals() int   { return u.WithDefaults().Steps }
 
 func (u *ULA) Validate() error {
-	p := u.defaults()
+	p := u.WithDefaults()
 	switch {
 	case !(p.Sigma > 0) || math.IsInf(p.Sigma, 0):
 		return fmt.Errorf("sampler: ula: σ = %v must be positive and finite", p.Sigma)
@@ -82,7 +83,7 @@ func (u *ULA) Validate() error {
 }
 
 func (u *ULA) Sample(s Scorer, b *Batch) error {
-	p := u.defaults()
+	p := u.WithDefaults()
 	b.begin(u.Name(), 1, p.Steps)
 	nz := veNoise(-1, p.Sigma)
 	a, c := float32(p.StepSize), float32(math.Sqrt(2*p.StepSize))
@@ -112,7 +113,8 @@ type ALD struct {
 	Denoise bool      // NCSNv2's final denoising step
 }
 
-func (a ALD) defaults() ALD {
+// WithDefaults is a copy with the zero fields set to their defaults.
+func (a ALD) WithDefaults() ALD {
 	if a.Sigmas == nil {
 		a.Sigmas = DefaultSigmas()
 	}
@@ -128,12 +130,12 @@ func (a ALD) defaults() ALD {
 func (a *ALD) Name() string { return "ald" }
 
 func (a *ALD) Evals() int {
-	p := a.defaults()
+	p := a.WithDefaults()
 	return len(p.Sigmas)*p.Steps + btoi(p.Denoise)
 }
 
 func (a *ALD) Validate() error {
-	p := a.defaults()
+	p := a.WithDefaults()
 	if err := CheckSigmas(p.Sigmas); err != nil {
 		return fmt.Errorf("ald: %w", err)
 	}
@@ -147,7 +149,7 @@ func (a *ALD) Validate() error {
 }
 
 func (a *ALD) Sample(s Scorer, b *Batch) error {
-	p := a.defaults()
+	p := a.WithDefaults()
 	b.begin(a.Name(), len(p.Sigmas), p.Steps)
 	sL := p.Sigmas[len(p.Sigmas)-1]
 	for i, sig := range p.Sigmas {
@@ -201,11 +203,12 @@ type CAS struct {
 	Denoise bool
 }
 
+// WithDefaults is a copy with the zero fields set to their defaults.
 // The default η sits in the lower half of the allowed band (1−γ, 1+γ):
 // each step shrinks the data's own spread by a term of order η², so η = 1
 // (denoise fully, then renoise) loses the variance of modes as wide as σ,
 // while small η stays consistent.
-func (c CAS) defaults() CAS {
+func (c CAS) WithDefaults() CAS {
 	if c.Sigmas == nil {
 		c.Sigmas = DefaultSigmas()
 	}
@@ -233,7 +236,7 @@ func (c CAS) gammaMin() (float64, int) {
 }
 
 func (c *CAS) Name() string { return "cas" }
-func (c *CAS) Evals() int   { p := c.defaults(); return len(p.Sigmas) + btoi(p.Denoise) }
+func (c *CAS) Evals() int   { p := c.WithDefaults(); return len(p.Sigmas) + btoi(p.Denoise) }
 
 // next is σ_{i+1}, continuing the last ratio past the end.
 func (c CAS) next(i int) float64 {
@@ -248,7 +251,7 @@ func (c *CAS) Validate() error {
 	if c.Sigmas != nil && len(c.Sigmas) < 2 {
 		return errors.New("sampler: cas: needs at least two σ levels (γ = σ_{i+1}/σ_i)")
 	}
-	p := c.defaults()
+	p := c.WithDefaults()
 	if err := CheckSigmas(p.Sigmas); err != nil {
 		return fmt.Errorf("cas: %w", err)
 	}
@@ -268,7 +271,7 @@ func (c *CAS) Validate() error {
 }
 
 func (c *CAS) Sample(s Scorer, b *Batch) error {
-	p := c.defaults()
+	p := c.WithDefaults()
 	b.begin(c.Name(), len(p.Sigmas), 1)
 	sL := p.Sigmas[len(p.Sigmas)-1]
 	eta := p.StepLR / (sL * sL)
@@ -319,7 +322,8 @@ type PC struct {
 	NormGroup      int       // chains per norm average; default 64, 1 for per-chain norms
 }
 
-func (p PC) defaults() PC {
+// WithDefaults is a copy with the zero fields set to their defaults.
+func (p PC) WithDefaults() PC {
 	if p.Sigmas == nil {
 		p.Sigmas = DefaultSigmas()
 	}
@@ -338,15 +342,15 @@ func (p PC) defaults() PC {
 }
 
 func (p *PC) Name() string { return "pc" }
-func (p *PC) group() int   { return p.defaults().NormGroup }
+func (p *PC) group() int   { return p.WithDefaults().NormGroup }
 
 func (p *PC) Evals() int {
-	q := p.defaults()
+	q := p.WithDefaults()
 	return len(q.Sigmas) * (q.CorrectorSteps + 1)
 }
 
 func (p *PC) Validate() error {
-	q := p.defaults()
+	q := p.WithDefaults()
 	if err := CheckSigmas(q.Sigmas); err != nil {
 		return fmt.Errorf("pc: %w", err)
 	}
@@ -360,7 +364,7 @@ func (p *PC) Validate() error {
 }
 
 func (p *PC) Sample(s Scorer, b *Batch) error {
-	q := p.defaults()
+	q := p.WithDefaults()
 	b.begin(p.Name(), len(q.Sigmas), q.CorrectorSteps+1)
 	xmean := b.tmp[:len(b.X)]
 	for i, sig := range q.Sigmas {
@@ -436,7 +440,8 @@ type DDPM struct {
 	Betas []float64 // β_0 … β_{T−1}; default linear 1e-4 → 0.02, T = 1000
 }
 
-func (d DDPM) defaults() DDPM {
+// WithDefaults is a copy with the zero fields set to their defaults.
+func (d DDPM) WithDefaults() DDPM {
 	if d.Betas == nil {
 		d.Betas = LinearBetas(DefaultBetaStart, DefaultBetaEnd, DefaultBetaSteps)
 	}
@@ -444,10 +449,10 @@ func (d DDPM) defaults() DDPM {
 }
 
 func (d *DDPM) Name() string { return "ddpm" }
-func (d *DDPM) Evals() int   { return len(d.defaults().Betas) }
+func (d *DDPM) Evals() int   { return len(d.WithDefaults().Betas) }
 
 func (d *DDPM) Validate() error {
-	p := d.defaults()
+	p := d.WithDefaults()
 	if len(p.Betas) == 0 {
 		return errors.New("sampler: ddpm: the β schedule is empty")
 	}
@@ -460,7 +465,7 @@ func (d *DDPM) Validate() error {
 }
 
 func (d *DDPM) Sample(s Scorer, b *Batch) error {
-	p := d.defaults()
+	p := d.WithDefaults()
 	T := len(p.Betas)
 	b.begin(d.Name(), T, 1)
 	abar := make([]float64, T)

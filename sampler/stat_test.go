@@ -106,7 +106,7 @@ func TestCASRecoversModeWeights(t *testing.T) {
 	t.Parallel()
 	c := &CAS{Sigmas: Geometric(5, DefaultSigmaMin, 100)}
 	tv, spread := sampleRing8(t, c, Gaussian{Std: 5}, 2)
-	g, _ := c.defaults().gammaMin()
+	g, _ := c.WithDefaults().gammaMin()
 	checkRing8(t, tv, spread, g*DefaultSigmaMin) // CAS ends at σ_{L+1} = γ·σ_L
 }
 

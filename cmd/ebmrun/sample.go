@@ -1,0 +1,685 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"math"
+	"os"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/palette"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/ebmrun/ebmrun/graph"
+	"github.com/ebmrun/ebmrun/importer"
+	"github.com/ebmrun/ebmrun/runtime"
+	"github.com/ebmrun/ebmrun/sampler"
+	"github.com/ebmrun/ebmrun/tensorio"
+)
+
+func init() { commands = append(commands, newSampleCmd) }
+
+// sampleFlags are the settings of `ebmrun sample`.
+type sampleFlags struct {
+	spec                    specFlags
+	n                       int
+	out                     string
+	sampler                 string
+	sigmas                  string
+	steps                   int
+	stepLR, snr             float64
+	denoise                 bool
+	init                    string
+	seed                    uint64
+	batch, workers, threads int
+	backend                 string
+	shard                   string
+	force, asJSON           bool
+	trace                   int
+}
+
+func newSampleCmd() *cobra.Command {
+	var f sampleFlags
+	c := &cobra.Command{
+		Use:   "sample MODEL -n N -o OUT",
+		Short: "Draw samples from a score model with annealed Langevin dynamics or its successors",
+		Long: `sample draws N samples from the score model in MODEL and writes them to OUT,
+whose extension picks the format: .npy (float32, shape [N, …data shape]),
+.csv (one sample a row), or .png (2-D samples: a scatter plot, or a 2-D
+histogram for many points; images [C,H,W]: a grid of the first 100).
+OUT is written atomically and never overwritten without --force.
+
+Samplers (DESIGN.md): ald (annealed Langevin, NCSN), ula (Langevin at the
+smallest σ), cas (consistent annealed sampling), pc (VE predictor–corrector),
+ddpm (ancestral sampling of ε-models with a time input). The σ schedule is
+--sigmas, else the model's own (metadata), else NCSN's (1 → 0.01, L = 10);
+unset settings take the model's recommendations, then NCSN's defaults
+(T = 100 steps per level, ε = 2e-5).
+
+The same --seed gives the same samples for any --batch and --workers, and
+--shard i/K writes exactly the i-th of K contiguous slices of the full run.
+A sample that turns NaN or Inf stops the run with an error naming the σ level
+and step; nothing is written then.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error { return runSample(c, args[0], &f) },
+	}
+	fl := c.Flags()
+	fl.IntVarP(&f.n, "n", "n", 0, "number of samples (required)")
+	fl.StringVarP(&f.out, "out", "o", "", "output file: .npy, .csv or .png (required)")
+	fl.StringVar(&f.sampler, "sampler", "", "ald, ula, cas, pc or ddpm (default: the model's, else ddpm for time-conditioned ε-models, else ald)")
+	fl.StringVar(&f.sigmas, "sigmas", "", "σ schedule: geom:MAX,MIN,L or a comma list, largest first (default: the model's)")
+	fl.IntVar(&f.steps, "steps", 0, "steps per σ level (ald), total steps (ula), corrector steps per level (pc); default 100, 1000, 1")
+	fl.Float64Var(&f.stepLR, "step-lr", 0, "step size ε: α_i = ε·σ_i²/σ_L² (ald), α (ula), η = ε/σ_L² (cas); default 2e-5 (cas: in its allowed band)")
+	fl.Float64Var(&f.snr, "snr", 0, "signal-to-noise ratio of the pc corrector (default 0.16)")
+	fl.BoolVar(&f.denoise, "denoise", false, "finish with NCSNv2's denoising step x + σ_L²·s(x, σ_L) (ald, cas)")
+	fl.StringVar(&f.init, "init", "", "initial states: uniform:LO,HI or gaussian:STD (default: uniform over the model's data range, else N(0, σ_max²); ddpm: N(0, 1))")
+	fl.Uint64Var(&f.seed, "seed", 0, "random seed")
+	fl.IntVar(&f.batch, "batch", sampler.DefaultBatch, "chains advanced together per model call")
+	fl.IntVar(&f.workers, "workers", 0, "goroutines, each with its own session (default: the number of cores)")
+	fl.IntVar(&f.threads, "threads", 0, "threads per session (default: cores / workers)")
+	fl.StringVar(&f.backend, "backend", "auto", "auto, native, ort or ort-cuda")
+	fl.StringVar(&f.shard, "shard", "", "i/K: write only the i-th (0-based) of K contiguous slices of the N samples")
+	fl.BoolVar(&f.force, "force", false, "overwrite OUT if it exists")
+	fl.BoolVar(&f.asJSON, "json", false, "print a JSON summary on stdout")
+	fl.IntVar(&f.trace, "trace", 0, "record every K-th step of the first 8 chains in OUT's name + .trace.csv")
+	f.spec.register(c)
+	return c
+}
+
+// sampleSummary is what --json prints.
+type sampleSummary struct {
+	Model          string         `json:"model"`
+	Output         string         `json:"output"`
+	Trace          string         `json:"trace,omitempty"`
+	Backend        string         `json:"backend"`
+	Sampler        string         `json:"sampler"`
+	Settings       map[string]any `json:"settings"`
+	N              int            `json:"n"`
+	Start          int            `json:"start"`
+	End            int            `json:"end"`
+	Batch          int            `json:"batch"`
+	Workers        int            `json:"workers"`
+	Seed           uint64         `json:"seed"`
+	Seconds        float64        `json:"seconds"`
+	ComputeSeconds float64        `json:"compute_seconds,omitempty"`
+	Evals          int64          `json:"evaluations"`
+	EvalsPerSecond float64        `json:"evaluations_per_second"`
+}
+
+func runSample(c *cobra.Command, path string, f *sampleFlags) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	cfg := sampler.Config{N: f.n, Seed: f.seed, Batch: f.batch, Workers: f.workers}
+	var err error
+	if cfg.Shard, cfg.Shards, err = parseShard(f.shard); err != nil {
+		return err
+	}
+	if _, err := os.Stat(f.out); err == nil && !f.force {
+		return fmt.Errorf("%s exists; use --force to overwrite it", f.out)
+	}
+	ov := f.spec.overrides()
+	if f.sigmas != "" {
+		if ov.Sigmas, err = sampler.ParseSigmas(f.sigmas); err != nil {
+			return usageError{err}
+		}
+	}
+	m, err := importer.Load(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, trimPrefix(err, "importer: "))
+	}
+	spec, err := importer.Spec(m, ov)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, trimPrefix(err, "importer: "))
+	}
+	if spec.Kind == importer.OutEnergy {
+		return sampler.ErrEnergyModel
+	}
+	if len(spec.DataShape) == 0 {
+		return fmt.Errorf("%s: the shape of one sample is unknown (no ebmrun.data_shape metadata and the data input's shape is not fixed)", path)
+	}
+	cfg.Dim = int(graph.NumElements(spec.DataShape))
+	smp, settings, err := buildSampler(c, f, spec)
+	if err != nil {
+		return err
+	}
+	if cfg.Init, err = parseInit(f.init, spec, smp); err != nil {
+		return err
+	}
+	settings["init"] = initString(cfg.Init)
+	if err := smp.Validate(); err != nil {
+		return usageError{err}
+	}
+
+	backend, err := runtime.Get(f.backend)
+	if err != nil {
+		return err
+	}
+	workers := cmpOr(f.workers, goruntime.GOMAXPROCS(0))
+	threads := cmpOr(f.threads, max(1, goruntime.GOMAXPROCS(0)/workers))
+	plan, err := backend.Prepare(m, runtime.Options{Threads: threads})
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer plan.Close()
+	cfg.Workers = workers
+	if f.trace > 0 {
+		cfg.TraceEvery, cfg.TraceChains = f.trace, min(8, f.n)
+	}
+
+	var progress atomic.Int64
+	cfg.Progress = &progress
+	stop := showProgress(c.ErrOrStderr(), &progress, cfg, smp)
+	st, err := writeSamples(context.Background(), f.out, smp, sampler.ModelSource(plan, spec), cfg, spec)
+	stop()
+	if err != nil {
+		return err
+	}
+	sum := sampleSummary{Model: path, Output: f.out, Backend: backend.Name(), Sampler: smp.Name(), Settings: settings,
+		N: st.End - st.Start, Start: st.Start, End: st.End, Batch: f.batch, Workers: workers, Seed: f.seed,
+		Seconds: st.Seconds, ComputeSeconds: st.ComputeSeconds, Evals: st.Evals, EvalsPerSecond: st.EvalsPerSecond()}
+	if f.trace > 0 {
+		sum.Trace = tracePath(f.out)
+		if err := writeTrace(sum.Trace, st.Trace, f.force); err != nil {
+			return err
+		}
+	}
+	if f.asJSON {
+		enc := json.NewEncoder(c.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(sum)
+	}
+	fmt.Fprintf(c.ErrOrStderr(), "ebmrun: wrote %d samples to %s (%s on %s, %.2fs, %.3g evaluations/s)\n",
+		sum.N, f.out, sum.Sampler, sum.Backend, sum.Seconds, sum.EvalsPerSecond)
+	return nil
+}
+
+func (f *sampleFlags) check() error {
+	switch {
+	case f.n <= 0:
+		return usagef("-n: want a positive number of samples, got %d", f.n)
+	case f.out == "":
+		return usagef("-o OUT is required (.npy, .csv or .png)")
+	case f.batch <= 0:
+		return usagef("--batch: want a positive batch size, got %d", f.batch)
+	case f.workers < 0 || f.threads < 0 || f.steps < 0 || f.trace < 0:
+		return usagef("--workers, --threads, --steps and --trace must not be negative")
+	case f.stepLR < 0 || f.snr < 0:
+		return usagef("--step-lr and --snr must be positive")
+	}
+	switch outFormat(f.out) {
+	case ".npy", ".csv", ".png":
+	default:
+		return usagef("-o %s: want a .npy, .csv or .png file", f.out)
+	}
+	return nil
+}
+
+func outFormat(path string) string {
+	i := strings.LastIndexByte(path, '.')
+	if i < 0 || strings.ContainsRune(path[i:], '/') {
+		return ""
+	}
+	return strings.ToLower(path[i:])
+}
+
+func cmpOr(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// parseShard reads "i/K".
+func parseShard(s string) (int, int, error) {
+	if s == "" {
+		return 0, 1, nil
+	}
+	a, b, ok := strings.Cut(s, "/")
+	i, err1 := strconv.Atoi(a)
+	k, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || k < 1 || i < 0 || i >= k {
+		return 0, 0, usagef("--shard %q: want i/K with 0 ≤ i < K", s)
+	}
+	return i, k, nil
+}
+
+// buildSampler makes the sampler from the flags, the model's recommended
+// settings and the defaults, in that order, and lists what it chose.
+func buildSampler(c *cobra.Command, f *sampleFlags, spec *importer.ModelSpec) (sampler.Sampler, map[string]any, error) {
+	set := c.Flags().Changed
+	rec := spec.Sampler
+	name := f.sampler
+	switch {
+	case name != "":
+	case rec.Sampler != "":
+		name = rec.Sampler
+	case spec.Condition == importer.CondTime:
+		name = "ddpm"
+	default:
+		name = "ald"
+	}
+	steps := f.steps
+	if !set("steps") {
+		steps = rec.Steps
+	}
+	stepLR := f.stepLR
+	if !set("step-lr") {
+		stepLR = rec.StepLR
+	}
+	snr := f.snr
+	if !set("snr") {
+		snr = rec.SNR
+	}
+	denoise := f.denoise || (!set("denoise") && rec.Denoise)
+	sigmas := spec.Sigmas // the flag, else the model's; nil: NCSN's
+	if sigmas == nil && name != "ddpm" {
+		sigmas = sampler.DefaultSigmas()
+	}
+	if spec.Condition == importer.CondTime && name != "ddpm" {
+		return nil, nil, usagef("--sampler %s: a time-conditioned model is sampled with ddpm", name)
+	}
+	if spec.Condition != importer.CondTime && name == "ddpm" {
+		return nil, nil, usagef("--sampler ddpm: the model has no time input (its condition is %s)", spec.Condition)
+	}
+	settings := map[string]any{}
+	var smp sampler.Sampler
+	switch name {
+	case "ald":
+		smp = &sampler.ALD{Sigmas: sigmas, Steps: steps, StepLR: stepLR, Denoise: denoise}
+	case "ula":
+		smp = &sampler.ULA{Sigma: sigmas[len(sigmas)-1], Steps: steps, StepSize: stepLR}
+	case "cas":
+		smp = &sampler.CAS{Sigmas: sigmas, StepLR: stepLR, Denoise: denoise}
+	case "pc":
+		smp = &sampler.PC{Sigmas: sigmas, SNR: snr, CorrectorSteps: steps}
+	case "ddpm":
+		d := &sampler.DDPM{}
+		if b := spec.Betas; b != nil {
+			d.Betas = sampler.LinearBetas(b.Start, b.End, b.Steps)
+		}
+		smp = d
+	default:
+		return nil, nil, usagef("--sampler %q: want ald, ula, cas, pc or ddpm", name)
+	}
+	settings["evaluations_per_sample"] = smp.Evals()
+	switch s := smp.(type) {
+	case *sampler.ALD:
+		d := s.WithDefaults()
+		settings["steps"], settings["step_lr"], settings["denoise"] = d.Steps, d.StepLR, d.Denoise
+	case *sampler.ULA:
+		d := s.WithDefaults()
+		settings["sigma"], settings["steps"], settings["step_lr"] = d.Sigma, d.Steps, d.StepSize
+	case *sampler.CAS:
+		d := s.WithDefaults()
+		settings["step_lr"], settings["denoise"] = d.StepLR, d.Denoise
+	case *sampler.PC:
+		d := s.WithDefaults()
+		settings["snr"], settings["corrector_steps"], settings["norm_group"] = d.SNR, d.CorrectorSteps, d.NormGroup
+	case *sampler.DDPM:
+		d := s.WithDefaults()
+		settings["steps"], settings["beta_start"], settings["beta_end"] = len(d.Betas), d.Betas[0], d.Betas[len(d.Betas)-1]
+	}
+	if name != "ddpm" {
+		settings["sigmas"] = sigmas
+	}
+	return smp, settings, nil
+}
+
+// parseInit reads --init, or picks the default: uniform over the model's
+// data range, else N(0, σ_max²I); ddpm starts from N(0, I).
+func parseInit(s string, spec *importer.ModelSpec, smp sampler.Sampler) (sampler.Init, error) {
+	if s == "" {
+		switch {
+		case smp.Name() == "ddpm":
+			return sampler.Gaussian{Std: 1}, nil
+		case len(spec.DataRange) == 2:
+			return sampler.Uniform{Lo: spec.DataRange[0], Hi: spec.DataRange[1]}, nil
+		}
+		sigmas := spec.Sigmas
+		if sigmas == nil {
+			sigmas = sampler.DefaultSigmas()
+		}
+		return sampler.Gaussian{Std: sigmas[0]}, nil
+	}
+	kind, args, _ := strings.Cut(s, ":")
+	var vals []float64
+	for _, a := range strings.Split(args, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(a), 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, usagef("--init %q: want uniform:LO,HI or gaussian:STD", s)
+		}
+		vals = append(vals, v)
+	}
+	switch {
+	case kind == "uniform" && len(vals) == 2 && vals[0] < vals[1]:
+		return sampler.Uniform{Lo: vals[0], Hi: vals[1]}, nil
+	case kind == "gaussian" && len(vals) == 1 && vals[0] > 0:
+		return sampler.Gaussian{Std: vals[0]}, nil
+	}
+	return nil, usagef("--init %q: want uniform:LO,HI with LO < HI or gaussian:STD with STD > 0", s)
+}
+
+func initString(in sampler.Init) string {
+	switch v := in.(type) {
+	case sampler.Uniform:
+		return fmt.Sprintf("uniform:%g,%g", v.Lo, v.Hi)
+	case sampler.Gaussian:
+		return fmt.Sprintf("gaussian:%g", v.Std)
+	}
+	return fmt.Sprintf("%v", in)
+}
+
+// showProgress draws a progress bar with an ETA while the run goes, only
+// when w is a terminal. The returned func stops it.
+func showProgress(w io.Writer, done *atomic.Int64, cfg sampler.Config, smp sampler.Sampler) func() {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return func() {}
+	}
+	start, end := shardBounds(cfg, smp)
+	total := int64(end-start) * int64(smp.Evals())
+	bar := progressbar.NewOptions64(total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("sampling"),
+		progressbar.OptionSetPredictTime(true), progressbar.OptionShowIts(), progressbar.OptionSetItsString("evals"),
+		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+	stop := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				bar.Finish()
+				return
+			case <-t.C:
+				bar.Set64(min(done.Load(), total))
+			}
+		}
+	}()
+	return func() { close(stop); <-finished }
+}
+
+// writeSamples runs the sampler and writes OUT atomically in its format.
+func writeSamples(ctx context.Context, out string, smp sampler.Sampler, src sampler.Source, cfg sampler.Config, spec *importer.ModelSpec) (*sampler.Stats, error) {
+	var st *sampler.Stats
+	switch outFormat(out) {
+	case ".png":
+		x, s, err := sampler.Collect(ctx, smp, src, cfg)
+		if err != nil {
+			return nil, err
+		}
+		st = s
+		err = tensorio.WriteAtomic(out, func(w io.Writer) error { return writePNG(w, x, cfg.Dim, spec) })
+		return st, err
+	case ".csv":
+		err := tensorio.WriteAtomic(out, func(w io.Writer) error {
+			bw := bufio.NewWriterSize(w, 1<<16)
+			for j := 0; j < cfg.Dim; j++ {
+				if j > 0 {
+					bw.WriteByte(',')
+				}
+				fmt.Fprintf(bw, "x%d", j)
+			}
+			bw.WriteByte('\n')
+			var line []byte
+			var err error
+			st, err = sampler.Run(ctx, smp, src, cfg, func(x []float32, start, n int) error {
+				for i := 0; i < n; i++ {
+					line = line[:0]
+					for j, v := range x[i*cfg.Dim : (i+1)*cfg.Dim] {
+						if j > 0 {
+							line = append(line, ',')
+						}
+						line = strconv.AppendFloat(line, float64(v), 'g', -1, 32)
+					}
+					line = append(line, '\n')
+					if _, err := bw.Write(line); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			return bw.Flush()
+		})
+		return st, err
+	}
+	// .npy: the header holds the shard's sample count, known before the run.
+	start, end := shardBounds(cfg, smp)
+	err := tensorio.WriteAtomic(out, func(w io.Writer) error {
+		h, err := tensorio.NpyHeader(graph.Float32, append([]int64{int64(end - start)}, spec.DataShape...))
+		if err != nil {
+			return err
+		}
+		bw := bufio.NewWriterSize(w, 1<<16)
+		if _, err := bw.Write(h); err != nil {
+			return err
+		}
+		var buf []byte
+		st, err = sampler.Run(ctx, smp, src, cfg, func(x []float32, _, _ int) error {
+			buf = buf[:0]
+			for _, v := range x {
+				buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+			}
+			_, err := bw.Write(buf)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if st.End-st.Start != end-start {
+			return fmt.Errorf("sampled %d samples, the header says %d", st.End-st.Start, end-start)
+		}
+		return bw.Flush()
+	})
+	return st, err
+}
+
+// shardBounds is the slice of samples this shard writes, as sampler.Run
+// will compute it (PC aligns shards to its norm groups).
+func shardBounds(cfg sampler.Config, smp sampler.Sampler) (int, int) {
+	shards := max(cfg.Shards, 1)
+	align := 1
+	if pc, ok := smp.(*sampler.PC); ok {
+		align = cmpOr(pc.NormGroup, sampler.DefaultNormGroup)
+	}
+	return sampler.ShardRange(cfg.N, cfg.Shard, shards, align)
+}
+
+func tracePath(out string) string {
+	if i := strings.LastIndexByte(out, '.'); i >= 0 && !strings.ContainsRune(out[i:], '/') {
+		out = out[:i]
+	}
+	return out + ".trace.csv"
+}
+
+// writeTrace writes the recorded chain states as CSV: chain, step, level,
+// sigma, then the sample's values.
+func writeTrace(path string, tps []sampler.TracePoint, force bool) error {
+	if _, err := os.Stat(path); err == nil && !force {
+		return fmt.Errorf("%s exists; use --force to overwrite it", path)
+	}
+	return tensorio.WriteAtomic(path, func(w io.Writer) error {
+		bw := bufio.NewWriter(w)
+		bw.WriteString("chain,step,level,sigma")
+		if len(tps) > 0 {
+			for j := range tps[0].X {
+				fmt.Fprintf(bw, ",x%d", j)
+			}
+		}
+		bw.WriteByte('\n')
+		for _, p := range tps {
+			fmt.Fprintf(bw, "%d,%d,%d,%g", p.Chain, p.Step, p.Level, p.Sigma)
+			for _, v := range p.X {
+				bw.WriteByte(',')
+				bw.WriteString(strconv.FormatFloat(float64(v), 'g', -1, 32))
+			}
+			bw.WriteByte('\n')
+		}
+		return bw.Flush()
+	})
+}
+
+var errPNGShape = errors.New("a .png needs 2-D samples or images shaped [C,H,W] (C = 1 or 3) or [H,W]; write .npy or .csv instead")
+
+// scatterMax is the most points drawn one by one; more become a 2-D
+// histogram, which stays readable.
+const scatterMax = 20000
+
+// writePNG draws 2-D samples as a scatter plot or histogram, images as a grid.
+func writePNG(w io.Writer, x []float32, dim int, spec *importer.ModelSpec) error {
+	shape := spec.DataShape
+	switch {
+	case len(shape) == 1 && shape[0] == 2:
+		return plot2D(w, x)
+	case len(shape) == 2:
+		return imageGrid(w, x, 1, int(shape[0]), int(shape[1]), spec.DataRange)
+	case len(shape) == 3 && (shape[0] == 1 || shape[0] == 3):
+		return imageGrid(w, x, int(shape[0]), int(shape[1]), int(shape[2]), spec.DataRange)
+	}
+	return errPNGShape
+}
+
+// dataBox is the range of the finite values of coordinate j, widened by 5%.
+func dataBox(x []float32, j int) (lo, hi float64) {
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for i := j; i < len(x); i += 2 {
+		v := float64(x[i])
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	if !(hi > lo) {
+		lo, hi = lo-1, hi+1
+	}
+	pad := 0.05 * (hi - lo)
+	return lo - pad, hi + pad
+}
+
+func plot2D(w io.Writer, x []float32) error {
+	n := len(x) / 2
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("%d samples", n)
+	p.X.Label.Text, p.Y.Label.Text = "x0", "x1"
+	x0, x1 := dataBox(x, 0)
+	y0, y1 := dataBox(x, 1)
+	if n <= scatterMax {
+		xy := make(plotter.XYs, n)
+		for i := range xy {
+			xy[i].X, xy[i].Y = float64(x[2*i]), float64(x[2*i+1])
+		}
+		s, err := plotter.NewScatter(xy)
+		if err != nil {
+			return err
+		}
+		s.GlyphStyle.Radius = vg.Points(1)
+		s.GlyphStyle.Shape = draw.CircleGlyph{}
+		s.GlyphStyle.Color = color.NRGBA{R: 20, G: 60, B: 160, A: 120}
+		p.Add(s)
+	} else {
+		p.Add(plotter.NewHeatMap(newHist2D(x, x0, x1, y0, y1, 200), palette.Heat(64, 1)))
+	}
+	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = x0, x1, y0, y1
+	wt, err := p.WriterTo(6*vg.Inch, 6*vg.Inch, "png")
+	if err != nil {
+		return err
+	}
+	_, err = wt.WriteTo(w)
+	return err
+}
+
+// hist2D is a square 2-D histogram of log counts, a plotter.GridXYZ.
+type hist2D struct {
+	bins           int
+	x0, dx, y0, dy float64
+	z              []float64
+}
+
+func newHist2D(x []float32, x0, x1, y0, y1 float64, bins int) *hist2D {
+	h := &hist2D{bins: bins, x0: x0, dx: (x1 - x0) / float64(bins), y0: y0, dy: (y1 - y0) / float64(bins), z: make([]float64, bins*bins)}
+	for i := 0; i+1 < len(x); i += 2 {
+		c := int((float64(x[i]) - x0) / h.dx)
+		r := int((float64(x[i+1]) - y0) / h.dy)
+		if c >= 0 && c < bins && r >= 0 && r < bins {
+			h.z[r*bins+c]++
+		}
+	}
+	for i, v := range h.z {
+		h.z[i] = math.Log1p(v)
+		if v == 0 {
+			h.z[i] = math.NaN() // drawn transparent: empty space stays white
+		}
+	}
+	return h
+}
+
+func (h *hist2D) Dims() (int, int)   { return h.bins, h.bins }
+func (h *hist2D) Z(c, r int) float64 { return h.z[r*h.bins+c] }
+func (h *hist2D) X(c int) float64    { return h.x0 + (float64(c)+0.5)*h.dx }
+func (h *hist2D) Y(r int) float64    { return h.y0 + (float64(r)+0.5)*h.dy }
+
+// gridMax is the most images a grid shows.
+const gridMax = 100
+
+// imageGrid tiles the first images [C,H,W] into a square grid with a one
+// pixel gap, mapping the data range (else the samples' own) to 0 … 255.
+func imageGrid(w io.Writer, x []float32, ch, hgt, wid int, rng []float64) error {
+	per := ch * hgt * wid
+	n := min(len(x)/per, gridMax)
+	cols := int(math.Ceil(math.Sqrt(float64(n))))
+	rows := (n + cols - 1) / max(cols, 1)
+	lo, hi := 0.0, 1.0
+	if len(rng) == 2 {
+		lo, hi = rng[0], rng[1]
+	} else if n > 0 {
+		lo, hi = math.Inf(1), math.Inf(-1)
+		for _, v := range x[:n*per] {
+			lo, hi = min(lo, float64(v)), max(hi, float64(v))
+		}
+		if !(hi > lo) {
+			hi = lo + 1
+		}
+	}
+	img := image.NewNRGBA(image.Rect(0, 0, cols*(wid+1)+1, rows*(hgt+1)+1))
+	level := func(v float32) uint8 {
+		t := (float64(v) - lo) / (hi - lo)
+		return uint8(math.Round(255 * min(1, max(0, t))))
+	}
+	for k := 0; k < n; k++ {
+		ox, oy := 1+(k%cols)*(wid+1), 1+(k/cols)*(hgt+1)
+		im := x[k*per : (k+1)*per]
+		for yy := 0; yy < hgt; yy++ {
+			for xx := 0; xx < wid; xx++ {
+				var c color.NRGBA
+				if ch == 1 {
+					g := level(im[yy*wid+xx])
+					c = color.NRGBA{g, g, g, 255}
+				} else {
+					c = color.NRGBA{level(im[yy*wid+xx]), level(im[hgt*wid+yy*wid+xx]), level(im[2*hgt*wid+yy*wid+xx]), 255}
+				}
+				img.SetNRGBA(ox+xx, oy+yy, c)
+			}
+		}
+	}
+	return png.Encode(w, img)
+}
