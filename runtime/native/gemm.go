@@ -117,13 +117,16 @@ func gemmRef(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []
 		for j := 0; j < n; j++ {
 			var s float64
 			for l := 0; l < k; l++ {
-				av := a[i*lda+l]
+				var av, bv float32
 				if tA {
 					av = a[l*lda+i]
+				} else {
+					av = a[i*lda+l]
 				}
-				bv := b[l*ldb+j]
 				if tB {
 					bv = b[j*ldb+l]
+				} else {
+					bv = b[l*ldb+j]
 				}
 				s += float64(av) * float64(bv)
 			}
