@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ebmrun/ebmrun/dataset"
 	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/tensorio"
 )
@@ -307,6 +308,34 @@ func TestParseSigmas(t *testing.T) {
 	for _, bad := range []string{"geom:1,2,3", "geom:1,0.1", "1,x", "0.1,1", "geom:1,0,5", ""} {
 		if _, err := ParseSigmas(bad); err == nil {
 			t.Errorf("ParseSigmas(%q) accepted", bad)
+		}
+	}
+}
+
+// TestStepsAllocateNothing: once a batch exists, the Langevin steps of every
+// sampler allocate nothing (DDPM's ᾱ table is made once per batch).
+func TestStepsAllocateNothing(t *testing.T) {
+	// Not parallel: AllocsPerRun refuses parallel tests.
+	sc := NewGMMScorer(dataset.Ring8())
+	b := newBatch(64, 2)
+	x := make([]float32, 128)
+	for _, smp := range []Sampler{
+		&ALD{Sigmas: Geometric(1, 0.01, 3), Steps: 20, Denoise: true},
+		&ULA{Steps: 20},
+		&CAS{Sigmas: Geometric(1, 0.01, 20)},
+		&PC{Sigmas: Geometric(1, 0.01, 20)},
+	} {
+		allocs := testing.AllocsPerRun(5, func() {
+			b.reset(x, 0, 64, 1)
+			for i := range x {
+				x[i] = 0.5
+			}
+			if err := smp.Sample(sc, b); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations per batch", smp.Name(), allocs)
 		}
 	}
 }
