@@ -419,82 +419,91 @@ func showProgress(w io.Writer, done *atomic.Int64, cfg sampler.Config, smp sampl
 	return func() { close(stop); <-finished }
 }
 
-// writeSamples runs the sampler and writes OUT atomically in its format.
-func writeSamples(ctx context.Context, out string, smp sampler.Sampler, src sampler.Source, cfg sampler.Config, spec *importer.ModelSpec) (*sampler.Stats, error) {
-	var st *sampler.Stats
+// writeSamples runs the sampler and writes OUT atomically in its format:
+// .npy and .csv stream batch by batch; .png needs every sample in memory.
+func writeSamples(ctx context.Context, out string, smp sampler.Sampler, src sampler.Source, cfg sampler.Config, spec *importer.ModelSpec) (st *sampler.Stats, err error) {
+	run := func(sink func(x []float32, start, n int) error) error {
+		st, err = sampler.Run(ctx, smp, src, cfg, sink)
+		return err
+	}
 	switch outFormat(out) {
 	case ".png":
 		x, s, err := sampler.Collect(ctx, smp, src, cfg)
 		if err != nil {
 			return nil, err
 		}
-		st = s
-		err = tensorio.WriteAtomic(out, func(w io.Writer) error { return writePNG(w, x, cfg.Dim, spec) })
-		return st, err
+		return s, tensorio.WriteAtomic(out, func(w io.Writer) error { return writePNG(w, x, cfg.Dim, spec) })
 	case ".csv":
-		err := tensorio.WriteAtomic(out, func(w io.Writer) error {
-			bw := bufio.NewWriterSize(w, 1<<16)
-			for j := 0; j < cfg.Dim; j++ {
+		return st, tensorio.WriteAtomic(out, func(w io.Writer) error { return writeCSV(w, cfg.Dim, run) })
+	}
+	start, end := shardBounds(cfg, smp)
+	shape := append([]int64{int64(end - start)}, spec.DataShape...)
+	return st, tensorio.WriteAtomic(out, func(w io.Writer) error { return writeNpy(w, shape, run) })
+}
+
+// writeNpy writes the header first — the shard's sample count is known
+// before the run — then each batch as it comes.
+func writeNpy(w io.Writer, shape []int64, run func(func([]float32, int, int) error) error) error {
+	h, err := tensorio.NpyHeader(graph.Float32, shape)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 1<<16)
+	if _, err := bw.Write(h); err != nil {
+		return err
+	}
+	var buf []byte
+	written := 0
+	err = run(func(x []float32, _, n int) error {
+		buf = buf[:0]
+		for _, v := range x {
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+		}
+		written += n
+		_, err := bw.Write(buf)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if int64(written) != shape[0] {
+		return fmt.Errorf("sampled %d samples, the header says %d", written, shape[0])
+	}
+	return bw.Flush()
+}
+
+// writeCSV writes a header x0,x1,… and one sample a row, shortest float32
+// formatting.
+func writeCSV(w io.Writer, dim int, run func(func([]float32, int, int) error) error) error {
+	bw := bufio.NewWriterSize(w, 1<<16)
+	for j := 0; j < dim; j++ {
+		if j > 0 {
+			bw.WriteByte(',')
+		}
+		fmt.Fprintf(bw, "x%d", j)
+	}
+	bw.WriteByte('\n')
+	var line []byte
+	err := run(func(x []float32, _, n int) error {
+		for i := 0; i < n; i++ {
+			line = line[:0]
+			for j, v := range x[i*dim : (i+1)*dim] {
 				if j > 0 {
-					bw.WriteByte(',')
+					line = append(line, ',')
 				}
-				fmt.Fprintf(bw, "x%d", j)
+				line = strconv.AppendFloat(line, float64(v), 'g', -1, 32)
 			}
-			bw.WriteByte('\n')
-			var line []byte
-			var err error
-			st, err = sampler.Run(ctx, smp, src, cfg, func(x []float32, start, n int) error {
-				for i := 0; i < n; i++ {
-					line = line[:0]
-					for j, v := range x[i*cfg.Dim : (i+1)*cfg.Dim] {
-						if j > 0 {
-							line = append(line, ',')
-						}
-						line = strconv.AppendFloat(line, float64(v), 'g', -1, 32)
-					}
-					line = append(line, '\n')
-					if _, err := bw.Write(line); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
+			line = append(line, '\n')
+			if _, err := bw.Write(line); err != nil {
 				return err
 			}
-			return bw.Flush()
-		})
-		return st, err
-	}
-	// .npy: the header holds the shard's sample count, known before the run.
-	start, end := shardBounds(cfg, smp)
-	err := tensorio.WriteAtomic(out, func(w io.Writer) error {
-		h, err := tensorio.NpyHeader(graph.Float32, append([]int64{int64(end - start)}, spec.DataShape...))
-		if err != nil {
-			return err
 		}
-		bw := bufio.NewWriterSize(w, 1<<16)
-		if _, err := bw.Write(h); err != nil {
-			return err
-		}
-		var buf []byte
-		st, err = sampler.Run(ctx, smp, src, cfg, func(x []float32, _, _ int) error {
-			buf = buf[:0]
-			for _, v := range x {
-				buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
-			}
-			_, err := bw.Write(buf)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		if st.End-st.Start != end-start {
-			return fmt.Errorf("sampled %d samples, the header says %d", st.End-st.Start, end-start)
-		}
-		return bw.Flush()
+		return nil
 	})
-	return st, err
+	if err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // shardBounds is the slice of samples this shard writes, as sampler.Run
