@@ -434,11 +434,14 @@ func writeSamples(ctx context.Context, out string, smp sampler.Sampler, src samp
 		}
 		return s, tensorio.WriteAtomic(out, func(w io.Writer) error { return writePNG(w, x, cfg.Dim, spec) })
 	case ".csv":
-		return st, tensorio.WriteAtomic(out, func(w io.Writer) error { return writeCSV(w, cfg.Dim, run) })
+		err = tensorio.WriteAtomic(out, func(w io.Writer) error { return writeCSV(w, cfg.Dim, run) })
+	default:
+		start, end := shardBounds(cfg, smp)
+		shape := append([]int64{int64(end - start)}, spec.DataShape...)
+		err = tensorio.WriteAtomic(out, func(w io.Writer) error { return writeNpy(w, shape, run) })
 	}
-	start, end := shardBounds(cfg, smp)
-	shape := append([]int64{int64(end - start)}, spec.DataShape...)
-	return st, tensorio.WriteAtomic(out, func(w io.Writer) error { return writeNpy(w, shape, run) })
+	// st is set by run inside WriteAtomic; read it only after that returns.
+	return st, err
 }
 
 // writeNpy writes the header first — the shard's sample count is known
