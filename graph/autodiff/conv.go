@@ -202,7 +202,7 @@ func gradConv(c *ruleCtx, gout []string) ([]string, error) {
 	if c.wants(1) {
 		xt := b.transpose(x, swap01(k+2))
 		gt := b.transpose(gy, swap01(k+2))
-		dw, err := b.correlate(xt, gt, g, g.kernel, g.in, g.out)
+		dw, err := b.correlate(xt, gt, g, g.kernel)
 		if err != nil {
 			return nil, err
 		}
@@ -219,22 +219,22 @@ func gradConv(c *ruleCtx, gout []string) ([]string, error) {
 // first two axes: the weight gradient of Conv (a = x, f = ∂y) and of
 // ConvTranspose (a = ∂y, f = x). Result [Cf, Ca/…, kernel…] concatenated over
 // groups on axis 0.
-func (b *builder) correlate(a, f string, g geom, kernel, aSize, fSize []int64) (string, error) {
+func (b *builder) correlate(a, f string, g geom, kernel []int64) (string, error) {
 	k := len(kernel)
-	ca, err := b.dim(a, 0)
-	if err != nil {
-		return "", err
-	}
-	cf, err := b.dim(f, 0)
-	if err != nil {
-		return "", err
-	}
 	G := g.group
-	if ca%G != 0 || cf%G != 0 {
-		return "", fmt.Errorf("channels %d and %d not divisible by group %d", ca, cf, G)
+	var ca, cf int64
+	if G > 1 {
+		var err error
+		if ca, err = b.dim(a, 0); err != nil {
+			return "", err
+		}
+		if cf, err = b.dim(f, 0); err != nil {
+			return "", err
+		}
+		if ca%G != 0 || cf%G != 0 {
+			return "", fmt.Errorf("channels %d and %d not divisible by group %d", ca, cf, G)
+		}
 	}
-	_ = aSize
-	_ = fSize
 	var parts []string
 	for gi := int64(0); gi < G; gi++ {
 		ag, fg := a, f
@@ -288,7 +288,7 @@ func gradConvTranspose(c *ruleCtx, gout []string) ([]string, error) {
 	if c.wants(1) {
 		gt := b.transpose(gy, swap01(k+2))
 		xt := b.transpose(x, swap01(k+2))
-		dw, err := b.correlate(gt, xt, g, g.kernel, g.out, g.in)
+		dw, err := b.correlate(gt, xt, g, g.kernel)
 		if err != nil {
 			return nil, err
 		}
@@ -476,6 +476,9 @@ func gradGlobalPool(c *ruleCtx, gout []string) ([]string, error) {
 		return []string{b.where(b.op("Equal", []string{x, y}), expand(gy), b.scalar(0))}, nil
 	}
 	dims := b.shape(x)
+	if len(dims) < 2 {
+		return nil, errors.New("the input's rank must be known")
+	}
 	count := int64(1)
 	for _, d := range dims[2:] {
 		if !d.Known() {

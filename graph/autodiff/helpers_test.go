@@ -126,10 +126,10 @@ func compare64(got []float32, want []float64, tl tol) error {
 	return compare(got, w, tl)
 }
 
-// finiteDiff is the central difference of L = Σ cot ⊙ out with respect to
-// every element of input wrt, accumulated in float64 from per-element
-// output differences (so unchanged outputs add exactly nothing).
-func finiteDiff(t testing.TB, s *session, in map[string]*graph.Tensor, out string, cot []float32, wrt string, h float64) []float64 {
+// finiteDiff is the central difference of L = Σ_k cot_k ⊙ out_k with
+// respect to every element of input wrt, accumulated in float64 from
+// per-element output differences (so unchanged outputs add exactly nothing).
+func finiteDiff(t testing.TB, s *session, in map[string]*graph.Tensor, outs []string, cots [][]float32, wrt string, h float64) []float64 {
 	t.Helper()
 	x := in[wrt]
 	grad := make([]float64, len(x.F32))
@@ -137,14 +137,21 @@ func finiteDiff(t testing.TB, s *session, in map[string]*graph.Tensor, out strin
 		orig := x.F32[i]
 		x.F32[i] = orig + float32(h)
 		hi := float64(x.F32[i])
-		plus := append([]float32(nil), s.run(t, in)[out].F32...)
+		res := s.run(t, in)
+		plus := make([][]float32, len(outs))
+		for k, o := range outs {
+			plus[k] = append([]float32(nil), res[o].F32...)
+		}
 		x.F32[i] = orig - float32(h)
 		lo := float64(x.F32[i])
-		minus := s.run(t, in)[out].F32
+		res = s.run(t, in)
 		x.F32[i] = orig
 		sum := 0.0
-		for j := range plus {
-			sum += float64(cot[j]) * (float64(plus[j]) - float64(minus[j]))
+		for k, o := range outs {
+			minus := res[o].F32
+			for j := range plus[k] {
+				sum += float64(cots[k][j]) * (float64(plus[k][j]) - float64(minus[j]))
+			}
 		}
 		grad[i] = sum / (hi - lo)
 	}

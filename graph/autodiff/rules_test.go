@@ -400,9 +400,46 @@ func checkRule(t *testing.T, be runtime.Backend, rc ruleCase, m, gm *graph.Model
 			t.Errorf("∂/∂%s has shape %v, want %v", w, g.Shape, in[w].Shape)
 			continue
 		}
-		want := finiteDiff(t, fwd, in, "y", cot.F32, w, fdStep)
+		want := finiteDiff(t, fwd, in, []string{"y"}, [][]float32{cot.F32}, w, fdStep)
 		if err := compare64(g.F32, want, ruleTol); err != nil {
 			t.Errorf("∂/∂%s: %v\ngot  %v\nwant %v", w, err, g.F32, want)
+		}
+	}
+	if !t.Failed() {
+		checkSecondOrder(t, be, gm, res, gin, wrt, rng)
+	}
+}
+
+// checkSecondOrder differentiates the gradient graph again — every op a
+// rule emits must itself have a rule — and compares with finite
+// differences of the gradients.
+func checkSecondOrder(t *testing.T, be runtime.Backend, gm *graph.Model, res *autodiff.Result, in map[string]*graph.Tensor, wrt []string, rng *rand.Rand) {
+	t.Helper()
+	g2m, res2, err := autodiff.VJP(gm, res.Grads, wrt, autodiff.Options{GradsOnly: true})
+	if err != nil {
+		t.Fatalf("second order: %v", err)
+	}
+	bwd := prepare(t, be, gm)
+	first := bwd.run(t, in)
+	in2 := map[string]*graph.Tensor{}
+	for k, v := range in {
+		in2[k] = v
+	}
+	cots := make([][]float32, len(res.Grads))
+	for k, g := range res.Grads {
+		c := graph.NewFloat32(first[g].Shape, nil)
+		for i := range c.F32 {
+			c.F32[i] = float32(rng.NormFloat64())
+		}
+		cots[k] = c.F32
+		in2[res2.Cotangents[k]] = c
+	}
+	outs := prepare(t, be, g2m).run(t, in2)
+	for i, w := range wrt {
+		g := outs[res2.Grads[i]]
+		want := finiteDiff(t, bwd, in, res.Grads, cots, w, fdStep)
+		if err := compare64(g.F32, want, ruleTol); err != nil {
+			t.Errorf("second order ∂/∂%s: %v\ngot  %v\nwant %v", w, err, g.F32, want)
 		}
 	}
 }
