@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -302,4 +303,22 @@ func TestLoadFashionMNIST(t *testing.T) {
 	if !slices.Equal(y.Shape, []int64{10000, 1}) || slices.Max(counts) != 1000 || slices.Min(counts) != 1000 {
 		t.Errorf("labels: shape %v, class counts %v", y.Shape, counts)
 	}
+}
+
+func ExampleLoad() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "pixels.csv")
+	os.WriteFile(path, []byte("a,b,c\n0,51,255\n102,204,0\n"), 0o644)
+
+	x, err := Load(path)
+	if err != nil {
+		panic(err)
+	}
+	s, _ := ScaleFromRange(x, [2]float64{0, 255}, -1, 1)
+	fmt.Println(x.Shape, x.F32)
+	fmt.Println("record as ebmrun.data_range:", s.DataRange())
+	// Output:
+	// [2 3] [-1 -0.6 1 -0.2 0.6 -1]
+	// record as ebmrun.data_range: [-1 1]
 }
