@@ -1,0 +1,357 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/ebmrun/ebmrun/dataset"
+	"github.com/ebmrun/ebmrun/importer"
+	"github.com/ebmrun/ebmrun/runtime"
+	"github.com/ebmrun/ebmrun/sampler"
+	"github.com/ebmrun/ebmrun/trainer"
+)
+
+func init() { commands = append(commands, newTrainCmd) }
+
+// trainFlags are the settings of `ebmrun train`.
+type trainFlags struct {
+	data, arch, loss, proj, sigmas, scale string
+	act                                   string
+	width, depth, channels                int
+	steps, batch, warmup                  int
+	lr, wd, clip, ema, fdEps, stepLR      float64
+	seed                                  uint64
+	out, backend, resume, ckpt, logPath   string
+	ckptEvery, logEvery, threads          int
+	force, asJSON                         bool
+}
+
+func newTrainCmd() *cobra.Command {
+	var f trainFlags
+	c := &cobra.Command{
+		Use:   "train --data DATA --out MODEL.onnx",
+		Short: "Train a noise-conditional score network (NCSN) and export it to ONNX",
+		Long: `train fits a noise-conditional score network s(x, σ) to DATA and writes it,
+with its averaged (EMA) weights and ebmrun metadata, to OUT as ONNX.
+
+DATA is a toy distribution (` + strings.Join(dataset.ToyNames(), ", ") + `),
+drawn afresh every step, or a data set: a .npy, .csv or IDX file (gzipped or
+not) or a folder of PNG images, visited in shuffled epochs. Images are scaled
+from [0, 255] to [0, 1] unless --scale says otherwise.
+
+Losses (λ(σ) = σ², σ drawn per sample from --sigmas): dsm (denoising score
+matching), ssm and ssm-vr (sliced score matching through a second-order
+autodiff), fd-ssm (finite-difference SSM, forward passes only).
+
+A checkpoint is written every --checkpoint-every steps, at the end, and on
+Ctrl-C (which then stops cleanly). --resume CKPT continues a run bit for bit
+as if it had not stopped; give it the same flags. The log (JSON lines: loss,
+loss per σ level, step time) goes to --log.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runTrain(c, &f) },
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.data, "data", "", "toy distribution name, data file or folder of PNG images (required)")
+	fl.StringVar(&f.arch, "arch", "mlp", "network: mlp (vectors) or unet (images)")
+	fl.IntVar(&f.width, "width", 0, "mlp: hidden units (default 128)")
+	fl.IntVar(&f.depth, "depth", 0, "mlp: hidden layers (default 3)")
+	fl.StringVar(&f.act, "act", "", "mlp: activation: "+strings.Join(trainer.Activations, ", ")+" (default silu)")
+	fl.IntVar(&f.channels, "channels", 0, "unet: channels of the first level (default 32)")
+	fl.StringVar(&f.loss, "loss", "dsm", "loss: "+strings.Join(trainer.LossNames, ", "))
+	fl.StringVar(&f.proj, "projection", "", "slicing vectors of the SSM losses: rademacher, gaussian or sphere (default rademacher)")
+	fl.Float64Var(&f.fdEps, "fd-eps", 0, "fd-ssm: finite-difference step relative to σ (default 0.01)")
+	fl.StringVar(&f.sigmas, "sigmas", "", "σ schedule: geom:MAX,MIN,L or a comma list, largest first (default geom:1,0.01,10)")
+	fl.IntVar(&f.steps, "steps", 3000, "Adam steps in all")
+	fl.IntVar(&f.batch, "batch", 128, "samples per step")
+	fl.Float64Var(&f.lr, "lr", 1e-3, "Adam learning rate")
+	fl.Float64Var(&f.wd, "weight-decay", 0, "decoupled (AdamW) weight decay")
+	fl.Float64Var(&f.clip, "clip", 0, "clip gradients to this global L2 norm (0: off)")
+	fl.IntVar(&f.warmup, "warmup", 0, "steps of linear learning-rate warm-up")
+	fl.Float64Var(&f.ema, "ema", 0.999, "decay of the weight average exported (negative: export the weights themselves)")
+	fl.Uint64Var(&f.seed, "seed", 0, "random seed: initial weights, batches, σ and noise")
+	fl.StringVar(&f.scale, "scale", "auto", "data scaling: auto (images from [0,255] to [0,1], else none), none, standardize, or range:LO,HI")
+	fl.Float64Var(&f.stepLR, "step-lr", 0, "annealed Langevin step size ε the model recommends (default 2e-5)")
+	fl.StringVarP(&f.out, "out", "o", "", "the ONNX model to write (required)")
+	fl.StringVar(&f.backend, "backend", "auto", "backend running the training step: auto (ort when it loads, else native), native, ort")
+	fl.IntVar(&f.threads, "threads", 0, "backend threads (default: every core)")
+	fl.StringVar(&f.resume, "resume", "", "continue from this checkpoint (same flags as the run that wrote it)")
+	fl.StringVar(&f.ckpt, "checkpoint", "", "checkpoint file (default: OUT without .onnx + .ckpt, or the --resume file)")
+	fl.IntVar(&f.ckptEvery, "checkpoint-every", 1000, "write a checkpoint every K steps (0: only at the end and on Ctrl-C)")
+	fl.StringVar(&f.logPath, "log", "", "JSON-lines training log (default: OUT without .onnx + .train.jsonl; - for stdout)")
+	fl.IntVar(&f.logEvery, "log-every", 100, "steps per log line")
+	fl.BoolVar(&f.force, "force", false, "overwrite OUT if it exists")
+	fl.BoolVar(&f.asJSON, "json", false, "print a JSON summary on stdout")
+	return c
+}
+
+// trainSummary is what --json prints.
+type trainSummary struct {
+	Model      string  `json:"model"`
+	Checkpoint string  `json:"checkpoint"`
+	Log        string  `json:"log,omitempty"`
+	Backend    string  `json:"backend"`
+	Data       string  `json:"data"`
+	Arch       string  `json:"arch"`
+	Loss       string  `json:"loss"`
+	Steps      int     `json:"steps"`
+	Resumed    int     `json:"resumed_from,omitempty"`
+	Seconds    float64 `json:"seconds"`
+	StepMS     float64 `json:"step_ms"`
+	FinalLoss  float64 `json:"final_loss"`
+	Parameters int     `json:"parameters"`
+}
+
+func (f *trainFlags) config(data trainer.Data) (trainer.Config, error) {
+	cfg := trainer.Config{
+		Loss: f.loss, Projection: f.proj, FDEps: f.fdEps, Steps: f.steps, Batch: f.batch,
+		LR: f.lr, WeightDecay: f.wd, ClipNorm: f.clip, Warmup: f.warmup, EMA: f.ema,
+		Seed: f.seed, Threads: f.threads,
+	}
+	if f.ema == 0 {
+		cfg.EMA = -1 // --ema 0: no averaging (Config's zero means the default)
+	}
+	switch f.arch {
+	case "mlp":
+		cfg.Arch = trainer.MLP{Width: f.width, Depth: f.depth, Act: f.act}
+	case "unet":
+		cfg.Arch = trainer.UNet{Channels: f.channels}
+	default:
+		return cfg, usagef("train: --arch %q: want mlp or unet", f.arch)
+	}
+	if f.sigmas != "" {
+		s, err := sampler.ParseSigmas(f.sigmas)
+		if err != nil {
+			return cfg, usageError{fmt.Errorf("train: --sigmas: %w", err)}
+		}
+		cfg.Sigmas = s
+	}
+	if f.stepLR != 0 {
+		cfg.Sampler = importer.SamplerDefaults{Sampler: "ald", Steps: sampler.DefaultSteps, StepLR: f.stepLR, Denoise: true}
+	}
+	if f.steps < 1 || f.batch < 1 {
+		return cfg, usagef("train: --steps %d and --batch %d must be positive", f.steps, f.batch)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageError{err}
+	}
+	return cfg, nil
+}
+
+func runTrain(c *cobra.Command, f *trainFlags) error {
+	if f.data == "" || f.out == "" {
+		return usagef("train: --data and --out are required")
+	}
+	if _, err := os.Stat(f.out); err == nil && !f.force {
+		return fmt.Errorf("train: %s exists; pass --force to overwrite it", f.out)
+	}
+	data, err := loadTrainData(f.data, f.scale)
+	if err != nil {
+		return err
+	}
+	cfg, err := f.config(data)
+	if err != nil {
+		return err
+	}
+	be, err := runtime.Get(f.backend)
+	if err != nil {
+		return err
+	}
+	tr, err := trainer.New(cfg, data, be)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	base := strings.TrimSuffix(f.out, ".onnx")
+	ckpt := f.ckpt
+	if ckpt == "" {
+		ckpt = base + ".ckpt"
+		if f.resume != "" {
+			ckpt = f.resume
+		}
+	}
+	resumed := 0
+	if f.resume != "" {
+		if err := tr.LoadCheckpoint(f.resume); err != nil {
+			return err
+		}
+		resumed = tr.Done()
+	}
+	logW, logName, closeLog, err := openTrainLog(f.logPath, base, f.resume != "", c.OutOrStdout())
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+
+	ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	bar := trainProgress(c.ErrOrStderr(), cfg.Steps, resumed)
+	start := time.Now()
+	var last float64
+	err = tr.Run(ctx, trainer.RunOptions{
+		Checkpoint: ckpt, CheckpointEvery: f.ckptEvery, Log: logW, LogEvery: f.logEvery,
+		Progress: func(s *trainer.StepStats) {
+			last = s.Loss
+			bar(s)
+		},
+	})
+	bar(nil)
+	secs := time.Since(start).Seconds()
+	if errors.Is(err, trainer.ErrInterrupted) {
+		return exitError{130, fmt.Errorf("train: interrupted at step %d of %d; checkpoint in %s (continue with --resume %s)", tr.Done(), cfg.Steps, ckpt, ckpt)}
+	}
+	if err != nil {
+		return err
+	}
+	extra := map[string]any{"command": commandLine(c), "train_seconds": math.Round(secs*10) / 10}
+	if resumed > 0 {
+		extra["resumed_from"] = resumed
+	}
+	if err := tr.Export(f.out, extra); err != nil {
+		return err
+	}
+	n := 0
+	for _, p := range tr.Params() {
+		n += len(p)
+	}
+	sum := trainSummary{Model: f.out, Checkpoint: ckpt, Log: logName, Backend: be.Name(), Data: data.Name(),
+		Arch: f.arch, Loss: cfg.Loss, Steps: tr.Done(), Resumed: resumed, Seconds: secs, FinalLoss: last, Parameters: n}
+	if d := tr.Done() - resumed; d > 0 {
+		sum.StepMS = secs * 1000 / float64(d)
+	}
+	if f.asJSON {
+		enc := json.NewEncoder(c.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(sum)
+	}
+	if logName != "-" {
+		fmt.Fprintf(c.OutOrStdout(), "trained %d steps (%s, %s, %s on %s) in %.1f s (%.2f ms/step), last loss %.4f; wrote %s\n",
+			tr.Done(), data.Name(), f.arch, cfg.Loss, be.Name(), secs, sum.StepMS, last, f.out)
+	}
+	return nil
+}
+
+// commandLine rebuilds the command from the flags set, for provenance.
+func commandLine(c *cobra.Command) string {
+	parts := []string{"ebmrun", c.Name()}
+	c.Flags().Visit(func(f *pflag.Flag) {
+		if f.Name == "json" || f.Name == "force" {
+			return
+		}
+		v := f.Value.String()
+		if v == "" || strings.ContainsAny(v, " \t\"'") {
+			v = strconv.Quote(v)
+		}
+		parts = append(parts, "--"+f.Name+" "+v)
+	})
+	return strings.Join(parts, " ")
+}
+
+// loadTrainData resolves --data: a toy name (unless a file of that name
+// exists), else a data set through dataset.Load, scaled as --scale says.
+func loadTrainData(spec, scale string) (trainer.Data, error) {
+	if _, err := os.Stat(spec); err != nil {
+		if _, terr := dataset.Toy(spec); terr == nil {
+			return trainer.NewToyData(spec)
+		}
+		if os.IsNotExist(err) {
+			return nil, usagef("train: --data %q is neither a toy distribution (%s) nor a file", spec, strings.Join(dataset.ToyNames(), ", "))
+		}
+		return nil, err
+	}
+	t, err := dataset.Load(spec)
+	if err != nil {
+		return nil, err
+	}
+	var rng []float64
+	switch {
+	case scale == "auto" && len(t.Shape) >= 3:
+		s, err := dataset.ScaleFromRange(t, [2]float64{0, 255}, 0, 1)
+		if err != nil {
+			return nil, fmt.Errorf("train: %s: %w (pass --scale)", spec, err)
+		}
+		rng = s.DataRange()
+	case scale == "auto" || scale == "none":
+	case scale == "standardize":
+		s, err := dataset.Standardize(t)
+		if err != nil {
+			return nil, err
+		}
+		rng = s.DataRange()
+	case strings.HasPrefix(scale, "range:"):
+		lo, hi, ok := strings.Cut(strings.TrimPrefix(scale, "range:"), ",")
+		l, err1 := strconv.ParseFloat(lo, 64)
+		h, err2 := strconv.ParseFloat(hi, 64)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, usagef("train: --scale %q: want range:LO,HI", scale)
+		}
+		s, err := dataset.ScaleToRange(t, l, h)
+		if err != nil {
+			return nil, err
+		}
+		rng = s.DataRange()
+	default:
+		return nil, usagef("train: --scale %q: want auto, none, standardize or range:LO,HI", scale)
+	}
+	return trainer.NewTensorData(filepath.Base(spec), t, rng)
+}
+
+// openTrainLog opens the JSON-lines log: appended to when resuming, else
+// truncated; "-" is stdout.
+func openTrainLog(path, base string, resume bool, stdout io.Writer) (io.Writer, string, func(), error) {
+	if path == "" {
+		path = base + ".train.jsonl"
+	}
+	if path == "-" {
+		return stdout, "-", func() {}, nil
+	}
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if resume {
+		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	fh, err := os.OpenFile(path, flags, 0o644)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("train: log: %w", err)
+	}
+	return fh, path, func() { fh.Close() }, nil
+}
+
+// trainProgress returns a callback that draws a bar with the loss and it/s
+// when w is a terminal, and does nothing otherwise; nil finishes the bar.
+func trainProgress(w io.Writer, total, done int) func(*trainer.StepStats) {
+	fh, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(fh.Fd())) {
+		return func(*trainer.StepStats) {}
+	}
+	bar := progressbar.NewOptions(total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("training"),
+		progressbar.OptionShowIts(), progressbar.OptionSetPredictTime(true), progressbar.OptionShowCount(),
+		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+	_ = bar.Set(done)
+	var avg float64
+	return func(s *trainer.StepStats) {
+		if s == nil {
+			_ = bar.Finish()
+			return
+		}
+		if avg == 0 {
+			avg = s.Loss
+		}
+		avg = 0.98*avg + 0.02*s.Loss
+		bar.Describe(fmt.Sprintf("training, loss %.4f", avg))
+		_ = bar.Set(s.Step)
+	}
+}

@@ -1,0 +1,90 @@
+package trainer
+
+import (
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/ebmrun/ebmrun/tensorio"
+)
+
+// checkpointFormat is the version of the checkpoint layout.
+const checkpointFormat = 1
+
+// checkpoint is everything a step depends on besides the seed and its
+// index: the weights, Adam's moments and the averages. The random state
+// needs no saving because step k draws from the stream (seed, k).
+type checkpoint struct {
+	Format      int
+	Fingerprint string
+	Done        int
+	Names       []string
+	Params      [][]float32
+	M, V        [][]float32
+	EMA         [][]float32
+}
+
+// ErrCheckpointMismatch is wrapped when a checkpoint was written by a run
+// with other settings than the trainer resuming it.
+var ErrCheckpointMismatch = errors.New("checkpoint was written with other settings")
+
+// SaveCheckpoint writes the training state to path atomically (a reader
+// sees the old file or the new one, never a torn one).
+func (t *Trainer) SaveCheckpoint(path string) error {
+	c := checkpoint{
+		Format:      checkpointFormat,
+		Fingerprint: t.cfg.fingerprint(t.data),
+		Done:        t.done,
+		Names:       t.net.Params,
+		Params:      t.params,
+		M:           t.opt.m,
+		V:           t.opt.v,
+		EMA:         t.ema,
+	}
+	err := tensorio.WriteAtomic(path, func(w io.Writer) error { return gob.NewEncoder(w).Encode(&c) })
+	if err != nil {
+		return fmt.Errorf("trainer: checkpoint: %w", err)
+	}
+	return nil
+}
+
+// LoadCheckpoint restores the state saved by SaveCheckpoint. The trainer
+// must have been made with the same settings (Steps and Threads may
+// differ); training then continues exactly as the saved run would have.
+func (t *Trainer) LoadCheckpoint(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("trainer: %w", err)
+	}
+	defer f.Close()
+	var c checkpoint
+	if err := gob.NewDecoder(f).Decode(&c); err != nil {
+		return fmt.Errorf("trainer: checkpoint %s: %w", path, err)
+	}
+	if c.Format != checkpointFormat {
+		return fmt.Errorf("trainer: checkpoint %s has format %d, this build reads %d", path, c.Format, checkpointFormat)
+	}
+	if want := t.cfg.fingerprint(t.data); c.Fingerprint != want {
+		return fmt.Errorf("trainer: %s: %w:\n  saved: %s\n  now:   %s", path, ErrCheckpointMismatch, c.Fingerprint, want)
+	}
+	if len(c.Params) != len(t.params) || len(c.M) != len(t.params) || len(c.V) != len(t.params) || len(c.EMA) != len(t.params) {
+		return fmt.Errorf("trainer: checkpoint %s holds %d parameters, the network has %d", path, len(c.Params), len(t.params))
+	}
+	for i := range t.params {
+		n := len(t.params[i])
+		if c.Names[i] != t.net.Params[i] || len(c.Params[i]) != n || len(c.M[i]) != n || len(c.V[i]) != n || len(c.EMA[i]) != n {
+			return fmt.Errorf("trainer: checkpoint %s: parameter %d (%s) does not match the network's %s of %d values", path, i, c.Names[i], t.net.Params[i], n)
+		}
+	}
+	// Copy into the existing slices: the step's input tensors share them.
+	for i := range t.params {
+		copy(t.params[i], c.Params[i])
+		copy(t.opt.m[i], c.M[i])
+		copy(t.opt.v[i], c.V[i])
+		copy(t.ema[i], c.EMA[i])
+	}
+	t.done = c.Done
+	return nil
+}
