@@ -52,8 +52,22 @@ func newBuilder(m *graph.Model) (*builder, error) {
 		names:    map[string]bool{},
 		constKey: map[string]string{},
 	}
-	for _, in := range g.Inputs {
+	inits := src.InitializerMap()
+	for i, in := range g.Inputs {
 		b.names[in.Name] = true
+		if _, ok := inits[in.Name]; !ok && in.HasShape {
+			// Name unknown sizes, so that what flows from one input keeps its
+			// identity: a cotangent shaped like an output then provably
+			// matches the values that output came from, even differentiated
+			// again. The names are declared on the copy's inputs.
+			in.Shape = append(graph.Shape{}, in.Shape...)
+			for j, d := range in.Shape {
+				if !d.Known() && d.Param == "" {
+					in.Shape[j] = graph.Dim{Param: fmt.Sprintf("%s_dim%d", sanitize(in.Name), j)}
+				}
+			}
+			g.Inputs[i] = in
+		}
 		b.setInfo(in.Name, &vinfo{dt: in.DType, shape: in.Shape, ranked: in.HasShape})
 	}
 	for _, in := range g.Initializers {
@@ -249,8 +263,13 @@ func (b *builder) rank(x string) (int, error) {
 	return len(in.shape), nil
 }
 
+// shape is x's inferred shape: nil when the rank is unknown, non-nil
+// (possibly empty) otherwise.
 func (b *builder) shape(x string) graph.Shape {
 	if in := b.info[x]; in != nil && in.ranked {
+		if in.shape == nil {
+			return graph.Shape{}
+		}
 		return in.shape
 	}
 	return nil
@@ -387,9 +406,11 @@ func (b *builder) zerosLike(x string) string {
 // unbroadcast sums g (shaped like a broadcast result) down to x's shape: the
 // gradient of an operand that was broadcast. The axes come from the
 // symbolic shapes: leading axes x lacks, and axes where x has a fixed 1 and
-// g does not. A dimension that may or may not have been broadcast (unknown
-// sizes) is an error rather than a guess.
-func (b *builder) unbroadcast(g, x string) (string, error) {
+// g does not. peers are the op's other operands: where x's size is unknown,
+// x was not broadcast if every peer is absent, a fixed 1 or x itself along
+// that axis. A dimension that may or may not have been broadcast is an error
+// rather than a guess.
+func (b *builder) unbroadcast(g, x string, peers ...string) (string, error) {
 	if b.sameShape(g, x) {
 		return g, nil
 	}
@@ -415,9 +436,11 @@ func (b *builder) unbroadcast(g, x string) (string, error) {
 			inner = true
 		case dx.Known() && dg.Known():
 			return "", fmt.Errorf("cannot sum dimension %d of size %d down to %d", off+i, dg.Value, dx.Value)
+		case dx.Known() && !dg.Known() && dg.Param == "":
+			// A fixed size other than 1 is never stretched: it is the result's.
 		case dx.Param != "" && dg.Param == "" && !dg.Known():
-			// x's named size against an unknown one: broadcasting never
-			// stretches a named batch, so they agree.
+			// Nor is a named size, such as the batch.
+		case b.alone(x, len(sx)-i, peers):
 		default:
 			return "", fmt.Errorf("cannot tell whether %q was broadcast along axis %d (%v against %v); declare its shape", x, i, dx, dg)
 		}
@@ -429,6 +452,30 @@ func (b *builder) unbroadcast(g, x string) (string, error) {
 		return b.reshapeLike(b.reduceSum(g, axes, false), x), nil
 	}
 	return b.reshapeLike(b.reduceSum(g, axes, true), x), nil
+}
+
+// alone reports whether, at the axis fromEnd places from the right, every
+// peer other than x itself is absent or a fixed 1, so the result's size
+// there is x's.
+func (b *builder) alone(x string, fromEnd int, peers []string) bool {
+	if len(peers) == 0 {
+		return false
+	}
+	for _, p := range peers {
+		if p == x || p == "" {
+			continue
+		}
+		s := b.shape(p)
+		if s == nil {
+			return false
+		}
+		if j := len(s) - fromEnd; j >= 0 {
+			if d := s[j]; !(d.Known() && d.Value == 1) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // axesAttrOrInput reads a node's axes: input idx from opset from, else the

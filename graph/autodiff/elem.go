@@ -120,7 +120,7 @@ func binary(c *ruleCtx, f func(i int) string) ([]string, error) {
 		if !c.wants(i) {
 			continue
 		}
-		g, err := c.b.unbroadcast(f(i), c.in(i))
+		g, err := c.b.unbroadcast(f(i), c.in(i), c.n.Inputs...)
 		if err != nil {
 			return nil, err
 		}

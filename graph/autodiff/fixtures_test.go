@@ -374,3 +374,23 @@ func attrKey(n *graph.Node) string {
 	}
 	return sb.String()
 }
+
+// TestAmbiguousBroadcastRefused: with both sizes unknown, [?,3]·[?,1] may
+// or may not have stretched the second operand; the autodiff says so
+// instead of guessing.
+func TestAmbiguousBroadcastRefused(t *testing.T) {
+	b := graph.NewBuilder("ambiguous")
+	x := b.Input("x", graph.Float32, graph.Shape{graph.Unknown, {Value: 3}})
+	c := b.Input("c", graph.Float32, graph.Shape{graph.Unknown, {Value: 1}})
+	b.Output("y", b.Op1("Mul", []string{x, c}), graph.Float32, nil)
+	m := &graph.Model{Opsets: []graph.OpsetImport{{Version: 17}}, Graph: b.Graph()}
+	_, _, err := autodiff.VJP(m, []string{"y"}, []string{"c"}, autodiff.Options{})
+	if err == nil || !strings.Contains(err.Error(), "cannot tell whether \"c\" was broadcast along axis 0") {
+		t.Errorf("got %v", err)
+	}
+	// With c declared [1,1] nothing is ambiguous.
+	m.Graph.Inputs[1].Shape = graph.Fixed(1, 1)
+	if _, _, err := autodiff.VJP(m, []string{"y"}, []string{"x", "c"}, autodiff.Options{}); err != nil {
+		t.Errorf("c [1,1]: %v", err)
+	}
+}

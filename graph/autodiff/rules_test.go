@@ -110,14 +110,19 @@ func ruleCases() []ruleCase {
 		unaryCase("HardSigmoid", normal, fa("alpha", 0.2), fa("beta", 0.5)), unaryCase("Erf", normal),
 		unaryCase("Sin", normal), unaryCase("Cos", normal), unaryCase("Identity", normal),
 		unaryCase("Dropout", normal), unaryCase("Cast", normal, ia("to", int64(graph.Float32))),
-		{name: "Add/broadcast", ins: []tin{fN("a", normal, 2, 3), f("b", normal, 3)}, build: func(c *cb) string {
+		{name: "Add/broadcast", opsets: []int64{11, 17}, ins: []tin{fN("a", normal, 2, 3), f("b", normal, 3)}, build: func(c *cb) string {
 			return c.op("Add", c.in)
 		}},
-		{name: "Sub/broadcast-both", ins: []tin{f("a", normal, 2, 1, 3), f("b", normal, 4, 1)}, build: func(c *cb) string {
+		{name: "Sub/broadcast-both", opsets: []int64{11, 17}, ins: []tin{f("a", normal, 2, 1, 3), f("b", normal, 4, 1)}, build: func(c *cb) string {
 			return c.op("Sub", c.in)
 		}},
-		{name: "Mul/batch-column", ins: []tin{fN("a", normal, 2, 3), fN("b", normal, 2, 1)}, build: func(c *cb) string {
+		{name: "Mul/batch-column", opsets: []int64{11, 17}, ins: []tin{fN("a", normal, 2, 3), fN("b", normal, 2, 1)}, build: func(c *cb) string {
 			return c.op("Mul", c.in)
+		}},
+		{name: "Mul-Add/unknown-dims", ins: []tin{{name: "a", shape: graph.Shape{graph.Unknown, {Value: 3}}, dims: []int64{2, 3}},
+			f("b", normal, 3), f("c", normal, 1, 1)}, build: func(c *cb) string {
+			sq := c.op("Mul", []string{c.in[0], c.in[0]})
+			return c.op("Mul", []string{c.op("Add", []string{sq, c.in[1]}), c.in[2]})
 		}},
 		{name: "Mul/same", ins: []tin{fN("a", normal, 2, 3)}, build: func(c *cb) string {
 			return c.op("Mul", []string{c.in[0], c.in[0]})
@@ -152,7 +157,7 @@ func ruleCases() []ruleCase {
 		{name: "Gemm/transB", ins: []tin{fN("a", normal, 4, 2), f("b", normal, 3, 2), f("c", normal, 3)}, build: func(c *cb) string {
 			return c.op("Gemm", c.in, ia("transB", 1), fa("alpha", 1.5), fa("beta", 0.5))
 		}},
-		{name: "Gemm/transA", ins: []tin{f("a", normal, 2, 4), f("b", normal, 2, 3), f("c", normal, 4, 1)}, build: func(c *cb) string {
+		{name: "Gemm/transA", opsets: []int64{11, 17}, ins: []tin{f("a", normal, 2, 4), f("b", normal, 2, 3), f("c", normal, 4, 1)}, build: func(c *cb) string {
 			return c.op("Gemm", c.in, ia("transA", 1))
 		}},
 		{name: "Gemm/both", ins: []tin{f("a", normal, 2, 4), f("b", normal, 3, 2)}, build: func(c *cb) string {
@@ -188,7 +193,7 @@ func ruleCases() []ruleCase {
 		{name: "ConvTranspose/group-outpad", ins: []tin{f("x", normal, 1, 4, 3, 3), f("w", normal, 4, 1, 3, 3)}, build: func(c *cb) string {
 			return c.op("ConvTranspose", c.in, ia("group", 2), isa("strides", 2, 2), isa("output_padding", 1, 0), isa("pads", 1, 0, 0, 1))
 		}},
-		{name: "InstanceNormalization", ins: []tin{fN("x", normal, 2, 3, 3, 4), f("s", normal, 3), f("b", normal, 3)}, build: func(c *cb) string {
+		{name: "InstanceNormalization", opsets: []int64{11, 18}, ins: []tin{fN("x", normal, 2, 3, 3, 4), f("s", normal, 3), f("b", normal, 3)}, build: func(c *cb) string {
 			return c.op("InstanceNormalization", c.in, fa("epsilon", 1e-3))
 		}},
 		{name: "GroupNormalization", opsets: []int64{21}, ins: []tin{fN("x", normal, 2, 4, 3, 3), f("s", normal, 4), f("b", normal, 4)}, build: func(c *cb) string {
@@ -216,7 +221,7 @@ func ruleCases() []ruleCase {
 		{name: "MaxPool/2x2", ins: []tin{f("x", normal, 2, 2, 4, 4)}, build: func(c *cb) string {
 			return c.op("MaxPool", c.in, isa("kernel_shape", 2, 2), isa("strides", 2, 2))
 		}},
-		{name: "GlobalAveragePool", ins: []tin{fN("x", normal, 2, 3, 3, 4)}, build: func(c *cb) string {
+		{name: "GlobalAveragePool", opsets: []int64{11, 17}, ins: []tin{fN("x", normal, 2, 3, 3, 4)}, build: func(c *cb) string {
 			return c.op("GlobalAveragePool", c.in)
 		}},
 		{name: "Concat", ins: []tin{fN("a", normal, 2, 2), fN("b", normal, 2, 3)}, build: func(c *cb) string {
@@ -264,7 +269,7 @@ func ruleCases() []ruleCase {
 		{name: "Gather/axis1", ins: []tin{f("table", normal, 2, 5, 3), {name: "idx", shape: graph.Fixed(2, 2), dims: []int64{2, 2}, ints: []int64{3, 3, 0, 2}}}, build: func(c *cb) string {
 			return c.op("Gather", c.in, ia("axis", 1))
 		}},
-		{name: "Gather/vector", ins: []tin{f("table", positive, 10), {name: "idx", shape: graph.Shape{{Param: "N"}}, dims: []int64{4}, ints: []int64{9, 2, 2, 5}}}, build: func(c *cb) string {
+		{name: "Gather/vector", opsets: []int64{11, 13}, ins: []tin{f("table", positive, 10), {name: "idx", shape: graph.Shape{{Param: "N"}}, dims: []int64{4}, ints: []int64{9, 2, 2, 5}}}, build: func(c *cb) string {
 			return c.op("Gather", c.in)
 		}},
 		{name: "ReduceSum", opsets: axesOpsets, ins: []tin{fN("x", normal, 2, 3, 4)}, build: func(c *cb) string {
