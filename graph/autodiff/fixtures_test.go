@@ -394,3 +394,65 @@ func TestAmbiguousBroadcastRefused(t *testing.T) {
 		t.Errorf("c [1,1]: %v", err)
 	}
 }
+
+// TestSSMTrainingGraphsForEveryFixture builds what a trainer runs — the
+// parameter gradients of the SSM loss — for every fixture (energy models
+// through ScoreFromEnergy first, so third order), and runs them once on
+// every backend: all finite, and the loss equal to the SSM graph's.
+func TestSSMTrainingGraphsForEveryFixture(t *testing.T) {
+	for _, fx := range loadFixtures(t) {
+		t.Run(fx.name, func(t *testing.T) {
+			m, out := fx.model, fx.spec.Output
+			if fx.spec.Kind == importer.OutEnergy {
+				var err error
+				if m, err = autodiff.ScoreFromEnergy(m, fx.spec.XInput, out); err != nil {
+					t.Fatal(err)
+				}
+				out = autodiff.ScoreOutput
+			}
+			ssm, names, err := autodiff.SlicedScoreMatching(m, fx.spec.XInput, out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var params []string
+			for _, in := range m.Graph.Initializers {
+				if in.Tensor.DType == graph.Float32 && len(in.Tensor.Shape) > 0 {
+					params = append(params, in.Name)
+				}
+			}
+			gm, res, err := autodiff.VJP(ssm, []string{names.Loss}, params, autodiff.Options{Promote: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := fx.inputs[fx.spec.XInput]
+			in := with(fx.inputs, names.V, graph.NewFloat32(x.Shape, nil))
+			for i := range in[names.V].F32 {
+				in[names.V].F32[i] = float32(1 - 2*(i%2))
+			}
+			n := x.Shape[0]
+			ones := graph.NewFloat32([]int64{n}, nil)
+			for i := range ones.F32 {
+				ones.F32[i] = 1
+			}
+			in[res.Cotangents[0]] = ones
+			inits := m.Graph.InitializerMap()
+			for _, p := range params {
+				in[p] = inits[p]
+			}
+			forEachBackend(t, func(t *testing.T, be runtime.Backend) {
+				outs := prepare(t, be, gm).run(t, in)
+				ref := prepare(t, be, ssm).run(t, in)[names.Loss]
+				if err := compare(outs[names.Loss].F32, ref.F32, tol{Rel: 1e-6}); err != nil {
+					t.Errorf("loss: %v", err)
+				}
+				for i, p := range params {
+					for _, v := range outs[res.Grads[i]].F32 {
+						if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+							t.Fatalf("∂loss/∂%s holds %v", p, v)
+						}
+					}
+				}
+			})
+		})
+	}
+}
