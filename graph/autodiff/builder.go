@@ -41,7 +41,9 @@ func newBuilder(m *graph.Model) (*builder, error) {
 		Initializers: append([]graph.Initializer(nil), src.Initializers...),
 	}
 	for _, n := range src.Nodes {
-		c := *n
+		c := *n // attributes are shared, read-only; names are rewired, so copied
+		c.Inputs = append([]string(nil), n.Inputs...)
+		c.Outputs = append([]string(nil), n.Outputs...)
 		g.Nodes = append(g.Nodes, &c)
 	}
 	b := &builder{
@@ -524,8 +526,42 @@ func sameDim(a, b graph.Dim) bool {
 
 // finish shares common subexpressions and drops what the outputs do not need.
 func (b *builder) finish() {
+	b.bypassIdentities()
 	b.cse()
 	b.prune()
+}
+
+// bypassIdentities points the readers of an Identity's output at its input
+// (the Identity itself stays only when it names a graph output); gradient
+// outputs of a model differentiated again otherwise pile up as chains.
+func (b *builder) bypassIdentities() {
+	outputs := map[string]bool{}
+	for _, o := range b.g.Outputs {
+		outputs[o.Name] = true
+	}
+	alias := map[string]string{}
+	for _, n := range b.g.Nodes {
+		if n.OpType == "Identity" && (n.Domain == "" || n.Domain == "ai.onnx") && len(n.Inputs) == 1 && len(n.Outputs) == 1 && !outputs[n.Outputs[0]] {
+			alias[n.Outputs[0]] = n.Inputs[0]
+		}
+	}
+	resolve := func(v string) string {
+		for i := 0; i < len(alias)+1; i++ {
+			a, ok := alias[v]
+			if !ok {
+				break
+			}
+			v = a
+		}
+		return v
+	}
+	for _, n := range b.g.Nodes {
+		for i, in := range n.Inputs {
+			if _, ok := alias[in]; ok {
+				n.Inputs[i] = resolve(in)
+			}
+		}
+	}
 }
 
 // cse merges nodes that compute the same op on the same inputs with the same
