@@ -326,3 +326,33 @@ func TestValueDependentOutputShape(t *testing.T) {
 		}
 	}
 }
+
+// TestUndeclaredScalarOutput: onnxruntime_go cannot wrap a rank-0 output that
+// onnxruntime allocated; a model whose scalar output declares no shape must
+// get an error, not a panic.
+func TestUndeclaredScalarOutput(t *testing.T) {
+	b := graph.NewBuilder("r0")
+	x := b.Input("x", graph.Float32, graph.Shape{{Param: "N"}, {Value: 2}})
+	b.Output("y", b.Op1("ReduceSum", []string{x}, graph.IntAttr("keepdims", 0)), graph.Float32, nil)
+	m := &graph.Model{IRVersion: 8, Opsets: []graph.OpsetImport{{Version: 17}}, Graph: b.Graph()}
+	be, err := runtime.Get("ort")
+	if err != nil {
+		testenv.Missing(t, err.Error())
+	}
+	p, err := be.Prepare(m, runtime.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	s, err := p.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out := []*graph.Tensor{new(graph.Tensor)}
+	if err := s.Run([]*graph.Tensor{graph.NewFloat32([]int64{3, 2}, []float32{1, 2, 3, 4, 5, 6})}, out); err == nil {
+		t.Logf("ran: %v", out[0].F32)
+	} else if !strings.HasPrefix(err.Error(), "ort: ") {
+		t.Errorf("error %q lacks the package prefix", err)
+	}
+}

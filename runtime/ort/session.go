@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -360,7 +361,7 @@ func (s *session) dropOutputs(keepScalars bool) {
 	s.outReady = false
 	for i := range s.out {
 		sl := &s.out[i]
-		if v := s.outVals[i]; v != nil && v != sl.val {
+		if v := s.outVals[i]; !isNil(v) && v != sl.val {
 			v.Destroy() // allocated by onnxruntime before the run failed
 		}
 		if !(keepScalars && sl.val != nil && len(sl.shape) == 0) {
@@ -441,4 +442,15 @@ func fill[T any](dst *[]T, src []T) {
 	}
 	*dst = (*dst)[:len(src)]
 	copy(*dst, src)
+}
+
+// isNil reports whether v holds no tensor: a nil interface, or one holding a
+// nil pointer, which onnxruntime_go leaves behind when it fails to wrap an
+// output (a rank-0 output it allocated, say).
+func isNil(v ortgo.Value) bool {
+	if v == nil {
+		return true
+	}
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
