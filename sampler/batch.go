@@ -11,6 +11,9 @@ import (
 // the first of which is chain Start of the whole run. Each chain draws its
 // noise from a stream of its own, so a chain's path does not depend on which
 // batch it shares.
+//
+// A Sampler's Sample calls Begin once, then for each step Score, Normal,
+// updates X, and calls Done; Run makes and fills the batches.
 type Batch struct {
 	X     []float32
 	N     int
@@ -88,8 +91,9 @@ func mix64(z uint64) uint64 {
 // Rand is chain i's random source.
 func (b *Batch) Rand(i int) *rand.Rand { return b.rng[i] }
 
-// normal fills b.z with fresh N(0, I) draws, each chain from its own stream.
-func (b *Batch) normal() []float32 {
+// Normal draws fresh N(0, I) noise for every chain, each from its own
+// stream, into a buffer the batch owns (valid until the next call).
+func (b *Batch) Normal() []float32 {
 	z := b.z[:b.N*b.Dim]
 	for i := 0; i < b.N; i++ {
 		r := b.rng[i]
@@ -101,9 +105,10 @@ func (b *Batch) normal() []float32 {
 	return z
 }
 
-// scoreAt evaluates the score of the current states into b.score and checks
-// it is finite.
-func (b *Batch) scoreAt(s Scorer, level, step int, nz Noise) ([]float32, error) {
+// Score evaluates the score of the current states at level (0-based) and
+// step of the sampler, into a buffer the batch owns, and returns a
+// *DivergenceError if some of it is not finite.
+func (b *Batch) Score(s Scorer, level, step int, nz Noise) ([]float32, error) {
 	out := b.score[:b.N*b.Dim]
 	if err := s.Score(out, b.X, b.N, nz); err != nil {
 		return nil, fmt.Errorf("sampler: %s at %s: %w", b.sampler, where(level, b.levels, step, b.steps, float64(nz.Sigma), nz.Time), err)
@@ -119,9 +124,10 @@ func (b *Batch) diverged(level, step int, nz Noise, bad int, inScore bool) error
 		Sigma: float64(nz.Sigma), Time: nz.Time, Diverged: bad, Of: b.N, First: b.Start, InScore: inScore}
 }
 
-// done ends a step: it checks the states are finite, reports the step to the
-// run and stops when the run is cancelled.
-func (b *Batch) done(level, step int, nz Noise) error {
+// Done ends a step: it checks the states are finite (else a
+// *DivergenceError), reports the step to the run (progress, trace) and
+// returns the run's context error once it is cancelled.
+func (b *Batch) Done(level, step int, nz Noise) error {
 	if bad := b.countNonFinite(b.X); bad > 0 {
 		return b.diverged(level, step, nz, bad, false)
 	}

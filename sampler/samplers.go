@@ -31,7 +31,9 @@ var (
 	_ Sampler = (*DDPM)(nil)
 )
 
-func (b *Batch) begin(name string, levels, steps int) {
+// Begin names the sampler and its numbers of levels and steps per level,
+// for error messages.
+func (b *Batch) Begin(name string, levels, steps int) {
 	b.sampler, b.levels, b.steps = name, levels, steps
 }
 
@@ -84,16 +86,16 @@ func (u *ULA) Validate() error {
 
 func (u *ULA) Sample(s Scorer, b *Batch) error {
 	p := u.WithDefaults()
-	b.begin(u.Name(), 1, p.Steps)
-	nz := veNoise(-1, p.Sigma)
+	b.Begin(u.Name(), 1, p.Steps)
+	nz := VENoise(-1, p.Sigma)
 	a, c := float32(p.StepSize), float32(math.Sqrt(2*p.StepSize))
 	for t := 0; t < p.Steps; t++ {
-		sc, err := b.scoreAt(s, 0, t, nz)
+		sc, err := b.Score(s, 0, t, nz)
 		if err != nil {
 			return err
 		}
-		langevin(b.X, a, sc, c, b.normal())
-		if err := b.done(0, t, nz); err != nil {
+		langevin(b.X, a, sc, c, b.Normal())
+		if err := b.Done(0, t, nz); err != nil {
 			return err
 		}
 	}
@@ -150,19 +152,19 @@ func (a *ALD) Validate() error {
 
 func (a *ALD) Sample(s Scorer, b *Batch) error {
 	p := a.WithDefaults()
-	b.begin(a.Name(), len(p.Sigmas), p.Steps)
+	b.Begin(a.Name(), len(p.Sigmas), p.Steps)
 	sL := p.Sigmas[len(p.Sigmas)-1]
 	for i, sig := range p.Sigmas {
 		alpha := p.StepLR * sig * sig / (sL * sL)
 		st, c := float32(alpha), float32(math.Sqrt(2*alpha))
-		nz := veNoise(i, sig)
+		nz := VENoise(i, sig)
 		for t := 0; t < p.Steps; t++ {
-			sc, err := b.scoreAt(s, i, t, nz)
+			sc, err := b.Score(s, i, t, nz)
 			if err != nil {
 				return err
 			}
-			langevin(b.X, st, sc, c, b.normal())
-			if err := b.done(i, t, nz); err != nil {
+			langevin(b.X, st, sc, c, b.Normal())
+			if err := b.Done(i, t, nz); err != nil {
 				return err
 			}
 		}
@@ -176,8 +178,8 @@ func (a *ALD) Sample(s Scorer, b *Batch) error {
 // denoise is NCSNv2's x ← x + σ_L²·s(x, σ_L), counted as one more step of
 // the last level.
 func (b *Batch) denoise(s Scorer, level, step int, sigma float64) error {
-	nz := veNoise(level, sigma)
-	sc, err := b.scoreAt(s, level, step, nz)
+	nz := VENoise(level, sigma)
+	sc, err := b.Score(s, level, step, nz)
 	if err != nil {
 		return err
 	}
@@ -186,7 +188,7 @@ func (b *Batch) denoise(s Scorer, level, step int, sigma float64) error {
 	for i := range x {
 		x[i] += f * sc[i]
 	}
-	return b.done(level, step, nz)
+	return b.Done(level, step, nz)
 }
 
 // CAS is consistent annealed sampling (Jolicoeur-Martineau, Piché-Taillefer,
@@ -272,20 +274,20 @@ func (c *CAS) Validate() error {
 
 func (c *CAS) Sample(s Scorer, b *Batch) error {
 	p := c.WithDefaults()
-	b.begin(c.Name(), len(p.Sigmas), 1)
+	b.Begin(c.Name(), len(p.Sigmas), 1)
 	sL := p.Sigmas[len(p.Sigmas)-1]
 	eta := p.StepLR / (sL * sL)
 	for i, sig := range p.Sigmas {
 		next := p.next(i)
 		g := next / sig
 		beta := math.Sqrt(1 - ((1-eta)/g)*((1-eta)/g))
-		nz := veNoise(i, sig)
-		sc, err := b.scoreAt(s, i, 0, nz)
+		nz := VENoise(i, sig)
+		sc, err := b.Score(s, i, 0, nz)
 		if err != nil {
 			return err
 		}
-		langevin(b.X, float32(eta*sig*sig), sc, float32(next*beta), b.normal())
-		if err := b.done(i, 0, nz); err != nil {
+		langevin(b.X, float32(eta*sig*sig), sc, float32(next*beta), b.Normal())
+		if err := b.Done(i, 0, nz); err != nil {
 			return err
 		}
 	}
@@ -365,21 +367,21 @@ func (p *PC) Validate() error {
 
 func (p *PC) Sample(s Scorer, b *Batch) error {
 	q := p.WithDefaults()
-	b.begin(p.Name(), len(q.Sigmas), q.CorrectorSteps+1)
+	b.Begin(p.Name(), len(q.Sigmas), q.CorrectorSteps+1)
 	xmean := b.tmp[:len(b.X)]
 	for i, sig := range q.Sigmas {
-		nz := veNoise(i, sig)
+		nz := VENoise(i, sig)
 		for c := 0; c < q.CorrectorSteps; c++ {
-			sc, err := b.scoreAt(s, i, c, nz)
+			sc, err := b.Score(s, i, c, nz)
 			if err != nil {
 				return err
 			}
-			b.correct(sc, b.normal(), q.SNR, q.NormGroup)
-			if err := b.done(i, c, nz); err != nil {
+			b.correct(sc, b.Normal(), q.SNR, q.NormGroup)
+			if err := b.Done(i, c, nz); err != nil {
 				return err
 			}
 		}
-		sc, err := b.scoreAt(s, i, q.CorrectorSteps, nz)
+		sc, err := b.Score(s, i, q.CorrectorSteps, nz)
 		if err != nil {
 			return err
 		}
@@ -388,14 +390,14 @@ func (p *PC) Sample(s Scorer, b *Batch) error {
 			next = q.Sigmas[i+1]
 		}
 		d2 := sig*sig - next*next
-		z := b.normal()
+		z := b.Normal()
 		f, g := float32(d2), float32(math.Sqrt(d2))
 		for k := range b.X {
 			m := b.X[k] + f*sc[k]
 			xmean[k] = m
 			b.X[k] = m + g*z[k]
 		}
-		if err := b.done(i, q.CorrectorSteps, nz); err != nil {
+		if err := b.Done(i, q.CorrectorSteps, nz); err != nil {
 			return err
 		}
 	}
@@ -467,7 +469,7 @@ func (d *DDPM) Validate() error {
 func (d *DDPM) Sample(s Scorer, b *Batch) error {
 	p := d.WithDefaults()
 	T := len(p.Betas)
-	b.begin(d.Name(), T, 1)
+	b.Begin(d.Name(), T, 1)
 	abar := make([]float64, T)
 	prod := 1.0
 	for t, beta := range p.Betas {
@@ -478,14 +480,14 @@ func (d *DDPM) Sample(s Scorer, b *Batch) error {
 		beta := p.Betas[t]
 		level := T - 1 - t
 		nz := Noise{Sigma: float32(math.Sqrt(1 - abar[t])), Level: -1, Time: t}
-		sc, err := b.scoreAt(s, level, 0, nz)
+		sc, err := b.Score(s, level, 0, nz)
 		if err != nil {
 			return err
 		}
 		inv := float32(1 / math.Sqrt(1-beta))
 		fb := float32(beta)
 		if t > 0 {
-			z := b.normal()
+			z := b.Normal()
 			g := float32(math.Sqrt(beta))
 			for k := range b.X {
 				b.X[k] = (b.X[k]+fb*sc[k])*inv + g*z[k]
@@ -495,7 +497,7 @@ func (d *DDPM) Sample(s Scorer, b *Batch) error {
 				b.X[k] = (b.X[k] + fb*sc[k]) * inv
 			}
 		}
-		if err := b.done(level, 0, nz); err != nil {
+		if err := b.Done(level, 0, nz); err != nil {
 			return err
 		}
 	}

@@ -26,8 +26,8 @@ type Noise struct {
 	Time int
 }
 
-// veNoise is the noise of level i of a VE schedule.
-func veNoise(level int, sigma float64) Noise {
+// VENoise is the noise of level i (0-based) of a VE schedule.
+func VENoise(level int, sigma float64) Noise {
 	return Noise{Sigma: float32(sigma), Level: level, Time: -1}
 }
 

@@ -105,15 +105,15 @@ func TestModelScorerConditions(t *testing.T) {
 		want func(x float32) float32
 	}{
 		{"sigma [N]", importer.ModelSpec{Condition: importer.CondSigma, CondRank: 1, Kind: importer.OutScore},
-			vi("sigma", graph.Float32, -1), gaussScore, veNoise(1, 0.5), func(x float32) float32 { return float32(-float64(x) / 1.25) }},
+			vi("sigma", graph.Float32, -1), gaussScore, VENoise(1, 0.5), func(x float32) float32 { return float32(-float64(x) / 1.25) }},
 		{"sigma [N,1]", importer.ModelSpec{Condition: importer.CondSigma, CondRank: 2, Kind: importer.OutScore},
-			vi("sigma", graph.Float32, -1, 1), gaussScore, veNoise(1, 0.5), func(x float32) float32 { return float32(-float64(x) / 1.25) }},
+			vi("sigma", graph.Float32, -1, 1), gaussScore, VENoise(1, 0.5), func(x float32) float32 { return float32(-float64(x) / 1.25) }},
 		{"labels", importer.ModelSpec{Condition: importer.CondLabels, CondRank: 1, Kind: importer.OutScore, Sigmas: sigmas},
 			vi("labels", graph.Int64, -1), func(out, x []float32, c float64) { gaussScore(out, x, sigmas[int(c)]) },
-			veNoise(-1, 0.25), func(x float32) float32 { return float32(-float64(x) / 1.0625) }},
+			VENoise(-1, 0.25), func(x float32) float32 { return float32(-float64(x) / 1.0625) }},
 		{"eps sigma", importer.ModelSpec{Condition: importer.CondSigma, CondRank: 1, Kind: importer.OutEps},
 			vi("sigma", graph.Float32, -1), func(out, x []float32, c float64) { gaussScore(out, x, c); scale(out, float32(-c)) },
-			veNoise(0, 0.5), func(x float32) float32 { return float32(-float64(x) / 1.25) }},
+			VENoise(0, 0.5), func(x float32) float32 { return float32(-float64(x) / 1.25) }},
 		{"eps time", importer.ModelSpec{Condition: importer.CondTime, CondRank: 1, Kind: importer.OutEps},
 			vi("t", graph.Int64, -1), func(out, x []float32, c float64) {
 				for j := range out {
@@ -122,7 +122,7 @@ func TestModelScorerConditions(t *testing.T) {
 			},
 			Noise{Sigma: 2, Level: -1, Time: 7}, func(float32) float32 { return -3.5 }},
 		{"none", importer.ModelSpec{Condition: importer.CondNone, Kind: importer.OutScore},
-			graph.ValueInfo{}, func(out, x []float32, c float64) { copy(out, x) }, veNoise(0, 1), func(x float32) float32 { return x }},
+			graph.ValueInfo{}, func(out, x []float32, c float64) { copy(out, x) }, VENoise(0, 1), func(x float32) float32 { return x }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := tc.spec
@@ -179,14 +179,14 @@ func TestModelScorerRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Score(make([]float32, 2), make([]float32, 2), 1, veNoise(0, 0.3)); err == nil || !strings.Contains(err.Error(), "not in the σ schedule") {
+	if err := s.Score(make([]float32, 2), make([]float32, 2), 1, VENoise(0, 0.3)); err == nil || !strings.Contains(err.Error(), "not in the σ schedule") {
 		t.Errorf("σ outside the schedule: got %v", err)
 	}
 	// A time-conditioned model under a VE sampler.
 	p.ins[1] = vi("t", graph.Int64, -1)
 	spec = &importer.ModelSpec{XInput: "x", CondInput: "t", Output: "score", Condition: importer.CondTime, CondRank: 1, Kind: importer.OutEps}
 	s, _ = ModelSource(p, spec)()
-	if err := s.Score(make([]float32, 2), make([]float32, 2), 1, veNoise(0, 0.3)); err == nil || !strings.Contains(err.Error(), "ddpm") {
+	if err := s.Score(make([]float32, 2), make([]float32, 2), 1, VENoise(0, 0.3)); err == nil || !strings.Contains(err.Error(), "ddpm") {
 		t.Errorf("time model under ald: got %v", err)
 	}
 }
