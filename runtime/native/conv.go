@@ -144,6 +144,7 @@ type convKernel struct {
 
 type convState struct {
 	g   gemm
+	w   gemmWork
 	col []float32
 }
 
@@ -221,7 +222,7 @@ func (k *convKernel) run(x *exec, in, out []*graph.Tensor) error {
 				im2col(col, xs, cg, &g)
 			}
 			st.g = gemm{m: mg, n: ohw, k: kk, alpha: 1, a: W[gi*mg*kk:], lda: kk, b: col, ldb: ohw,
-				c: Y[(n*g.m+gi*mg)*ohw:], ldc: ohw}
+				c: Y[(n*g.m+gi*mg)*ohw:], ldc: ohw, w: &st.w}
 			st.g.run(x.pool)
 		}
 	}
@@ -399,7 +400,7 @@ func (k *convTransposeKernel) run(x *exec, in, out []*graph.Tensor) error {
 		for gi := 0; gi < k.group; gi++ {
 			// col[(m,i,j), (y,x)] = Σ_c W[c, m, i, j] · X[c, y, x]
 			st.g = gemm{tA: true, m: kk, n: hw, k: cg, alpha: 1, a: W[gi*cg*kk:], lda: kk,
-				b: X[(n*g.c+gi*cg)*hw:], ldb: hw, c: st.col, ldc: hw}
+				b: X[(n*g.c+gi*cg)*hw:], ldb: hw, c: st.col, ldc: hw, w: &st.w}
 			st.g.run(x.pool)
 			col2im(Y[(n*g.m+gi*mg)*g.oh*g.ow:], st.col, mg, &g)
 		}

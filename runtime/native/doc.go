@@ -26,3 +26,5 @@
 // gonum's single-precision BLAS kernels, tiled and split across the
 // session's workers; large elementwise ops are split as well.
 package native
+
+//go:generate go run asmgen.go

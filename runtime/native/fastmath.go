@@ -30,14 +30,6 @@ func expf(x float32) float32 {
 	return p * math.Float32frombits(uint32(k+127)<<23)
 }
 
-// sigmoidVec is Sigmoid over a vector, with expf inlined by the compiler.
-func sigmoidVec(d, s []float32) {
-	s = s[:len(d)]
-	for i, v := range s {
-		d[i] = 1 / (1 + expf(-v))
-	}
-}
-
 func expRef(x float32) float32 { return float32(math.Exp(float64(x))) }
 
 func sigmoidf(x float32) float32 { return 1 / (1 + expf(-x)) }

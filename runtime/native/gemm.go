@@ -9,10 +9,12 @@ import (
 	"github.com/ebmrun/ebmrun/graph"
 )
 
-// gemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices, where
-// op transposes when tA/tB are set. It splits C into tiles that the session's
-// workers compute with gonum's serial Sgemm (gonum's own parallel path starts
-// goroutines on every call, which would allocate).
+// gemm computes C = act(alpha·op(A)·op(B) + beta·C + bias) for row-major
+// matrices, where op transposes when tA/tB are set, bias (optional) is added
+// to every row and act is applied last. With AVX2 and enough rows it runs
+// the packed kernels of gemm_packed.go; otherwise it splits C into tiles
+// that the session's workers compute with gonum's serial Sgemm (gonum's own
+// parallel path starts goroutines on every call, which would allocate).
 type gemm struct {
 	tA, tB   bool
 	m, n, k  int
@@ -21,8 +23,24 @@ type gemm struct {
 	lda, ldb int
 	beta     float32
 	ldc      int
-	rowTiles bool // split over rows of C, else over columns
+	bias     []float32 // length n, or nil
+	act      act
+	w        *gemmWork // scratch of the packed path; nil: allocated per call
+	goKernel bool      // packed path with the plain-Go micro-kernel (tests)
+
+	rowTiles bool // gonum path: split over rows of C, else over columns
 	tile     int
+
+	packed         bool // packed path, see runPacked
+	npad, mc, nc   int
+	tilesM, tilesN int
+	next           int64 // next tile to take, atomically
+}
+
+// gemmState is the per-session state of the matrix-product kernels.
+type gemmState struct {
+	g gemm
+	w gemmWork
 }
 
 const (
@@ -38,6 +56,16 @@ func (g *gemm) run(p *pool) {
 	if g.m == 0 || g.n == 0 {
 		return
 	}
+	if g.usePacked() {
+		g.runPacked(p)
+		return
+	}
+	g.packed = false
+	g.runGonum(p)
+}
+
+// runGonum computes the product with gonum's Sgemm on tiles of C.
+func (g *gemm) runGonum(p *pool) {
 	threads := p.threads()
 	if threads == 1 || g.m*g.n*g.k < gemmSerialWork {
 		g.block(0, g.m, 0, g.n)
@@ -56,6 +84,12 @@ func (g *gemm) run(p *pool) {
 }
 
 func (g *gemm) runRange(lo, hi int) {
+	if g.packed {
+		for wi := lo; wi < hi; wi++ {
+			g.packedWorker(wi)
+		}
+		return
+	}
 	if g.rowTiles {
 		g.block(lo*g.tile, min(hi*g.tile, g.m), 0, g.n)
 	} else {
@@ -95,6 +129,29 @@ func (g *gemm) block(i0, i1, j0, j1 int) {
 			}
 			impl.Sgemm(tA, tB, mi, nj, g.k, g.alpha, a, g.lda, b, g.ldb, g.beta, g.c[i*g.ldc+j:], g.ldc)
 		}
+	}
+	g.epilogue(i0, i1, j0, j1)
+}
+
+// epilogue adds the bias to and applies the activation on C[i0:i1, j0:j1],
+// while that block is still in cache.
+func (g *gemm) epilogue(i0, i1, j0, j1 int) {
+	if g.bias == nil && g.act == actNone {
+		return
+	}
+	var bias []float32
+	if g.bias != nil {
+		bias = g.bias[j0:j1]
+	}
+	for i := i0; i < i1; i++ {
+		row := g.c[i*g.ldc+j0 : i*g.ldc+j1]
+		if g.act == actNone {
+			for j, v := range bias {
+				row[j] += v
+			}
+			continue
+		}
+		applyAct(g.act, row, row, bias)
 	}
 }
 
@@ -139,10 +196,11 @@ func gemmRef(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []
 	}
 }
 
-// gemmKernel is ONNX Gemm.
+// gemmKernel is ONNX Gemm, optionally followed by a fused activation.
 type gemmKernel struct {
 	tA, tB      bool
 	alpha, beta float32
+	act         act
 }
 
 func compileGemm(c *compileCtx) (kernel, error) {
@@ -153,7 +211,7 @@ func compileGemm(c *compileCtx) (kernel, error) {
 	}, nil
 }
 
-func (*gemmKernel) newState() any { return new(gemm) }
+func (*gemmKernel) newState() any { return new(gemmState) }
 
 func (k *gemmKernel) dims(a, b *graph.Tensor) (m, n, kk int, err error) {
 	if a.DType != graph.Float32 || b.DType != graph.Float32 {
@@ -197,15 +255,33 @@ func (k *gemmKernel) run(x *exec, in, out []*graph.Tensor) error {
 	a, b, y := in[0], in[1], out[0]
 	m, n, kk, _ := k.dims(a, b)
 	beta := float32(0)
+	var bias []float32
 	if c := arg(in, 2); c != nil && k.beta != 0 {
-		broadcastCopy(y.F32, y.Shape, c.F32, c.Shape)
-		beta = k.beta
+		if k.beta == 1 && isRowVector(c, n) {
+			bias = c.F32 // added in the epilogue instead of preloaded
+		} else {
+			broadcastCopy(y.F32, y.Shape, c.F32, c.Shape)
+			beta = k.beta
+		}
 	}
-	g := x.state.(*gemm)
-	*g = gemm{tA: k.tA, tB: k.tB, m: m, n: n, k: kk, alpha: k.alpha,
-		a: a.F32, lda: int(a.Shape[1]), b: b.F32, ldb: int(b.Shape[1]), beta: beta, c: y.F32, ldc: n}
-	g.run(x.pool)
+	st := x.state.(*gemmState)
+	st.g = gemm{tA: k.tA, tB: k.tB, m: m, n: n, k: kk, alpha: k.alpha,
+		a: a.F32, lda: int(a.Shape[1]), b: b.F32, ldb: int(b.Shape[1]), beta: beta, c: y.F32, ldc: n,
+		bias: bias, act: k.act, w: &st.w}
+	st.g.run(x.pool)
 	return nil
+}
+
+// isRowVector reports whether t, broadcast to [m, n], repeats one row:
+// shape [n] or [1, n].
+func isRowVector(t *graph.Tensor, n int) bool {
+	switch len(t.Shape) {
+	case 1:
+		return t.Shape[0] == int64(n)
+	case 2:
+		return t.Shape[0] == 1 && t.Shape[1] == int64(n)
+	}
+	return false
 }
 
 // matmulKernel is ONNX MatMul: numpy matmul with broadcast batch dimensions.
@@ -213,7 +289,7 @@ type matmulKernel struct{}
 
 func compileMatMul(*compileCtx) (kernel, error) { return matmulKernel{}, nil }
 
-func (matmulKernel) newState() any { return new(gemm) }
+func (matmulKernel) newState() any { return new(gemmState) }
 
 // matmulShape returns the output shape and the matrix sizes; a 1-D operand
 // is promoted to a matrix and its unit dimension dropped from the output.
@@ -266,12 +342,13 @@ func (matmulKernel) run(x *exec, in, out []*graph.Tensor) error {
 	a, b, y := in[0], in[1], out[0]
 	var sh dims
 	_, m, n, k, _ := matmulShape(a.Shape, b.Shape, &sh)
-	g := x.state.(*gemm)
+	st := x.state.(*gemmState)
+	g := &st.g
 	ra, rb := len(a.Shape), len(b.Shape)
 	if rb <= 2 {
 		// Fold a's batch dimensions into its rows: one product.
 		rows := int(prod(a.Shape[:ra-1]))
-		*g = gemm{m: rows, n: n, k: k, alpha: 1, a: a.F32, lda: k, b: b.F32, ldb: n, c: y.F32, ldc: n}
+		*g = gemm{m: rows, n: n, k: k, alpha: 1, a: a.F32, lda: k, b: b.F32, ldb: n, c: y.F32, ldc: n, w: &st.w}
 		g.run(x.pool)
 		return nil
 	}
@@ -281,7 +358,7 @@ func (matmulKernel) run(x *exec, in, out []*graph.Tensor) error {
 	nb := int(prod(bs[:br]))
 	for q := 0; q < nb; q++ {
 		oa, ob := batchOffset(q, bs[:br], batchA), batchOffset(q, bs[:br], batchB)
-		*g = gemm{m: m, n: n, k: k, alpha: 1, a: a.F32[oa*m*k:], lda: k, b: b.F32[ob*k*n:], ldb: n, c: y.F32[q*m*n:], ldc: n}
+		*g = gemm{m: m, n: n, k: k, alpha: 1, a: a.F32[oa*m*k:], lda: k, b: b.F32[ob*k*n:], ldb: n, c: y.F32[q*m*n:], ldc: n, w: &st.w}
 		g.run(x.pool)
 	}
 	return nil

@@ -1,0 +1,258 @@
+package native
+
+import (
+	"sync/atomic"
+	"unsafe"
+)
+
+// The packed GEMM follows BLIS: op(B) is packed once per product into
+// column strips of gemmNR, each block of A (gemmMC rows × gemmKC) into row
+// strips of gemmMR, and a register-blocked micro-kernel computes one
+// gemmMR×gemmNR tile of C from a strip of each. Workers take (row block,
+// column block) tiles of C from a shared counter, so a core slowed by
+// other load takes fewer of them.
+const (
+	gemmMR = 6
+	gemmNR = 16
+	gemmKC = 256 // a B strip (gemmKC×gemmNR) stays in L1
+	gemmMC = 120 // an A block (gemmMC×gemmKC) stays in L2
+	gemmNC = 1024
+	// gemmPackedMinRows is the row count below which packing B costs more
+	// than the kernel gains; smaller products go through gonum.
+	gemmPackedMinRows = 16
+)
+
+// gemmWork is the scratch memory of packed products, kept by the session
+// so that Run allocates nothing once it has grown.
+type gemmWork struct {
+	b       []float32 // packed op(B)
+	workers []gemmWorker
+}
+
+type gemmWorker struct {
+	a    []float32 // packed block of op(A)·alpha
+	tile [gemmMR * gemmNR]float32
+}
+
+func (w *gemmWork) grow(kn, threads int) {
+	w.b = growSlice(w.b, kn)
+	for len(w.workers) < threads {
+		w.workers = append(w.workers, gemmWorker{a: make([]float32, gemmMC*gemmKC)})
+	}
+}
+
+// usePacked reports whether the product goes through the packed kernels.
+func (g *gemm) usePacked() bool {
+	return (haveAVX2 || g.goKernel) && g.m >= gemmPackedMinRows && g.k > 0
+}
+
+// runPacked computes the product with the packed kernels.
+func (g *gemm) runPacked(p *pool) {
+	if g.w == nil {
+		g.w = new(gemmWork)
+	}
+	g.checkBounds()
+	threads := p.threads()
+	if g.m*g.n*g.k < gemmSerialWork {
+		threads = 1
+	}
+	g.npad = (g.n + gemmNR - 1) / gemmNR * gemmNR
+	g.w.grow(g.k*g.npad, threads)
+	g.packB()
+	g.mc = min(gemmMC, (g.m+gemmMR-1)/gemmMR*gemmMR)
+	g.tilesM = (g.m + g.mc - 1) / g.mc
+	g.nc = min(gemmNC, g.npad)
+	if want := 2 * threads; g.tilesM < want {
+		split := (want + g.tilesM - 1) / g.tilesM
+		g.nc = max(gemmNR, ((g.n+split-1)/split+gemmNR-1)/gemmNR*gemmNR)
+	}
+	g.tilesN = (g.n + g.nc - 1) / g.nc
+	g.next = 0
+	g.packed = true
+	if threads == 1 {
+		g.runRange(0, 1)
+		return
+	}
+	p.parallel(threads, 1, g)
+}
+
+// checkBounds panics unless every tile the assembly writes lies inside c.
+func (g *gemm) checkBounds() {
+	if g.ldc < g.n || len(g.c) < (g.m-1)*g.ldc+g.n {
+		panic("native: gemm: C is too short")
+	}
+}
+
+// packedWorker computes tiles until none are left; wi picks its scratch.
+func (g *gemm) packedWorker(wi int) {
+	ws := &g.w.workers[wi]
+	total := int64(g.tilesM * g.tilesN)
+	for {
+		t := atomic.AddInt64(&g.next, 1) - 1
+		if t >= total {
+			return
+		}
+		ti, tj := int(t)/g.tilesN, int(t)%g.tilesN
+		g.packedTile(ws, ti*g.mc, tj*g.nc)
+	}
+}
+
+// packedTile computes C[i0:i0+mc, j0:j0+nc] and applies the epilogue.
+func (g *gemm) packedTile(ws *gemmWorker, i0, j0 int) {
+	mc, nc := min(g.mc, g.m-i0), min(g.nc, g.n-j0)
+	if g.beta != 0 && g.beta != 1 {
+		for i := i0; i < i0+mc; i++ {
+			row := g.c[i*g.ldc+j0 : i*g.ldc+j0+nc]
+			for j := range row {
+				row[j] *= g.beta
+			}
+		}
+	}
+	for pc := 0; pc < g.k; pc += gemmKC {
+		kc := min(gemmKC, g.k-pc)
+		g.packA(ws.a, i0, mc, pc, kc)
+		acc := pc > 0 || g.beta != 0
+		for jr := 0; jr < nc; jr += gemmNR {
+			j := j0 + jr
+			bp := g.w.b[pc*g.npad+j*kc:]
+			nr := min(gemmNR, g.n-j)
+			for ir := 0; ir < mc; ir += gemmMR {
+				ap := ws.a[ir*kc:]
+				mr := min(gemmMR, mc-ir)
+				ci := (i0+ir)*g.ldc + j
+				if mr == gemmMR && nr == gemmNR {
+					g.micro(kc, ap, bp, g.c[ci:], g.ldc, acc)
+					continue
+				}
+				g.micro(kc, ap, bp, ws.tile[:], gemmNR, false)
+				for i := 0; i < mr; i++ {
+					dst := g.c[ci+i*g.ldc : ci+i*g.ldc+nr]
+					src := ws.tile[i*gemmNR : i*gemmNR+nr]
+					if acc {
+						for j, v := range src {
+							dst[j] += v
+						}
+					} else {
+						copy(dst, src)
+					}
+				}
+			}
+		}
+	}
+	g.epilogue(i0, i0+mc, j0, j0+nc)
+}
+
+// micro computes one gemmMR×gemmNR tile: c = (c if acc) + a·b.
+func (g *gemm) micro(kc int, a, b, c []float32, ldc int, acc bool) {
+	if g.goKernel {
+		sgemmKernGo(kc, a, b, c, ldc, acc)
+		return
+	}
+	_ = a[:gemmMR*kc] // the bounds the assembly reads and writes
+	_ = b[:gemmNR*kc]
+	_ = c[:(gemmMR-1)*ldc+gemmNR]
+	sgemmKern6x16AVX2(kc, unsafe.SliceData(a), unsafe.SliceData(b), unsafe.SliceData(c), ldc, b2i(acc))
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// sgemmKernGo is the micro-kernel in plain Go, the reference for the
+// assembly and the kernel the packing is tested with.
+func sgemmKernGo(kc int, a, b, c []float32, ldc int, acc bool) {
+	var t [gemmMR * gemmNR]float32
+	for p := 0; p < kc; p++ {
+		bp := b[p*gemmNR : p*gemmNR+gemmNR]
+		for i := 0; i < gemmMR; i++ {
+			ai := a[p*gemmMR+i]
+			row := t[i*gemmNR : i*gemmNR+gemmNR]
+			for j, bv := range bp {
+				row[j] += ai * bv
+			}
+		}
+	}
+	for i := 0; i < gemmMR; i++ {
+		dst := c[i*ldc : i*ldc+gemmNR]
+		src := t[i*gemmNR : i*gemmNR+gemmNR]
+		if acc {
+			for j, v := range src {
+				dst[j] += v
+			}
+		} else {
+			copy(dst, src)
+		}
+	}
+}
+
+// packA writes rows [i0, i0+mc) and columns [k0, k0+kc) of alpha·op(A) as
+// strips of gemmMR rows, each kc steps of gemmMR values, zero-padded.
+func (g *gemm) packA(dst []float32, i0, mc, k0, kc int) {
+	alpha := g.alpha
+	for ir := 0; ir < mc; ir += gemmMR {
+		d := dst[ir*kc : ir*kc+gemmMR*kc]
+		mr := min(gemmMR, mc-ir)
+		if g.tA {
+			for p := 0; p < kc; p++ {
+				col := g.a[(k0+p)*g.lda+i0+ir:]
+				col = col[:mr]
+				dp := d[p*gemmMR : p*gemmMR+gemmMR]
+				for i, v := range col {
+					dp[i] = alpha * v
+				}
+				for i := mr; i < gemmMR; i++ {
+					dp[i] = 0
+				}
+			}
+			continue
+		}
+		for i := 0; i < mr; i++ {
+			row := g.a[(i0+ir+i)*g.lda+k0:]
+			row = row[:kc]
+			for p, v := range row {
+				d[p*gemmMR+i] = alpha * v
+			}
+		}
+		for i := mr; i < gemmMR; i++ {
+			for p := 0; p < kc; p++ {
+				d[p*gemmMR+i] = 0
+			}
+		}
+	}
+}
+
+// packB writes op(B) as, for each block of gemmKC rows, strips of gemmNR
+// columns, each kc steps of gemmNR values, zero-padded to npad columns.
+func (g *gemm) packB() {
+	for pc := 0; pc < g.k; pc += gemmKC {
+		kc := min(gemmKC, g.k-pc)
+		base := g.w.b[pc*g.npad : pc*g.npad+kc*g.npad]
+		for j := 0; j < g.n; j += gemmNR {
+			d := base[j*kc : j*kc+gemmNR*kc]
+			nr := min(gemmNR, g.n-j)
+			if g.tB {
+				for jj := 0; jj < nr; jj++ {
+					src := g.b[(j+jj)*g.ldb+pc:]
+					src = src[:kc]
+					for p, v := range src {
+						d[p*gemmNR+jj] = v
+					}
+				}
+				if nr < gemmNR {
+					for p := 0; p < kc; p++ {
+						clear(d[p*gemmNR+nr : p*gemmNR+gemmNR])
+					}
+				}
+				continue
+			}
+			for p := 0; p < kc; p++ {
+				dp := d[p*gemmNR : p*gemmNR+gemmNR]
+				copy(dp, g.b[(pc+p)*g.ldb+j:][:nr])
+				clear(dp[nr:])
+			}
+		}
+	}
+}

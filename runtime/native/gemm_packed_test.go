@@ -1,0 +1,179 @@
+package native
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// gemmTol is the relative tolerance of float32 products against gemmRef's
+// float64 accumulation (K up to a few hundred).
+const gemmTol = 1e-4
+
+// packedSizes are [m, n, k] around the register block (6×16), the cache
+// blocks (120 rows, 256 steps) and the tile splitting, with K of 0 and 1.
+var packedSizes = [][3]int{
+	{16, 1, 1}, {16, 16, 0}, {17, 15, 1}, {18, 16, 2}, {23, 17, 3}, {16, 33, 7},
+	{31, 2, 128}, {64, 128, 128}, {100, 129, 3}, {121, 47, 255}, {127, 64, 256},
+	{130, 200, 257}, {241, 31, 513}, {300, 5, 64}, {1000, 128, 128}, {37, 1100, 9},
+}
+
+func TestPackedGemmAgainstReference(t *testing.T) {
+	t.Parallel()
+	kernels := []bool{true} // goKernel
+	if haveAVX2 {
+		kernels = append(kernels, false)
+	}
+	r := rand.New(rand.NewPCG(7, 7))
+	p := newPool(2)
+	defer p.close()
+	var w gemmWork
+	for _, goKernel := range kernels {
+		for _, sz := range packedSizes {
+			for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
+				for _, beta := range []float32{0, 1, 0.5} {
+					for _, pl := range []*pool{nil, p} {
+						m, n, k := sz[0], sz[1], sz[2]
+						tA, tB := tr[0], tr[1]
+						name := fmt.Sprintf("go=%v %v tA=%v tB=%v beta=%g threads=%d", goKernel, sz, tA, tB, beta, pl.threads())
+						// Leading dimensions wider than the matrices, and C
+						// with a trailing column that must stay untouched.
+						lda, ldb, ldc := k+3, n+1, n+1
+						if tA {
+							lda = m + 2
+						}
+						if tB {
+							ldb = k + 5
+						}
+						ra, rb := m, k
+						if tA {
+							ra = k
+						}
+						if tB {
+							rb = n
+						}
+						a, b := randVec(r, max(ra*lda, 1)), randVec(r, max(rb*ldb, 1))
+						c1 := randVec(r, m*ldc)
+						c2 := append([]float32(nil), c1...)
+						g := gemm{tA: tA, tB: tB, m: m, n: n, k: k, alpha: 1.5, a: a, lda: lda, b: b, ldb: ldb,
+							beta: beta, c: c1, ldc: ldc, w: &w, goKernel: goKernel}
+						if !g.usePacked() && k > 0 {
+							t.Fatalf("%s: packed path not taken", name)
+						}
+						g.run(pl)
+						gemmRef(tA, tB, m, n, k, 1.5, a, lda, b, ldb, beta, c2, ldc)
+						for i := 0; i < m; i++ {
+							for j := 0; j < ldc; j++ {
+								got, want := c1[i*ldc+j], c2[i*ldc+j]
+								if math.Abs(float64(got-want)) > gemmTol*(1+math.Abs(float64(want))) {
+									t.Fatalf("%s: c[%d,%d] = %g, want %g", name, i, j, got, want)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestGemmEpilogue(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(8, 8))
+	p := newPool(2)
+	defer p.close()
+	for _, sz := range [][3]int{{1, 5, 3}, {7, 130, 20}, {300, 128, 128}, {40, 33, 0}} {
+		for _, a := range []act{actNone, actSigmoid, actSiLU} {
+			m, n, k := sz[0], sz[1], sz[2]
+			av, bv, bias := randVec(r, m*k), randVec(r, k*n), randVec(r, n)
+			c1, c2 := make([]float32, m*n), make([]float32, m*n)
+			g := gemm{m: m, n: n, k: k, alpha: 1, a: av, lda: k, b: bv, ldb: n, c: c1, ldc: n, bias: bias, act: a}
+			g.run(p)
+			gemmRef(false, false, m, n, k, 1, av, k, bv, n, 0, c2, n)
+			for i := range c2 {
+				v := float64(c2[i]) + float64(bias[i%n])
+				switch a {
+				case actSigmoid:
+					v = 1 / (1 + math.Exp(-v))
+				case actSiLU:
+					v /= 1 + math.Exp(-v)
+				}
+				if math.Abs(float64(c1[i])-v) > gemmTol*(1+math.Abs(v)) {
+					t.Fatalf("%v act %d: c[%d] = %g, want %g", sz, a, i, c1[i], v)
+				}
+			}
+		}
+	}
+}
+
+func TestMicroKernelAVX2MatchesGo(t *testing.T) {
+	if !haveAVX2 {
+		t.Skip("no AVX2")
+	}
+	t.Parallel()
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, kc := range []int{0, 1, 2, 3, 7, 64, 255, 256} {
+		for _, acc := range []bool{false, true} {
+			a, b := randVec(r, max(kc*gemmMR, 1)), randVec(r, max(kc*gemmNR, 1))
+			const ldc = gemmNR + 3
+			c1 := randVec(r, gemmMR*ldc)
+			c2 := append([]float32(nil), c1...)
+			g := gemm{}
+			g.micro(kc, a, b, c1, ldc, acc)
+			sgemmKernGo(kc, a, b, c2, ldc, acc)
+			for i := range c1 {
+				if math.Abs(float64(c1[i]-c2[i])) > gemmTol*(1+math.Abs(float64(c2[i]))) {
+					t.Fatalf("kc=%d acc=%v: c[%d] = %g, want %g", kc, acc, i, c1[i], c2[i])
+				}
+			}
+		}
+	}
+}
+
+func TestGemmAllocatesNothing(t *testing.T) {
+	r := rand.New(rand.NewPCG(10, 10))
+	p := newPool(2)
+	defer p.close()
+	var w gemmWork
+	m, n, k := 500, 128, 128
+	a, b, c := randVec(r, m*k), randVec(r, k*n), make([]float32, m*n)
+	var g gemm
+	f := func() {
+		g = gemm{m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: n, c: c, ldc: n, act: actSiLU, w: &w}
+		g.run(p)
+	}
+	f()
+	if allocs := testing.AllocsPerRun(20, f); allocs != 0 {
+		t.Errorf("gemm allocates %v times per call", allocs)
+	}
+}
+
+func BenchmarkGemm(b *testing.B) {
+	r := rand.New(rand.NewPCG(11, 11))
+	for _, sz := range [][3]int{{10000, 128, 128}, {1000, 128, 128}, {256, 256, 256}} {
+		for _, packed := range []bool{false, true} {
+			if packed && !haveAVX2 {
+				continue
+			}
+			b.Run(fmt.Sprintf("%dx%dx%d/packed=%v", sz[0], sz[1], sz[2], packed), func(b *testing.B) {
+				m, n, k := sz[0], sz[1], sz[2]
+				p := newPool(2)
+				defer p.close()
+				var w gemmWork
+				av, bv, c := randVec(r, m*k), randVec(r, k*n), make([]float32, m*n)
+				var g gemm
+				for b.Loop() {
+					g = gemm{m: m, n: n, k: k, alpha: 1, a: av, lda: k, b: bv, ldb: n, c: c, ldc: n, w: &w}
+					if packed {
+						g.runPacked(p)
+					} else {
+						g.packed = false
+						g.runGonum(p)
+					}
+				}
+				b.ReportMetric(2*float64(m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}

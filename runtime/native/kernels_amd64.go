@@ -1,0 +1,24 @@
+//go:build amd64 && !purego
+
+package native
+
+import "golang.org/x/sys/cpu"
+
+// haveAVX2 selects the assembly kernels in kernels_amd64.s; without AVX2 and
+// FMA (or with the purego build tag) the plain-Go paths run instead.
+var haveAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+//go:noescape
+func sgemmKern6x16AVX2(kc int, a, b, c *float32, ldc int, acc int)
+
+//go:noescape
+func sigmoidAVX2(d, s []float32)
+
+//go:noescape
+func siluAVX2(d, s []float32)
+
+//go:noescape
+func biasSiLUAVX2(d, s, bias []float32)
+
+//go:noescape
+func biasSigmoidAVX2(d, s, bias []float32)

@@ -1,0 +1,12 @@
+//go:build !amd64 || purego
+
+package native
+
+// haveAVX2 is false: the assembly kernels are not built for this target.
+const haveAVX2 = false
+
+func sgemmKern6x16AVX2(kc int, a, b, c *float32, ldc int, acc int) { panic("native: no AVX2 kernels") }
+func sigmoidAVX2(d, s []float32)                                   { panic("native: no AVX2 kernels") }
+func siluAVX2(d, s []float32)                                      { panic("native: no AVX2 kernels") }
+func biasSiLUAVX2(d, s, bias []float32)                            { panic("native: no AVX2 kernels") }
+func biasSigmoidAVX2(d, s, bias []float32)                         { panic("native: no AVX2 kernels") }
