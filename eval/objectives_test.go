@@ -167,7 +167,9 @@ func one(t testing.TB, be runtime.Backend, m *graph.Model, spec *importer.ModelS
 	return res[0]
 }
 
-func relClose(got, want, tol float64) bool { return math.Abs(got-want) <= tol*math.Max(math.Abs(want), 1e-12) }
+func relClose(got, want, tol float64) bool {
+	return math.Abs(got-want) <= tol*math.Max(math.Abs(want), 1e-12)
+}
 
 // Exact score matching of a Gaussian is −Σ 1/var_i + ½‖s‖² per sample.
 func TestExactGaussianAgainstFloat64(t *testing.T) {
