@@ -112,7 +112,7 @@ type trainSummary struct {
 	Resumed    int     `json:"resumed_from,omitempty"`
 	Seconds    float64 `json:"seconds"`
 	StepMS     float64 `json:"step_ms"`
-	FinalLoss  float64 `json:"final_loss"`
+	FinalLoss  float64 `json:"final_loss"` // mean of the last 100 steps
 	Parameters int     `json:"parameters"`
 }
 
@@ -201,11 +201,12 @@ func runTrain(c *cobra.Command, f *trainFlags) error {
 	defer stop()
 	bar := trainProgress(c.ErrOrStderr(), cfg.Steps, resumed)
 	start := time.Now()
-	var last float64
+	// The summary's loss is the mean of the last (up to) 100 steps.
+	var recent [100]float64
 	err = tr.Run(ctx, trainer.RunOptions{
 		Checkpoint: ckpt, CheckpointEvery: f.ckptEvery, Log: logW, LogEvery: f.logEvery,
 		Progress: func(s *trainer.StepStats) {
-			last = s.Loss
+			recent[s.Step%len(recent)] = s.Loss
 			bar(s)
 		},
 	})
@@ -224,6 +225,11 @@ func runTrain(c *cobra.Command, f *trainFlags) error {
 	if err := tr.Export(f.out, extra); err != nil {
 		return err
 	}
+	var last float64
+	k := min(tr.Done()-resumed, len(recent))
+	for i := 0; i < k; i++ {
+		last += recent[(tr.Done()-i)%len(recent)] / float64(k)
+	}
 	n := 0
 	for _, p := range tr.Params() {
 		n += len(p)
@@ -239,7 +245,7 @@ func runTrain(c *cobra.Command, f *trainFlags) error {
 		return enc.Encode(sum)
 	}
 	if logName != "-" {
-		fmt.Fprintf(c.OutOrStdout(), "trained %d steps (%s, %s, %s on %s) in %.1f s (%.2f ms/step), last loss %.4f; wrote %s\n",
+		fmt.Fprintf(c.OutOrStdout(), "trained %d steps (%s, %s, %s on %s) in %.1f s (%.2f ms/step), loss %.4f (mean of the last 100 steps); wrote %s\n",
 			tr.Done(), data.Name(), f.arch, cfg.Loss, be.Name(), secs, sum.StepMS, last, f.out)
 	}
 	return nil
