@@ -226,14 +226,14 @@ func project(v []float32, d int, kind string, r *rand.Rand) {
 			}
 		case ProjSphere:
 			var ss float64
-			g := make([]float64, d)
-			for j := range g {
-				g[j] = r.NormFloat64()
-				ss += g[j] * g[j]
-			}
-			scale := math.Sqrt(float64(d) / ss)
 			for j := range row {
-				row[j] = float32(g[j] * scale)
+				g := float32(r.NormFloat64())
+				row[j] = g
+				ss += float64(g) * float64(g)
+			}
+			scale := float32(math.Sqrt(float64(d) / ss))
+			for j := range row {
+				row[j] *= scale
 			}
 		default: // Rademacher
 			for j := range row {

@@ -149,8 +149,12 @@ func (b *unetBuilder) res(name, h string, cin, cout int64, emb string, e, hh, ww
 
 // upsample doubles the resolution by repeating each pixel 2×2.
 func (b *unetBuilder) upsample(h string, ch, hh, ww int64) string {
-	ones := graph.NewFloat32([]int64{1, 1, 1, 2, 1, 2}, []float32{1, 1, 1, 1})
+	ones, ok := b.consts["up_ones"]
+	if !ok {
+		ones = b.Const("up_ones", graph.NewFloat32([]int64{1, 1, 1, 2, 1, 2}, []float32{1, 1, 1, 1}))
+		b.consts["up_ones"] = ones
+	}
 	r := b.op("Reshape", h, b.ints(0, ch, hh, 1, ww, 1))
-	r = b.op("Mul", r, b.Const("up_ones", ones))
+	r = b.op("Mul", r, ones)
 	return b.op("Reshape", r, b.ints(0, ch, 2*hh, 2*ww))
 }
