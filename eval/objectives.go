@@ -289,6 +289,33 @@ func ncsnTotal(per []ObjectiveResult) ObjectiveResult {
 	return ObjectiveResult{Objective: NCSNDSM, Sigma: math.NaN(), Value: v, StdErr: math.Sqrt(se2), N: per[0].N}
 }
 
+// Draws returns what Evaluate draws at the i-th level of o.Sigmas (i = 0
+// and σ = 0 when there are none): the data x̃ = x + σz as it is fed to the
+// model, and the projections of SSM, SSM-VR and FD-SSM, K×N×d values laid
+// out [projection][sample][coordinate]. It is for reproducing a result
+// elsewhere — the same objective in another framework on the same x̃ and v.
+func Draws(x *graph.Tensor, o ObjectiveOptions, i int) (xt, v []float32, err error) {
+	if err := o.Validate(); err != nil {
+		return nil, nil, err
+	}
+	o = o.withDefaults()
+	if x.DType != graph.Float32 || len(x.Shape) < 2 {
+		return nil, nil, fmt.Errorf("eval: data must be float32 [N, …], have %s %v", x.DType, x.Shape)
+	}
+	sigma := 0.0
+	switch {
+	case i >= 0 && i < len(o.Sigmas):
+		sigma = o.Sigmas[i]
+	case i != 0 || len(o.Sigmas) > 0:
+		return nil, nil, fmt.Errorf("eval: no noise level %d (have %d)", i, len(o.Sigmas))
+	}
+	n := int(x.Shape[0])
+	r := &run{o: o, n: n, d: int(graph.NumElements(x.Shape[1:]))}
+	r.perturb(x.F32, n, sigma, levelRNG(o.Seed, i, streamNoise))
+	r.project(n, levelRNG(o.Seed, i, streamProjection))
+	return r.xt, r.v, nil
+}
+
 // labelTol is how close σ must be to an entry of a label-conditioned
 // model's schedule (float32 σ against a float64 schedule).
 const labelTol = 1e-5

@@ -445,3 +445,39 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("cancelled context: %v", err)
 	}
 }
+
+// Draws reproduces Evaluate's perturbation and projections: SSM computed by
+// hand from them is Evaluate's value.
+func TestDraws(t *testing.T) {
+	t.Parallel()
+	const sigma = 0.25
+	x := gaussData(300, 8)
+	o := eval.ObjectiveOptions{Objective: eval.SSM, Sigmas: []float64{1, sigma}, Projections: 2, Seed: 5, Batch: 64}
+	xt, v, err := eval.Draws(x, o, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be, _ := runtime.Get("native")
+	m, spec := gaussModel(t, kindScore, true, gaussMu, gaussVar, nil)
+	res := evaluate(t, be, m, spec, x, o)
+	var want float64
+	d, n := len(gaussMu), 300
+	for k := 0; k < 2; k++ {
+		for i := 0; i < n; i++ {
+			var jvp, vs float64
+			for j := 0; j < d; j++ {
+				vj := float64(v[(k*n+i)*d+j])
+				den := gaussVar[j] + sigma*sigma
+				jvp -= vj * vj / den
+				vs += vj * (gaussMu[j] - float64(xt[i*d+j])) / den
+			}
+			want += (jvp + 0.5*vs*vs) / float64(2*n)
+		}
+	}
+	if !relClose(res[1].Value, want, sameRelTol) {
+		t.Errorf("ssm at σ=%g: %.8g, from the draws %.8g", sigma, res[1].Value, want)
+	}
+	if _, _, err := eval.Draws(x, o, 2); err == nil {
+		t.Error("Draws of a level that does not exist: no error")
+	}
+}
