@@ -178,10 +178,6 @@ func (p *plan) compile(g *graph.Graph, order []*graph.Node, opset int64) error {
 	consts := g.InitializerMap()
 	known, _ := graph.InferShapes(g) // Validate has checked it succeeds
 	var errs []error
-	type pending struct {
-		n *graph.Node
-		k kernel
-	}
 	var live []pending
 	for _, n := range order {
 		c := &compileCtx{node: n, opset: opset, consts: consts, known: known}
@@ -208,6 +204,7 @@ func (p *plan) compile(g *graph.Graph, order []*graph.Node, opset int64) error {
 	if len(errs) > 0 {
 		return fmt.Errorf("native: %w", errors.Join(errs...))
 	}
+	live = fuse(live, p.outputs)
 
 	slot := map[string]int{}
 	p.consts = map[int]*graph.Tensor{}

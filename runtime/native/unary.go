@@ -146,7 +146,7 @@ func init() {
 	register("Log", unaryOp(&unaryKernel{f32: mapF32(logf)}))
 	register("Sqrt", unaryOp(&unaryKernel{f32: mapF32(func(v float32) float32 { return float32(math.Sqrt(float64(v))) })}))
 	register("Reciprocal", unaryOp(&unaryKernel{f32: mapF32(func(v float32) float32 { return 1 / v })}))
-	register("Sigmoid", unaryOp(&unaryKernel{f32: sigmoidF32}))
+	register("Sigmoid", unaryOp(sigmoidKernel))
 	register("Tanh", unaryOp(&unaryKernel{f32: mapF32(tanhf)}))
 	register("Erf", unaryOp(&unaryKernel{f32: mapF64(math.Erf)}))
 	register("Sin", unaryOp(&unaryKernel{f32: mapF64(math.Sin)}))
