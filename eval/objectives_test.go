@@ -481,3 +481,72 @@ func TestDraws(t *testing.T) {
 		t.Error("Draws of a level that does not exist: no error")
 	}
 }
+
+// Every fixture kind runs through the objectives on both backends: a
+// label-conditioned MLP (given its schedule), an unconditional energy MLP
+// (second-order autodiff), a conv net on [1,8,8] images (d = 64, the widest
+// exact score matching takes); a DDPM ε-model is refused. The two
+// backends must agree.
+func TestFixtures(t *testing.T) {
+	t.Parallel()
+	const n, fixtureRelTol = 16, 1e-3
+	cases := []struct {
+		name   string
+		ov     importer.Overrides
+		sigmas []float64
+		objs   []eval.Objective
+	}{
+		{"ncsnv1_labels", importer.Overrides{Sigmas: sampler.Geometric(1, 0.01, 10)}, []float64{sampler.Geometric(1, 0.01, 10)[4]}, []eval.Objective{eval.SSM, eval.Exact, eval.DSM}},
+		{"energy_mlp", importer.Overrides{}, nil, []eval.Objective{eval.SSMVR, eval.Exact, eval.FDSSM}},
+		{"conv_score", importer.Overrides{}, []float64{0.5}, []eval.Objective{eval.SSM, eval.Exact}},
+	}
+	values := map[string]float64{}
+	forEachBackend(t, func(t *testing.T, be runtime.Backend) {
+		for _, c := range cases {
+			path := testenv.Path(t, "testdata", "models", c.name, "model.onnx")
+			testenv.Require(t, path, "run `/usr/bin/python3 testdata/make_fixtures.py`")
+			m, err := importer.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spec, err := importer.Spec(m, c.ov)
+			if err != nil {
+				t.Fatal(err)
+			}
+			shape := append([]int64{n}, spec.DataShape...)
+			r := rand.New(rand.NewPCG(2, 2))
+			data := make([]float32, graph.NumElements(shape))
+			for i := range data {
+				data[i] = float32(r.NormFloat64())
+			}
+			x := graph.NewFloat32(shape, data)
+			for _, obj := range c.objs {
+				res := one(t, be, m, spec, x, eval.ObjectiveOptions{Objective: obj, Sigmas: c.sigmas, Seed: 1})
+				key := c.name + "/" + string(obj)
+				if want, ok := values[key]; ok && !relClose(res.Value, want, fixtureRelTol) {
+					t.Errorf("%s: %s gives %.8g, native %.8g", key, be.Name(), res.Value, want)
+				}
+				values[key] = res.Value
+			}
+			if spec.Condition == importer.CondLabels {
+				e, _ := eval.NewEvaluator(be, m, spec, runtime.Options{Threads: 1})
+				_, err := e.Evaluate(context.Background(), x, eval.ObjectiveOptions{Sigmas: []float64{0.5}})
+				e.Close()
+				if err == nil || !strings.Contains(err.Error(), "not in the σ schedule") {
+					t.Errorf("%s at σ=0.5: %v; want a refusal naming the schedule", c.name, err)
+				}
+			}
+		}
+		if be.Name() != "native" {
+			return
+		}
+		m, err := importer.Load(testenv.Path(t, "testdata", "models", "ddpm_eps", "model.onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec, _ := importer.Spec(m, importer.Overrides{})
+		if _, err := eval.NewEvaluator(be, m, spec, runtime.Options{}); err == nil || !strings.Contains(err.Error(), "time-conditioned") {
+			t.Errorf("ddpm_eps: %v; want a refusal of time-conditioned models", err)
+		}
+	})
+}
