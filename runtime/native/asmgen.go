@@ -25,7 +25,8 @@ func main() {
 	p("//go:build amd64 && !purego")
 	p("")
 	p(`#include "textflag.h"`)
-	gemmKernel()
+	gemmKernel(false)
+	gemmKernel(true)
 	expConsts()
 	vecAct("sigmoidAVX2", false, false)
 	vecAct("siluAVX2", true, false)
@@ -39,39 +40,80 @@ func main() {
 // gemmRows × 16 is the register block of C: two YMM accumulators per row.
 const gemmRows = 6
 
-func gemmKernel() {
-	p(`
-// func sgemmKern6x16AVX2(kc int, a, b, c *float32, ldc int, acc int)
+// gemmKernel writes the 6×16 micro-kernel. A packed kernel reads A from a
+// strip of 6 values per step; a strided one reads it from six rows of a
+// row-major matrix (lda apart), which saves packing A when alpha is 1.
+func gemmKernel(strided bool) {
+	name, aStep, size := "sgemmKern6x16AVX2", 4*gemmRows, 48
+	if strided {
+		name, aStep, size = "sgemmKern6x16StridedAVX2", 4, 56
+	}
+	if strided {
+		p(`
+// func %s(kc int, a *float32, lda int, b, c *float32, ldc int, acc int)
 //
-// C[6×16] = (C if acc ≠ 0) + Σ_p a[6p+i]·b[16p+j] over packed panels.
-// Accumulators are Y0…Y11 (two per row); Y12, Y13 hold a row of B.
-TEXT ·sgemmKern6x16AVX2(SB), NOSPLIT, $0-48
-	MOVQ kc+0(FP), CX
-	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), DI
-	MOVQ ldc+32(FP), DX
-	SHLQ $2, DX`)
+// C[6×16] = (C if acc ≠ 0) + Σ_p a[i·lda+p]·b[16p+j]: A row-major, B a
+// packed panel. AX points at rows 0-2 of A, R10 at rows 3-5, R8 is lda in
+// bytes.`, name)
+	} else {
+		p(`
+// func %s(kc int, a, b, c *float32, ldc int, acc int)
+//
+// C[6×16] = (C if acc ≠ 0) + Σ_p a[6p+i]·b[16p+j] over packed panels.`, name)
+	}
+	p("// Accumulators are Y0…Y11 (two per row); Y12, Y13 hold a row of B.")
+	p("TEXT ·%s(SB), NOSPLIT, $0-%d", name, size)
+	p("\tMOVQ kc+0(FP), CX\n\tMOVQ a+8(FP), AX")
+	off := 16
+	if strided {
+		p("\tMOVQ lda+16(FP), R8\n\tSHLQ $2, R8\n\tLEAQ (AX)(R8*2), R10\n\tADDQ R8, R10")
+		off = 24
+	}
+	p("\tMOVQ b+%d(FP), BX\n\tMOVQ c+%d(FP), DI\n\tMOVQ ldc+%d(FP), DX\n\tSHLQ $2, DX", off, off+8, off+16)
 	for r := 0; r < 2*gemmRows; r++ {
 		p("\tVXORPS Y%d, Y%d, Y%d", r, r, r)
+	}
+	aAddr := func(off, i int) string {
+		if !strided {
+			return fmt.Sprintf("%d(AX)", off+4*i)
+		}
+		base := "AX"
+		if i >= 3 {
+			base = "R10"
+		}
+		switch i % 3 {
+		case 0:
+			return fmt.Sprintf("%d(%s)", off, base)
+		case 1:
+			return fmt.Sprintf("%d(%s)(R8*1)", off, base)
+		}
+		return fmt.Sprintf("%d(%s)(R8*2)", off, base)
 	}
 	step := func(offA, offB int) {
 		p("\tVMOVUPS %d(BX), Y12", offB)
 		p("\tVMOVUPS %d(BX), Y13", offB+32)
 		for i := 0; i < gemmRows; i++ {
 			br := 14 + i%2
-			p("\tVBROADCASTSS %d(AX), Y%d", offA+4*i, br)
+			p("\tVBROADCASTSS %s, Y%d", aAddr(offA, i), br)
 			p("\tVFMADD231PS Y12, Y%d, Y%d", br, 2*i)
 			p("\tVFMADD231PS Y13, Y%d, Y%d", br, 2*i+1)
 		}
 	}
+	advance := func(steps int) {
+		p("\tADDQ $%d, AX", steps*aStep)
+		if strided {
+			p("\tADDQ $%d, R10", steps*aStep)
+		}
+		p("\tADDQ $%d, BX", steps*64)
+	}
 	p("\tMOVQ CX, R9\n\tSHRQ $1, R9\n\tJEQ tail\nloop2:")
 	step(0, 0)
-	step(4*gemmRows, 64)
-	p("\tADDQ $%d, AX\n\tADDQ $128, BX\n\tDECQ R9\n\tJNZ loop2", 8*gemmRows)
+	step(aStep, 64)
+	advance(2)
+	p("\tDECQ R9\n\tJNZ loop2")
 	p("tail:\n\tANDQ $1, CX\n\tJEQ store")
 	step(0, 0)
-	p("store:\n\tMOVQ acc+40(FP), R8\n\tTESTQ R8, R8\n\tJEQ overwrite")
+	p("store:\n\tMOVQ acc+%d(FP), R9\n\tTESTQ R9, R9\n\tJEQ overwrite", off+24)
 	for i := 0; i < gemmRows; i++ {
 		p("\tVADDPS (DI), Y%d, Y%d", 2*i, 2*i)
 		p("\tVADDPS 32(DI), Y%d, Y%d", 2*i+1, 2*i+1)

@@ -108,23 +108,38 @@ func (g *gemm) packedTile(ws *gemmWorker, i0, j0 int) {
 			}
 		}
 	}
+	// Without a transpose or a scale, the kernel reads whole strips of A
+	// in place; only a last strip of fewer than gemmMR rows is packed.
+	direct := !g.tA && g.alpha == 1
+	packed0 := 0 // first row of the block that is packed
+	if direct {
+		packed0 = mc / gemmMR * gemmMR
+	}
 	for pc := 0; pc < g.k; pc += gemmKC {
 		kc := min(gemmKC, g.k-pc)
-		g.packA(ws.a, i0, mc, pc, kc)
+		if packed0 < mc {
+			g.packA(ws.a, i0+packed0, mc-packed0, pc, kc)
+		}
 		acc := pc > 0 || g.beta != 0
 		for jr := 0; jr < nc; jr += gemmNR {
 			j := j0 + jr
 			bp := g.w.b[pc*g.npad+j*kc:]
 			nr := min(gemmNR, g.n-j)
 			for ir := 0; ir < mc; ir += gemmMR {
-				ap := ws.a[ir*kc:]
 				mr := min(gemmMR, mc-ir)
 				ci := (i0+ir)*g.ldc + j
-				if mr == gemmMR && nr == gemmNR {
-					g.micro(kc, ap, bp, g.c[ci:], g.ldc, acc)
+				dst, ldc, tileAcc := g.c[ci:], g.ldc, acc
+				if nr < gemmNR || mr < gemmMR {
+					dst, ldc, tileAcc = ws.tile[:], gemmNR, false
+				}
+				if ir < packed0 {
+					g.microStrided(kc, g.a[(i0+ir)*g.lda+pc:], g.lda, bp, dst, ldc, tileAcc)
+				} else {
+					g.micro(kc, ws.a[(ir-packed0)*kc:], bp, dst, ldc, tileAcc)
+				}
+				if nr == gemmNR && mr == gemmMR {
 					continue
 				}
-				g.micro(kc, ap, bp, ws.tile[:], gemmNR, false)
 				for i := 0; i < mr; i++ {
 					dst := g.c[ci+i*g.ldc : ci+i*g.ldc+nr]
 					src := ws.tile[i*gemmNR : i*gemmNR+nr]
@@ -152,6 +167,19 @@ func (g *gemm) micro(kc int, a, b, c []float32, ldc int, acc bool) {
 	_ = b[:gemmNR*kc]
 	_ = c[:(gemmMR-1)*ldc+gemmNR]
 	sgemmKern6x16AVX2(kc, unsafe.SliceData(a), unsafe.SliceData(b), unsafe.SliceData(c), ldc, b2i(acc))
+}
+
+// microStrided is micro with A read in place: a[i·lda+p] for row i of the
+// strip and step p.
+func (g *gemm) microStrided(kc int, a []float32, lda int, b, c []float32, ldc int, acc bool) {
+	if g.goKernel {
+		sgemmKernStridedGo(kc, a, lda, b, c, ldc, acc)
+		return
+	}
+	_ = a[:(gemmMR-1)*lda+kc]
+	_ = b[:gemmNR*kc]
+	_ = c[:(gemmMR-1)*ldc+gemmNR]
+	sgemmKern6x16StridedAVX2(kc, unsafe.SliceData(a), lda, unsafe.SliceData(b), unsafe.SliceData(c), ldc, b2i(acc))
 }
 
 func b2i(b bool) int {
@@ -186,6 +214,17 @@ func sgemmKernGo(kc int, a, b, c []float32, ldc int, acc bool) {
 			copy(dst, src)
 		}
 	}
+}
+
+// sgemmKernStridedGo is sgemmKernGo with A read in place.
+func sgemmKernStridedGo(kc int, a []float32, lda int, b, c []float32, ldc int, acc bool) {
+	var strip [gemmMR * gemmKC]float32
+	for i := 0; i < gemmMR; i++ {
+		for p, v := range a[i*lda : i*lda+kc] {
+			strip[p*gemmMR+i] = v
+		}
+	}
+	sgemmKernGo(kc, strip[:], b, c, ldc, acc)
 }
 
 // packA writes rows [i0, i0+mc) and columns [k0, k0+kc) of alpha·op(A) as

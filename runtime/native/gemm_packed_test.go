@@ -32,11 +32,12 @@ func TestPackedGemmAgainstReference(t *testing.T) {
 	for _, goKernel := range kernels {
 		for _, sz := range packedSizes {
 			for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
-				for _, beta := range []float32{0, 1, 0.5} {
+				for _, ab := range [][2]float32{{1, 0}, {1, 1}, {1.5, 0.5}, {1.5, 0}} {
+					alpha, beta := ab[0], ab[1]
 					for _, pl := range []*pool{nil, p} {
 						m, n, k := sz[0], sz[1], sz[2]
 						tA, tB := tr[0], tr[1]
-						name := fmt.Sprintf("go=%v %v tA=%v tB=%v beta=%g threads=%d", goKernel, sz, tA, tB, beta, pl.threads())
+						name := fmt.Sprintf("go=%v %v tA=%v tB=%v alpha=%g beta=%g threads=%d", goKernel, sz, tA, tB, alpha, beta, pl.threads())
 						// Leading dimensions wider than the matrices, and C
 						// with a trailing column that must stay untouched.
 						lda, ldb, ldc := k+3, n+1, n+1
@@ -56,13 +57,13 @@ func TestPackedGemmAgainstReference(t *testing.T) {
 						a, b := randVec(r, max(ra*lda, 1)), randVec(r, max(rb*ldb, 1))
 						c1 := randVec(r, m*ldc)
 						c2 := append([]float32(nil), c1...)
-						g := gemm{tA: tA, tB: tB, m: m, n: n, k: k, alpha: 1.5, a: a, lda: lda, b: b, ldb: ldb,
+						g := gemm{tA: tA, tB: tB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
 							beta: beta, c: c1, ldc: ldc, w: &w, goKernel: goKernel}
 						if !g.usePacked() && k > 0 {
 							t.Fatalf("%s: packed path not taken", name)
 						}
 						g.run(pl)
-						gemmRef(tA, tB, m, n, k, 1.5, a, lda, b, ldb, beta, c2, ldc)
+						gemmRef(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c2, ldc)
 						for i := 0; i < m; i++ {
 							for j := 0; j < ldc; j++ {
 								got, want := c1[i*ldc+j], c2[i*ldc+j]
@@ -122,9 +123,24 @@ func TestMicroKernelAVX2MatchesGo(t *testing.T) {
 			g := gemm{}
 			g.micro(kc, a, b, c1, ldc, acc)
 			sgemmKernGo(kc, a, b, c2, ldc, acc)
+			// The same strip, row-major with lda = kc+1.
+			lda := kc + 1
+			rows := make([]float32, (gemmMR-1)*lda+kc)
+			for p := 0; p < kc; p++ {
+				for i := 0; i < gemmMR; i++ {
+					rows[i*lda+p] = a[p*gemmMR+i]
+				}
+			}
+			c3 := randVec(rand.New(rand.NewPCG(uint64(kc), 1)), len(c1))
+			c4 := append([]float32(nil), c3...)
+			g.microStrided(kc, rows, lda, b, c3, ldc, acc)
+			sgemmKernStridedGo(kc, rows, lda, b, c4, ldc, acc)
 			for i := range c1 {
 				if math.Abs(float64(c1[i]-c2[i])) > gemmTol*(1+math.Abs(float64(c2[i]))) {
 					t.Fatalf("kc=%d acc=%v: c[%d] = %g, want %g", kc, acc, i, c1[i], c2[i])
+				}
+				if math.Abs(float64(c3[i]-c4[i])) > gemmTol*(1+math.Abs(float64(c4[i]))) {
+					t.Fatalf("strided kc=%d acc=%v: c[%d] = %g, want %g", kc, acc, i, c3[i], c4[i])
 				}
 			}
 		}

@@ -22,3 +22,6 @@ func biasSiLUAVX2(d, s, bias []float32)
 
 //go:noescape
 func biasSigmoidAVX2(d, s, bias []float32)
+
+//go:noescape
+func sgemmKern6x16StridedAVX2(kc int, a *float32, lda int, b, c *float32, ldc int, acc int)

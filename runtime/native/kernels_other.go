@@ -10,3 +10,7 @@ func sigmoidAVX2(d, s []float32)                                   { panic("nati
 func siluAVX2(d, s []float32)                                      { panic("native: no AVX2 kernels") }
 func biasSiLUAVX2(d, s, bias []float32)                            { panic("native: no AVX2 kernels") }
 func biasSigmoidAVX2(d, s, bias []float32)                         { panic("native: no AVX2 kernels") }
+
+func sgemmKern6x16StridedAVX2(kc int, a *float32, lda int, b, c *float32, ldc int, acc int) {
+	panic("native: no AVX2 kernels")
+}
