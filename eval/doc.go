@@ -1,5 +1,16 @@
 // Package eval measures score models and their samples.
 //
+// Score-matching objectives of a model on data: an Evaluator prepares the
+// model (and, for the sliced objectives, its sliced-score-matching graph
+// built by graph/autodiff) once on a backend, and Evaluate returns one
+// Result per σ — value, standard error over samples, n — for ssm, ssm-vr,
+// exact (d vector–Jacobian products; d ≤ 64), fd-ssm (forward passes
+// only), dsm (with the NCSN σ²-weighted total over levels) and fisher
+// (against an exact reference score, such as a Gaussian mixture's). At
+// σ > 0 every objective is computed on data perturbed as x + σz with the
+// model conditioned on σ; Draws returns exactly the perturbed points and
+// projections Evaluate used, so another framework can be given the same.
+//
 // Sample metrics compare two sets of points x and y (n×d values, row-major,
 // float32 or float64; everything accumulates in float64):
 //
