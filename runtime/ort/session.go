@@ -86,7 +86,7 @@ func (sl *slot) release() {
 }
 
 func (sl *slot) matches(dt graph.DType, shape []int64) bool {
-	return sl.val != nil && sl.dtype == dt && equalShape(sl.shape, shape)
+	return sl.val != nil && sl.dtype == dt && slices.Equal(sl.shape, shape)
 }
 
 // ensure makes sl hold a tensor of dtype dt and the given shape, keeping the
@@ -133,18 +133,6 @@ func grow[T any](buf *[]T, n int) []T {
 	}
 	*buf = (*buf)[:n]
 	return *buf
-}
-
-func equalShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // session runs its plan's onnxruntime session with tensors it owns: inputs are

@@ -3,6 +3,7 @@ package runtimetest
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/ebmrun/ebmrun/graph"
@@ -58,7 +59,7 @@ func Compare(got, want *graph.Tensor, tols Tolerances) error {
 	if !want.DType.Computable() {
 		return fmt.Errorf("cannot compare %s tensors (float32, int64, bool)", want.DType)
 	}
-	if !sameShape(got.Shape, want.Shape) {
+	if !slices.Equal(got.Shape, want.Shape) {
 		return fmt.Errorf("shape %v, want %v", got.Shape, want.Shape)
 	}
 	if err := got.Check(); err != nil {
@@ -162,16 +163,4 @@ func index(shape []int64, i int) string {
 		}
 	}
 	return strings.Join(idx, ",")
-}
-
-func sameShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
