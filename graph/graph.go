@@ -323,28 +323,32 @@ func (m *Model) SetMeta(key, value string) {
 	m.Metadata = append(m.Metadata, MetadataProp{key, value})
 }
 
-// OpHistogram counts nodes per op type (domain-qualified outside the default
-// domain), descending into subgraphs.
-func (g *Graph) OpHistogram() map[string]int {
-	h := map[string]int{}
-	var walk func(*Graph)
-	walk = func(g *Graph) {
-		for _, n := range g.Nodes {
-			key := n.OpType
-			if n.Domain != "" && n.Domain != "ai.onnx" {
-				key = n.Domain + "." + n.OpType
+// Walk calls f for every node of g and of its subgraphs (If and Loop
+// bodies), depth first.
+func (g *Graph) Walk(f func(*Node)) {
+	for _, n := range g.Nodes {
+		f(n)
+		for _, a := range n.Attrs {
+			if a.G != nil {
+				a.G.Walk(f)
 			}
-			h[key]++
-			for _, a := range n.Attrs {
-				if a.G != nil {
-					walk(a.G)
-				}
-				for _, sg := range a.Graphs {
-					walk(sg)
-				}
+			for _, sg := range a.Graphs {
+				sg.Walk(f)
 			}
 		}
 	}
-	walk(g)
+}
+
+// OpHistogram counts nodes per op type (domain-qualified outside the default
+// domain), subgraphs included.
+func (g *Graph) OpHistogram() map[string]int {
+	h := map[string]int{}
+	g.Walk(func(n *Node) {
+		key := n.OpType
+		if n.Domain != "" && n.Domain != "ai.onnx" {
+			key = n.Domain + "." + n.OpType
+		}
+		h[key]++
+	})
 	return h
 }

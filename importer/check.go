@@ -65,36 +65,19 @@ func Check(m *graph.Model) error {
 
 func unknownOps(g *graph.Graph, opset int64) error {
 	var bad []string
-	seenDomain := map[string]bool{}
-	var walk func(*graph.Graph)
-	walk = func(g *graph.Graph) {
-		for _, n := range g.Nodes {
-			if n.Domain != "" && n.Domain != "ai.onnx" {
-				if !seenDomain[n.Domain] {
-					seenDomain[n.Domain] = true
-				}
-				bad = append(bad, fmt.Sprintf("%q (%s.%s)", n.Label(), n.Domain, n.OpType))
-				continue
-			}
-			since, ok := onnxOps[n.OpType]
-			if !ok || since > opset {
-				label := fmt.Sprintf("%q (%s)", n.Label(), n.OpType)
-				if ok {
-					label = fmt.Sprintf("%q (%s needs opset %d)", n.Label(), n.OpType, since)
-				}
-				bad = append(bad, label)
-			}
-			for _, a := range n.Attrs {
-				if a.G != nil {
-					walk(a.G)
-				}
-				for _, sg := range a.Graphs {
-					walk(sg)
-				}
-			}
+	g.Walk(func(n *graph.Node) {
+		if n.Domain != "" && n.Domain != "ai.onnx" {
+			bad = append(bad, fmt.Sprintf("%q (%s.%s)", n.Label(), n.Domain, n.OpType))
+			return
 		}
-	}
-	walk(g)
+		since, ok := onnxOps[n.OpType]
+		switch {
+		case !ok:
+			bad = append(bad, fmt.Sprintf("%q (%s)", n.Label(), n.OpType))
+		case since > opset:
+			bad = append(bad, fmt.Sprintf("%q (%s needs opset %d)", n.Label(), n.OpType, since))
+		}
+	})
 	if len(bad) == 0 {
 		return nil
 	}
