@@ -13,8 +13,10 @@
 // Config.Workers goroutines, each with a scorer (session) of its own, and
 // hands the chunks to a sink in index order, so memory stays bounded by
 // batch × workers whatever N is. Every chain draws its randomness from a
-// stream of its own, seeded from (Config.Seed, chain index): the same seed
-// gives bit-identical samples for any worker count, batch size or sharding.
+// stream of its own, seeded from (Config.Seed, chain index), and batches are
+// cut from one fixed grid: the same seed and batch size give bit-identical
+// samples for any worker count or sharding, and for any batch size too when
+// the scorer treats each chain on its own (see Config.Batch).
 //
 //	ald := &sampler.ALD{Sigmas: sampler.Geometric(1, 0.01, 10)}
 //	src := func() (sampler.Scorer, error) { return sampler.NewGMMScorer(dataset.Ring8()), nil }

@@ -47,12 +47,20 @@ type Config struct {
 	Seed uint64 // chain i draws from the stream (Seed, i)
 	Init Init   // initial states; nil: N(0, I)
 
-	Batch   int // chains per batch; default 1000, rounded up to PC's norm groups
+	// Batch is the number of chains per batch; default 1000, rounded up to
+	// PC's norm groups. The same Seed and Batch give bit-identical samples
+	// for any Workers and sharding. Across batch sizes samples are identical
+	// only when the scorer's result for a chain does not depend on the other
+	// chains in its batch — true of the exact scorers, not of backends whose
+	// tiled GEMM kernels round a row differently by its place in the batch.
+	Batch   int
 	Workers int // goroutines, each with its own Scorer; default GOMAXPROCS
 
-	// Shard and Shards split the run: this call computes the Shard-th
-	// (0-based) of Shards contiguous slices of the N samples, exactly as they
-	// come out of the unsharded run. Default: shard 0 of 1.
+	// Shard and Shards split the run: this call writes the Shard-th
+	// (0-based) of Shards contiguous slices of the N samples (ShardRange),
+	// exactly as they come out of the unsharded run. Where a slice starts or
+	// ends inside one of the unsharded run's batches, the whole batch is
+	// computed (at most two batches of extra work). Default: shard 0 of 1.
 	Shard, Shards int
 
 	// TraceEvery records every TraceEvery-th step of the first TraceChains
@@ -101,15 +109,13 @@ func (s *Stats) EvalsPerSecond() float64 {
 }
 
 // ShardRange is the slice [start, end) of n samples that shard i of k
-// computes, with boundaries on multiples of align.
-func ShardRange(n, i, k, align int) (start, end int) {
+// writes: ⌊i·n/k⌋ … ⌊(i+1)·n/k⌋.
+func ShardRange(n, i, k int) (start, end int) {
 	if k <= 0 {
 		k, i = 1, 0
 	}
-	align = max(align, 1)
-	units := (n + align - 1) / align
-	start = min(int(int64(units)*int64(i)/int64(k))*align, n)
-	end = min(int(int64(units)*int64(i+1)/int64(k))*align, n)
+	start = int(int64(n) * int64(i) / int64(k))
+	end = int(int64(n) * int64(i+1) / int64(k))
 	return start, end
 }
 
@@ -161,14 +167,20 @@ func Run(ctx context.Context, smp Sampler, src Source, cfg Config, sink func(x [
 	if err != nil {
 		return nil, err
 	}
-	start, end := ShardRange(cfg.N, cfg.Shard, cfg.Shards, align)
+	start, end := ShardRange(cfg.N, cfg.Shard, cfg.Shards)
 	st := &Stats{Start: start, End: end}
 	begin := time.Now()
 	defer func() { st.Seconds = time.Since(begin).Seconds() }()
-	chunks := (end - start + cfg.Batch - 1) / cfg.Batch
-	if chunks == 0 {
+	if end == start {
 		return st, nil
 	}
+	// Batches are cut from the unsharded run's grid of multiples of Batch,
+	// whole even where a shard starts or ends inside one, so every chain
+	// shares its batch with the same chains in any sharding: backends whose
+	// results for a row depend on its place in the batch (tiled GEMM
+	// kernels) then still give bit-identical samples.
+	first := start / cfg.Batch
+	chunks := (end-1)/cfg.Batch - first + 1
 	workers := min(cfg.Workers, chunks)
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -193,7 +205,7 @@ func Run(ctx context.Context, smp Sampler, src Source, cfg Config, sink func(x [
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := runWorker(ctx, smp, src, cfg, start, end, chunks, pool, &next, &calls, &compute, func(k int, buf []float32) {
+			if err := runWorker(ctx, smp, src, cfg, start, end, first, chunks, pool, &next, &calls, &compute, func(k int, buf []float32) {
 				results <- result{k, buf}
 			}, func(tp []TracePoint) {
 				traceMu.Lock()
@@ -214,9 +226,9 @@ func Run(ctx context.Context, smp Sampler, src Source, cfg Config, sink func(x [
 		pending[r.k] = r.buf
 		for buf, ok := pending[want]; ok && ctx.Err() == nil; buf, ok = pending[want] {
 			delete(pending, want)
-			s := start + want*cfg.Batch
-			n := min(cfg.Batch, end-s)
-			if err := sink(buf[:n*cfg.Dim], s, n); err != nil {
+			c0 := (first + want) * cfg.Batch
+			lo, hi := max(start, c0), min(end, c0+cfg.Batch)
+			if err := sink(buf[(lo-c0)*cfg.Dim:(hi-c0)*cfg.Dim], lo, hi-lo); err != nil {
 				cancel(err)
 			}
 			pool <- buf
@@ -239,7 +251,7 @@ func Run(ctx context.Context, smp Sampler, src Source, cfg Config, sink func(x [
 }
 
 // runWorker takes batches in index order until none are left.
-func runWorker(ctx context.Context, smp Sampler, src Source, cfg Config, start, end, chunks int,
+func runWorker(ctx context.Context, smp Sampler, src Source, cfg Config, start, end, first, chunks int,
 	pool chan []float32, next, calls, compute *atomic.Int64, emit func(int, []float32), trace func([]TracePoint)) (err error) {
 	sc, err := src()
 	if err != nil {
@@ -274,15 +286,17 @@ func runWorker(ctx context.Context, smp Sampler, src Source, cfg Config, start, 
 		}
 	}()
 	counted := &countingScorer{Scorer: sc, calls: calls}
-	b := newBatch(min(cfg.Batch, end-start), cfg.Dim)
+	b := newBatch(min(cfg.Batch, cfg.N), cfg.Dim)
 	b.ctx = ctx
 	var tps []TracePoint
 	b.hook = func(b *Batch, level, step int, sigma float64) {
+		// Only the shard's own chains count; a batch may hold others.
+		lo, hi := max(start, b.Start), min(end, b.Start+b.N)
 		if cfg.Progress != nil {
-			cfg.Progress.Add(int64(b.N))
+			cfg.Progress.Add(int64(hi - lo))
 		}
-		if cfg.TraceEvery > 0 && b.Start < cfg.TraceChains && b.step%cfg.TraceEvery == 0 {
-			for i := 0; i < b.N && b.Start+i < cfg.TraceChains; i++ {
+		if cfg.TraceEvery > 0 && lo < cfg.TraceChains && b.step%cfg.TraceEvery == 0 {
+			for i := lo - b.Start; i < hi-b.Start && b.Start+i < cfg.TraceChains; i++ {
 				tps = append(tps, TracePoint{Chain: b.Start + i, Step: b.step, Level: level + 1, Sigma: sigma,
 					X: append([]float32(nil), b.X[i*b.Dim:(i+1)*b.Dim]...)})
 			}
@@ -300,8 +314,8 @@ func runWorker(ctx context.Context, smp Sampler, src Source, cfg Config, start, 
 			pool <- buf
 			return nil
 		}
-		s := start + k*cfg.Batch
-		n := min(cfg.Batch, end-s)
+		s := (first + k) * cfg.Batch
+		n := min(cfg.Batch, cfg.N-s)
 		if cap(buf) < cfg.Batch*cfg.Dim {
 			buf = make([]float32, cfg.Batch*cfg.Dim)
 		}

@@ -74,8 +74,10 @@ ddpm (ancestral sampling of ε-models with a time input). The σ schedule is
 unset settings take the model's recommendations, then NCSN's defaults
 (T = 100 steps per level, ε = 2e-5).
 
-The same --seed gives the same samples for any --batch and --workers, and
+The same --seed and --batch give the same samples for any --workers, and
 --shard i/K writes exactly the i-th of K contiguous slices of the full run.
+(Another --batch changes the last bits: backends round a row of a matrix
+product differently by its place in the batch.)
 A sample that turns NaN or Inf stops the run with an error naming the σ level
 and step; nothing is written then.`,
 		Args: cobra.ExactArgs(1),
@@ -150,8 +152,9 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, trimPrefix(err, "importer: "))
 	}
-	if spec.Kind == importer.OutEnergy {
-		return sampler.ErrEnergyModel
+	// An energy model samples through its score −∇x E, built by the autodiff.
+	if m, spec, err = sampler.EnergyScoreModel(m, spec); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	if len(spec.DataShape) == 0 {
 		return fmt.Errorf("%s: the shape of one sample is unknown (no ebmrun.data_shape metadata and the data input's shape is not fixed)", path)
@@ -395,7 +398,7 @@ func showProgress(w io.Writer, done *atomic.Int64, cfg sampler.Config, smp sampl
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return func() {}
 	}
-	start, end := shardBounds(cfg, smp)
+	start, end := shardBounds(cfg)
 	total := int64(end-start) * int64(smp.Evals())
 	bar := progressbar.NewOptions64(total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("sampling"),
 		progressbar.OptionSetPredictTime(true), progressbar.OptionShowIts(), progressbar.OptionSetItsString("evals"),
@@ -436,7 +439,7 @@ func writeSamples(ctx context.Context, out string, smp sampler.Sampler, src samp
 	case ".csv":
 		err = tensorio.WriteAtomic(out, func(w io.Writer) error { return writeCSV(w, cfg.Dim, run) })
 	default:
-		start, end := shardBounds(cfg, smp)
+		start, end := shardBounds(cfg)
 		shape := append([]int64{int64(end - start)}, spec.DataShape...)
 		err = tensorio.WriteAtomic(out, func(w io.Writer) error { return writeNpy(w, shape, run) })
 	}
@@ -509,15 +512,9 @@ func writeCSV(w io.Writer, dim int, run func(func([]float32, int, int) error) er
 	return bw.Flush()
 }
 
-// shardBounds is the slice of samples this shard writes, as sampler.Run
-// will compute it (PC aligns shards to its norm groups).
-func shardBounds(cfg sampler.Config, smp sampler.Sampler) (int, int) {
-	shards := max(cfg.Shards, 1)
-	align := 1
-	if pc, ok := smp.(*sampler.PC); ok {
-		align = cmpOr(pc.NormGroup, sampler.DefaultNormGroup)
-	}
-	return sampler.ShardRange(cfg.N, cfg.Shard, shards, align)
+// shardBounds is the slice of samples this shard writes.
+func shardBounds(cfg sampler.Config) (int, int) {
+	return sampler.ShardRange(cfg.N, cfg.Shard, max(cfg.Shards, 1))
 }
 
 func tracePath(out string) string {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"image/png"
 	"os"
@@ -9,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/internal/testenv"
 	"github.com/ebmrun/ebmrun/tensorio"
 )
@@ -45,43 +45,41 @@ func TestSampleNpyJSON(t *testing.T) {
 	}
 }
 
-// TestSampleDeterministic: the same seed gives the same file for any batch
-// and worker count, and shards join into the whole.
+// TestSampleDeterministic: the same seed and batch size give the same file
+// for any worker count, and shards join into the whole, on both backends.
 func TestSampleDeterministic(t *testing.T) {
 	t.Parallel()
 	model := fixtureModel(t, "ncsn_mlp")
 	dir := t.TempDir()
-	run := func(name string, args ...string) []byte {
-		t.Helper()
-		out := filepath.Join(dir, name)
-		args = append([]string{"sample", model, "-n", "90", "-o", out, "--steps", "2", "--seed", "7", "--backend", "native"}, args...)
-		if _, stderr, code := ebmrun(t, args...); code != 0 {
-			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+	for _, backend := range []string{"native", "ort"} {
+		run := func(name string, args ...string) *graph.Tensor {
+			t.Helper()
+			out := filepath.Join(dir, backend+name)
+			args = append([]string{"sample", model, "-n", "90", "-o", out, "--steps", "2", "--seed", "7", "--batch", "16", "--backend", backend}, args...)
+			if _, stderr, code := ebmrun(t, args...); code != 0 {
+				t.Fatalf("%v: exit %d: %s", args, code, stderr)
+			}
+			x, err := tensorio.ReadNpyFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return x
 		}
-		x, err := tensorio.ReadNpyFile(out)
-		if err != nil {
-			t.Fatal(err)
+		whole := run("a.npy", "--workers", "1")
+		if !bitEqual32(whole.F32, run("b.npy", "--workers", "2").F32) {
+			t.Errorf("%s: 2 workers differ from 1", backend)
 		}
-		var b bytes.Buffer
-		tensorio.WriteNpy(&b, x)
-		return b.Bytes()
-	}
-	whole := run("a.npy", "--batch", "1000", "--workers", "1")
-	if !bytes.Equal(whole, run("b.npy", "--batch", "7", "--workers", "2")) {
-		t.Error("batch 7 on 2 workers differs from batch 1000 on 1")
-	}
-	a, _ := tensorio.ReadNpyFile(filepath.Join(dir, "a.npy"))
-	var joined []float32
-	for i, s := range []string{"0/3", "1/3", "2/3"} {
-		run("shard"+s[:1]+".npy", "--shard", s, "--batch", "8")
-		p, _ := tensorio.ReadNpyFile(filepath.Join(dir, "shard"+s[:1]+".npy"))
-		if p.Shape[0] != 30 {
-			t.Errorf("shard %d has %d samples, want 30", i, p.Shape[0])
+		var joined []float32
+		for i, s := range []string{"0/4", "1/4", "2/4", "3/4"} {
+			p := run("shard"+s[:1]+".npy", "--shard", s)
+			if want := []int64{22, 23, 22, 23}[i]; p.Shape[0] != want {
+				t.Errorf("shard %s has %d samples, want %d", s, p.Shape[0], want)
+			}
+			joined = append(joined, p.F32...)
 		}
-		joined = append(joined, p.F32...)
-	}
-	if !bitEqual32(joined, a.F32) {
-		t.Error("the shards joined differ from the whole run")
+		if !bitEqual32(joined, whole.F32) {
+			t.Errorf("%s: the shards joined differ from the whole run", backend)
+		}
 	}
 }
 
@@ -143,7 +141,7 @@ func TestSampleModels(t *testing.T) {
 		{"ddpm_eps", nil, 0, "ddpm on"},
 		{"ncsnv1_labels", []string{"--sigmas", "geom:1,0.01,10", "--steps", "2"}, 0, "ald on"},
 		{"ncsnv1_labels", nil, 1, "needs its σ schedule"},
-		{"energy_mlp", nil, 1, "ebmrun: sampler: energy models need the autodiff; not yet supported\n"},
+		{"energy_mlp", []string{"--steps", "5"}, 0, "ald on"}, // through −∇x E
 		{"ncsn_mlp", []string{"--sampler", "pc"}, 0, "pc on"},
 		{"ncsn_mlp", []string{"--sampler", "cas", "--denoise"}, 0, "cas on"},
 		{"ncsn_mlp", []string{"--sampler", "ula", "--steps", "50", "--step-lr", "1e30"}, 1,
