@@ -25,8 +25,10 @@ func main() {
 	p("//go:build amd64 && !purego")
 	p("")
 	p(`#include "textflag.h"`)
-	gemmKernel(false)
-	gemmKernel(true)
+	for _, wide := range []bool{false, true} {
+		gemmKernel(false, wide)
+		gemmKernel(true, wide)
+	}
 	expConsts()
 	vecAct("sigmoidAVX2", false, false)
 	vecAct("siluAVX2", true, false)
@@ -43,25 +45,32 @@ const gemmRows = 6
 // gemmKernel writes the 6×16 micro-kernel. A packed kernel reads A from a
 // strip of 6 values per step; a strided one reads it from six rows of a
 // row-major matrix (lda apart), which saves packing A when alpha is 1.
-func gemmKernel(strided bool) {
-	name, aStep, size := "sgemmKern6x16AVX2", 4*gemmRows, 48
+//
+// wide selects the AVX-512 variant: ZMM registers and 32 columns of C.
+func gemmKernel(strided, wide bool) {
+	r, cols, isa := "Y", 16, "AVX2"
+	if wide {
+		r, cols, isa = "Z", 32, "AVX512"
+	}
+	vb := 2 * cols // bytes in one register of C's row
+	name, aStep, size := fmt.Sprintf("sgemmKern6x%d%s", cols, isa), 4*gemmRows, 48
 	if strided {
-		name, aStep, size = "sgemmKern6x16StridedAVX2", 4, 56
+		name, aStep, size = fmt.Sprintf("sgemmKern6x%dStrided%s", cols, isa), 4, 56
 	}
 	if strided {
 		p(`
 // func %s(kc int, a *float32, lda int, b, c *float32, ldc int, acc int)
 //
-// C[6×16] = (C if acc ≠ 0) + Σ_p a[i·lda+p]·b[16p+j]: A row-major, B a
+// C[6×%d] = (C if acc ≠ 0) + Σ_p a[i·lda+p]·b[%dp+j]: A row-major, B a
 // packed panel. AX points at rows 0-2 of A, R10 at rows 3-5, R8 is lda in
-// bytes.`, name)
+// bytes.`, name, cols, cols)
 	} else {
 		p(`
 // func %s(kc int, a, b, c *float32, ldc int, acc int)
 //
-// C[6×16] = (C if acc ≠ 0) + Σ_p a[6p+i]·b[16p+j] over packed panels.`, name)
+// C[6×%d] = (C if acc ≠ 0) + Σ_p a[6p+i]·b[%dp+j] over packed panels.`, name, cols, cols)
 	}
-	p("// Accumulators are Y0…Y11 (two per row); Y12, Y13 hold a row of B.")
+	p("// Accumulators are %[1]s0…%[1]s11 (two per row); %[1]s12, %[1]s13 hold a row of B.", r)
 	p("TEXT ·%s(SB), NOSPLIT, $0-%d", name, size)
 	p("\tMOVQ kc+0(FP), CX\n\tMOVQ a+8(FP), AX")
 	off := 16
@@ -70,8 +79,12 @@ func gemmKernel(strided bool) {
 		off = 24
 	}
 	p("\tMOVQ b+%d(FP), BX\n\tMOVQ c+%d(FP), DI\n\tMOVQ ldc+%d(FP), DX\n\tSHLQ $2, DX", off, off+8, off+16)
-	for r := 0; r < 2*gemmRows; r++ {
-		p("\tVXORPS Y%d, Y%d, Y%d", r, r, r)
+	zero := "VXORPS"
+	if wide {
+		zero = "VPXORD" // VXORPS on ZMM needs AVX512DQ
+	}
+	for i := 0; i < 2*gemmRows; i++ {
+		p("\t%[1]s %[2]s%[3]d, %[2]s%[3]d, %[2]s%[3]d", zero, r, i)
 	}
 	aAddr := func(off, i int) string {
 		if !strided {
@@ -90,13 +103,13 @@ func gemmKernel(strided bool) {
 		return fmt.Sprintf("%d(%s)(R8*2)", off, base)
 	}
 	step := func(offA, offB int) {
-		p("\tVMOVUPS %d(BX), Y12", offB)
-		p("\tVMOVUPS %d(BX), Y13", offB+32)
+		p("\tVMOVUPS %d(BX), %s12", offB, r)
+		p("\tVMOVUPS %d(BX), %s13", offB+vb, r)
 		for i := 0; i < gemmRows; i++ {
 			br := 14 + i%2
-			p("\tVBROADCASTSS %s, Y%d", aAddr(offA, i), br)
-			p("\tVFMADD231PS Y12, Y%d, Y%d", br, 2*i)
-			p("\tVFMADD231PS Y13, Y%d, Y%d", br, 2*i+1)
+			p("\tVBROADCASTSS %s, %s%d", aAddr(offA, i), r, br)
+			p("\tVFMADD231PS %[1]s12, %[1]s%[2]d, %[1]s%[3]d", r, br, 2*i)
+			p("\tVFMADD231PS %[1]s13, %[1]s%[2]d, %[1]s%[3]d", r, br, 2*i+1)
 		}
 	}
 	advance := func(steps int) {
@@ -104,27 +117,27 @@ func gemmKernel(strided bool) {
 		if strided {
 			p("\tADDQ $%d, R10", steps*aStep)
 		}
-		p("\tADDQ $%d, BX", steps*64)
+		p("\tADDQ $%d, BX", steps*2*vb)
 	}
 	p("\tMOVQ CX, R9\n\tSHRQ $1, R9\n\tJEQ tail\nloop2:")
 	step(0, 0)
-	step(aStep, 64)
+	step(aStep, 2*vb)
 	advance(2)
 	p("\tDECQ R9\n\tJNZ loop2")
 	p("tail:\n\tANDQ $1, CX\n\tJEQ store")
 	step(0, 0)
 	p("store:\n\tMOVQ acc+%d(FP), R9\n\tTESTQ R9, R9\n\tJEQ overwrite", off+24)
 	for i := 0; i < gemmRows; i++ {
-		p("\tVADDPS (DI), Y%d, Y%d", 2*i, 2*i)
-		p("\tVADDPS 32(DI), Y%d, Y%d", 2*i+1, 2*i+1)
-		p("\tVMOVUPS Y%d, (DI)\n\tVMOVUPS Y%d, 32(DI)", 2*i, 2*i+1)
+		p("\tVADDPS (DI), %[1]s%[2]d, %[1]s%[2]d", r, 2*i)
+		p("\tVADDPS %[1]d(DI), %[2]s%[3]d, %[2]s%[3]d", vb, r, 2*i+1)
+		p("\tVMOVUPS %s%d, (DI)\n\tVMOVUPS %s%d, %d(DI)", r, 2*i, r, 2*i+1, vb)
 		if i < gemmRows-1 {
 			p("\tADDQ DX, DI")
 		}
 	}
 	p("\tVZEROUPPER\n\tRET\noverwrite:")
 	for i := 0; i < gemmRows; i++ {
-		p("\tVMOVUPS Y%d, (DI)\n\tVMOVUPS Y%d, 32(DI)", 2*i, 2*i+1)
+		p("\tVMOVUPS %s%d, (DI)\n\tVMOVUPS %s%d, %d(DI)", r, 2*i, r, 2*i+1, vb)
 		if i < gemmRows-1 {
 			p("\tADDQ DX, DI")
 		}

@@ -26,12 +26,13 @@ type gemm struct {
 	bias     []float32 // length n, or nil
 	act      act
 	w        *gemmWork // scratch of the packed path; nil: allocated per call
-	goKernel bool      // packed path with the plain-Go micro-kernel (tests)
+	impl     gemmImpl  // micro-kernel; the zero value picks the fastest
 
 	rowTiles bool // gonum path: split over rows of C, else over columns
 	tile     int
 
 	packed         bool // packed path, see runPacked
+	nr             int  // columns of the micro-kernel
 	npad, mc, nc   int
 	tilesM, tilesN int
 	next           int64 // next tile to take, atomically

@@ -6,20 +6,31 @@ import (
 )
 
 // The packed GEMM follows BLIS: op(B) is packed once per product into
-// column strips of gemmNR, each block of A (gemmMC rows × gemmKC) into row
+// column strips of nr (16 for AVX2, 32 for AVX-512), each block of A (gemmMC rows × gemmKC) into row
 // strips of gemmMR, and a register-blocked micro-kernel computes one
-// gemmMR×gemmNR tile of C from a strip of each. Workers take (row block,
+// gemmMR×nr tile of C from a strip of each. Workers take (row block,
 // column block) tiles of C from a shared counter, so a core slowed by
 // other load takes fewer of them.
 const (
-	gemmMR = 6
-	gemmNR = 16
-	gemmKC = 256 // a B strip (gemmKC×gemmNR) stays in L1
-	gemmMC = 120 // an A block (gemmMC×gemmKC) stays in L2
-	gemmNC = 1024
+	gemmMR    = 6
+	gemmNR    = 16  // columns of the AVX2 and plain-Go kernels
+	gemmNRMax = 32  // columns of the AVX-512 kernels
+	gemmKC    = 256 // a B strip (gemmKC×nr) stays in L1
+	gemmMC    = 120 // an A block (gemmMC×gemmKC) stays in L2
+	gemmNC    = 1024
 	// gemmPackedMinRows is the row count below which packing B costs more
 	// than the kernel gains; smaller products go through gonum.
 	gemmPackedMinRows = 16
+)
+
+// gemmImpl names a micro-kernel of the packed path.
+type gemmImpl uint8
+
+const (
+	implAuto   gemmImpl = iota // the fastest this CPU runs
+	implGo                     // plain Go, the reference (tests)
+	implAVX2                   // 6×16, YMM
+	implAVX512                 // 6×32, ZMM
 )
 
 // gemmWork is the scratch memory of packed products, kept by the session
@@ -31,7 +42,7 @@ type gemmWork struct {
 
 type gemmWorker struct {
 	a    []float32 // packed block of op(A)·alpha
-	tile [gemmMR * gemmNR]float32
+	tile [gemmMR * gemmNRMax]float32
 }
 
 func (w *gemmWork) grow(kn, threads int) {
@@ -43,7 +54,7 @@ func (w *gemmWork) grow(kn, threads int) {
 
 // usePacked reports whether the product goes through the packed kernels.
 func (g *gemm) usePacked() bool {
-	return (haveAVX2 || g.goKernel) && g.m >= gemmPackedMinRows && g.k > 0
+	return (haveAVX2 || g.impl != implAuto) && g.m >= gemmPackedMinRows && g.k > 0
 }
 
 // runPacked computes the product with the packed kernels.
@@ -56,7 +67,18 @@ func (g *gemm) runPacked(p *pool) {
 	if g.m*g.n*g.k < gemmSerialWork {
 		threads = 1
 	}
-	g.npad = (g.n + gemmNR - 1) / gemmNR * gemmNR
+	if g.impl == implAuto {
+		g.impl = implAVX2
+		if haveAVX512 {
+			g.impl = implAVX512
+		}
+	}
+	g.nr = gemmNR
+	if g.impl == implAVX512 {
+		g.nr = gemmNRMax
+	}
+	nr := g.nr
+	g.npad = (g.n + nr - 1) / nr * nr
 	g.w.grow(g.k*g.npad, threads)
 	g.packB()
 	g.mc = min(gemmMC, (g.m+gemmMR-1)/gemmMR*gemmMR)
@@ -64,7 +86,7 @@ func (g *gemm) runPacked(p *pool) {
 	g.nc = min(gemmNC, g.npad)
 	if want := 2 * threads; g.tilesM < want {
 		split := (want + g.tilesM - 1) / g.tilesM
-		g.nc = max(gemmNR, ((g.n+split-1)/split+gemmNR-1)/gemmNR*gemmNR)
+		g.nc = max(nr, ((g.n+split-1)/split+nr-1)/nr*nr)
 	}
 	g.tilesN = (g.n + g.nc - 1) / g.nc
 	g.next = 0
@@ -121,28 +143,28 @@ func (g *gemm) packedTile(ws *gemmWorker, i0, j0 int) {
 			g.packA(ws.a, i0+packed0, mc-packed0, pc, kc)
 		}
 		acc := pc > 0 || g.beta != 0
-		for jr := 0; jr < nc; jr += gemmNR {
+		for jr := 0; jr < nc; jr += g.nr {
 			j := j0 + jr
 			bp := g.w.b[pc*g.npad+j*kc:]
-			nr := min(gemmNR, g.n-j)
+			nr := min(g.nr, g.n-j)
 			for ir := 0; ir < mc; ir += gemmMR {
 				mr := min(gemmMR, mc-ir)
 				ci := (i0+ir)*g.ldc + j
 				dst, ldc, tileAcc := g.c[ci:], g.ldc, acc
-				if nr < gemmNR || mr < gemmMR {
-					dst, ldc, tileAcc = ws.tile[:], gemmNR, false
+				if nr < g.nr || mr < gemmMR {
+					dst, ldc, tileAcc = ws.tile[:], g.nr, false
 				}
 				if ir < packed0 {
 					g.microStrided(kc, g.a[(i0+ir)*g.lda+pc:], g.lda, bp, dst, ldc, tileAcc)
 				} else {
 					g.micro(kc, ws.a[(ir-packed0)*kc:], bp, dst, ldc, tileAcc)
 				}
-				if nr == gemmNR && mr == gemmMR {
+				if nr == g.nr && mr == gemmMR {
 					continue
 				}
 				for i := 0; i < mr; i++ {
 					dst := g.c[ci+i*g.ldc : ci+i*g.ldc+nr]
-					src := ws.tile[i*gemmNR : i*gemmNR+nr]
+					src := ws.tile[i*g.nr : i*g.nr+nr]
 					if acc {
 						for j, v := range src {
 							dst[j] += v
@@ -157,28 +179,36 @@ func (g *gemm) packedTile(ws *gemmWorker, i0, j0 int) {
 	g.epilogue(i0, i0+mc, j0, j0+nc)
 }
 
-// micro computes one gemmMR×gemmNR tile: c = (c if acc) + a·b.
+// micro computes one gemmMR×g.nr tile: c = (c if acc) + a·b.
 func (g *gemm) micro(kc int, a, b, c []float32, ldc int, acc bool) {
-	if g.goKernel {
+	if g.impl == implGo {
 		sgemmKernGo(kc, a, b, c, ldc, acc)
 		return
 	}
 	_ = a[:gemmMR*kc] // the bounds the assembly reads and writes
-	_ = b[:gemmNR*kc]
-	_ = c[:(gemmMR-1)*ldc+gemmNR]
+	_ = b[:g.nr*kc]
+	_ = c[:(gemmMR-1)*ldc+g.nr]
+	if g.impl == implAVX512 {
+		sgemmKern6x32AVX512(kc, unsafe.SliceData(a), unsafe.SliceData(b), unsafe.SliceData(c), ldc, b2i(acc))
+		return
+	}
 	sgemmKern6x16AVX2(kc, unsafe.SliceData(a), unsafe.SliceData(b), unsafe.SliceData(c), ldc, b2i(acc))
 }
 
 // microStrided is micro with A read in place: a[i·lda+p] for row i of the
 // strip and step p.
 func (g *gemm) microStrided(kc int, a []float32, lda int, b, c []float32, ldc int, acc bool) {
-	if g.goKernel {
+	if g.impl == implGo {
 		sgemmKernStridedGo(kc, a, lda, b, c, ldc, acc)
 		return
 	}
 	_ = a[:(gemmMR-1)*lda+kc]
-	_ = b[:gemmNR*kc]
-	_ = c[:(gemmMR-1)*ldc+gemmNR]
+	_ = b[:g.nr*kc]
+	_ = c[:(gemmMR-1)*ldc+g.nr]
+	if g.impl == implAVX512 {
+		sgemmKern6x32StridedAVX512(kc, unsafe.SliceData(a), lda, unsafe.SliceData(b), unsafe.SliceData(c), ldc, b2i(acc))
+		return
+	}
 	sgemmKern6x16StridedAVX2(kc, unsafe.SliceData(a), lda, unsafe.SliceData(b), unsafe.SliceData(c), ldc, b2i(acc))
 }
 
@@ -263,32 +293,33 @@ func (g *gemm) packA(dst []float32, i0, mc, k0, kc int) {
 	}
 }
 
-// packB writes op(B) as, for each block of gemmKC rows, strips of gemmNR
-// columns, each kc steps of gemmNR values, zero-padded to npad columns.
+// packB writes op(B) as, for each block of gemmKC rows, strips of g.nr
+// columns, each kc steps of g.nr values, zero-padded to npad columns.
 func (g *gemm) packB() {
+	w := g.nr
 	for pc := 0; pc < g.k; pc += gemmKC {
 		kc := min(gemmKC, g.k-pc)
 		base := g.w.b[pc*g.npad : pc*g.npad+kc*g.npad]
-		for j := 0; j < g.n; j += gemmNR {
-			d := base[j*kc : j*kc+gemmNR*kc]
-			nr := min(gemmNR, g.n-j)
+		for j := 0; j < g.n; j += w {
+			d := base[j*kc : j*kc+w*kc]
+			nr := min(w, g.n-j)
 			if g.tB {
 				for jj := 0; jj < nr; jj++ {
 					src := g.b[(j+jj)*g.ldb+pc:]
 					src = src[:kc]
 					for p, v := range src {
-						d[p*gemmNR+jj] = v
+						d[p*w+jj] = v
 					}
 				}
-				if nr < gemmNR {
+				if nr < w {
 					for p := 0; p < kc; p++ {
-						clear(d[p*gemmNR+nr : p*gemmNR+gemmNR])
+						clear(d[p*w+nr : p*w+w])
 					}
 				}
 				continue
 			}
 			for p := 0; p < kc; p++ {
-				dp := d[p*gemmNR : p*gemmNR+gemmNR]
+				dp := d[p*w : p*w+w]
 				copy(dp, g.b[(pc+p)*g.ldb+j:][:nr])
 				clear(dp[nr:])
 			}

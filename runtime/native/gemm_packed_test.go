@@ -21,15 +21,12 @@ var packedSizes = [][3]int{
 
 func TestPackedGemmAgainstReference(t *testing.T) {
 	t.Parallel()
-	kernels := []bool{true} // goKernel
-	if haveAVX2 {
-		kernels = append(kernels, false)
-	}
+	kernels := availableImpls()
 	r := rand.New(rand.NewPCG(7, 7))
 	p := newPool(2)
 	defer p.close()
 	var w gemmWork
-	for _, goKernel := range kernels {
+	for _, impl := range kernels {
 		for _, sz := range packedSizes {
 			for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
 				for _, ab := range [][2]float32{{1, 0}, {1, 1}, {1.5, 0.5}, {1.5, 0}} {
@@ -37,7 +34,7 @@ func TestPackedGemmAgainstReference(t *testing.T) {
 					for _, pl := range []*pool{nil, p} {
 						m, n, k := sz[0], sz[1], sz[2]
 						tA, tB := tr[0], tr[1]
-						name := fmt.Sprintf("go=%v %v tA=%v tB=%v alpha=%g beta=%g threads=%d", goKernel, sz, tA, tB, alpha, beta, pl.threads())
+						name := fmt.Sprintf("impl %d %v tA=%v tB=%v alpha=%g beta=%g threads=%d", impl, sz, tA, tB, alpha, beta, pl.threads())
 						// Leading dimensions wider than the matrices, and C
 						// with a trailing column that must stay untouched.
 						lda, ldb, ldc := k+3, n+1, n+1
@@ -58,7 +55,7 @@ func TestPackedGemmAgainstReference(t *testing.T) {
 						c1 := randVec(r, m*ldc)
 						c2 := append([]float32(nil), c1...)
 						g := gemm{tA: tA, tB: tB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-							beta: beta, c: c1, ldc: ldc, w: &w, goKernel: goKernel}
+							beta: beta, c: c1, ldc: ldc, w: &w, impl: impl}
 						if !g.usePacked() && k > 0 {
 							t.Fatalf("%s: packed path not taken", name)
 						}
@@ -108,39 +105,65 @@ func TestGemmEpilogue(t *testing.T) {
 	}
 }
 
-func TestMicroKernelAVX2MatchesGo(t *testing.T) {
-	if !haveAVX2 {
-		t.Skip("no AVX2")
+// availableImpls lists the micro-kernels this CPU runs.
+func availableImpls() []gemmImpl {
+	impls := []gemmImpl{implGo}
+	if haveAVX2 {
+		impls = append(impls, implAVX2)
 	}
+	if haveAVX512 {
+		impls = append(impls, implAVX512)
+	}
+	return impls
+}
+
+// goTile is the reference micro-kernel widened to nr columns: one
+// gemmNR-column call per slice of the packed B strip.
+func goTile(kc, nr int, a, b, c []float32, ldc int, acc bool) {
+	for j0 := 0; j0 < nr; j0 += gemmNR {
+		bj := make([]float32, kc*gemmNR)
+		for p := 0; p < kc; p++ {
+			copy(bj[p*gemmNR:p*gemmNR+gemmNR], b[p*nr+j0:])
+		}
+		sgemmKernGo(kc, a, bj, c[j0:], ldc, acc)
+	}
+}
+
+func TestMicroKernelsMatchGo(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(9, 9))
-	for _, kc := range []int{0, 1, 2, 3, 7, 64, 255, 256} {
-		for _, acc := range []bool{false, true} {
-			a, b := randVec(r, max(kc*gemmMR, 1)), randVec(r, max(kc*gemmNR, 1))
-			const ldc = gemmNR + 3
-			c1 := randVec(r, gemmMR*ldc)
-			c2 := append([]float32(nil), c1...)
-			g := gemm{}
-			g.micro(kc, a, b, c1, ldc, acc)
-			sgemmKernGo(kc, a, b, c2, ldc, acc)
-			// The same strip, row-major with lda = kc+1.
-			lda := kc + 1
-			rows := make([]float32, (gemmMR-1)*lda+kc)
-			for p := 0; p < kc; p++ {
-				for i := 0; i < gemmMR; i++ {
-					rows[i*lda+p] = a[p*gemmMR+i]
+	for _, impl := range availableImpls()[1:] {
+		for _, kc := range []int{0, 1, 2, 3, 7, 64, 255, 256} {
+			for _, acc := range []bool{false, true} {
+				g := gemm{impl: impl, nr: gemmNR}
+				if impl == implAVX512 {
+					g.nr = gemmNRMax
 				}
-			}
-			c3 := randVec(rand.New(rand.NewPCG(uint64(kc), 1)), len(c1))
-			c4 := append([]float32(nil), c3...)
-			g.microStrided(kc, rows, lda, b, c3, ldc, acc)
-			sgemmKernStridedGo(kc, rows, lda, b, c4, ldc, acc)
-			for i := range c1 {
-				if math.Abs(float64(c1[i]-c2[i])) > gemmTol*(1+math.Abs(float64(c2[i]))) {
-					t.Fatalf("kc=%d acc=%v: c[%d] = %g, want %g", kc, acc, i, c1[i], c2[i])
+				a, b := randVec(r, max(kc*gemmMR, 1)), randVec(r, max(kc*g.nr, 1))
+				ldc := g.nr + 3
+				c1 := randVec(r, gemmMR*ldc)
+				c2 := append([]float32(nil), c1...)
+				g.micro(kc, a, b, c1, ldc, acc)
+				goTile(kc, g.nr, a, b, c2, ldc, acc)
+				// The same strip, row-major with lda = kc+1.
+				lda := kc + 1
+				rows := make([]float32, (gemmMR-1)*lda+kc)
+				for p := 0; p < kc; p++ {
+					for i := 0; i < gemmMR; i++ {
+						rows[i*lda+p] = a[p*gemmMR+i]
+					}
 				}
-				if math.Abs(float64(c3[i]-c4[i])) > gemmTol*(1+math.Abs(float64(c4[i]))) {
-					t.Fatalf("strided kc=%d acc=%v: c[%d] = %g, want %g", kc, acc, i, c3[i], c4[i])
+				c3 := randVec(r, len(c1))
+				c4 := append([]float32(nil), c3...)
+				g.microStrided(kc, rows, lda, b, c3, ldc, acc)
+				goTile(kc, g.nr, a, b, c4, ldc, acc)
+				for i := range c1 {
+					if math.Abs(float64(c1[i]-c2[i])) > gemmTol*(1+math.Abs(float64(c2[i]))) {
+						t.Fatalf("impl %d kc=%d acc=%v: c[%d] = %g, want %g", impl, kc, acc, i, c1[i], c2[i])
+					}
+					if math.Abs(float64(c3[i]-c4[i])) > gemmTol*(1+math.Abs(float64(c4[i]))) {
+						t.Fatalf("impl %d strided kc=%d acc=%v: c[%d] = %g, want %g", impl, kc, acc, i, c3[i], c4[i])
+					}
 				}
 			}
 		}
@@ -168,11 +191,10 @@ func TestGemmAllocatesNothing(t *testing.T) {
 func BenchmarkGemm(b *testing.B) {
 	r := rand.New(rand.NewPCG(11, 11))
 	for _, sz := range [][3]int{{10000, 128, 128}, {1000, 128, 128}, {256, 256, 256}} {
-		for _, packed := range []bool{false, true} {
-			if packed && !haveAVX2 {
-				continue
-			}
-			b.Run(fmt.Sprintf("%dx%dx%d/packed=%v", sz[0], sz[1], sz[2], packed), func(b *testing.B) {
+		for _, impl := range append([]gemmImpl{implAuto}, availableImpls()[1:]...) {
+			packed := impl != implAuto
+			name := [...]string{implAuto: "gonum", implGo: "go", implAVX2: "avx2", implAVX512: "avx512"}[impl]
+			b.Run(fmt.Sprintf("%dx%dx%d/%s", sz[0], sz[1], sz[2], name), func(b *testing.B) {
 				m, n, k := sz[0], sz[1], sz[2]
 				p := newPool(2)
 				defer p.close()
@@ -180,7 +202,7 @@ func BenchmarkGemm(b *testing.B) {
 				av, bv, c := randVec(r, m*k), randVec(r, k*n), make([]float32, m*n)
 				var g gemm
 				for b.Loop() {
-					g = gemm{m: m, n: n, k: k, alpha: 1, a: av, lda: k, b: bv, ldb: n, c: c, ldc: n, w: &w}
+					g = gemm{m: m, n: n, k: k, alpha: 1, a: av, lda: k, b: bv, ldb: n, c: c, ldc: n, w: &w, impl: impl}
 					if packed {
 						g.runPacked(p)
 					} else {

@@ -8,6 +8,9 @@ import "golang.org/x/sys/cpu"
 // FMA (or with the purego build tag) the plain-Go paths run instead.
 var haveAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
+// haveAVX512 selects the 6×32 ZMM matrix kernels (AVX512F only).
+var haveAVX512 = haveAVX2 && cpu.X86.HasAVX512F
+
 //go:noescape
 func sgemmKern6x16AVX2(kc int, a, b, c *float32, ldc int, acc int)
 
@@ -25,3 +28,9 @@ func biasSigmoidAVX2(d, s, bias []float32)
 
 //go:noescape
 func sgemmKern6x16StridedAVX2(kc int, a *float32, lda int, b, c *float32, ldc int, acc int)
+
+//go:noescape
+func sgemmKern6x32AVX512(kc int, a, b, c *float32, ldc int, acc int)
+
+//go:noescape
+func sgemmKern6x32StridedAVX512(kc int, a *float32, lda int, b, c *float32, ldc int, acc int)

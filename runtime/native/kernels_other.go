@@ -3,7 +3,10 @@
 package native
 
 // haveAVX2 is false: the assembly kernels are not built for this target.
-const haveAVX2 = false
+const (
+	haveAVX2   = false
+	haveAVX512 = false
+)
 
 func sgemmKern6x16AVX2(kc int, a, b, c *float32, ldc int, acc int) { panic("native: no AVX2 kernels") }
 func sigmoidAVX2(d, s []float32)                                   { panic("native: no AVX2 kernels") }
@@ -13,4 +16,12 @@ func biasSigmoidAVX2(d, s, bias []float32)                         { panic("nati
 
 func sgemmKern6x16StridedAVX2(kc int, a *float32, lda int, b, c *float32, ldc int, acc int) {
 	panic("native: no AVX2 kernels")
+}
+
+func sgemmKern6x32AVX512(kc int, a, b, c *float32, ldc int, acc int) {
+	panic("native: no AVX-512 kernels")
+}
+
+func sgemmKern6x32StridedAVX512(kc int, a *float32, lda int, b, c *float32, ldc int, acc int) {
+	panic("native: no AVX-512 kernels")
 }
