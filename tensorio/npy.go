@@ -213,7 +213,11 @@ func WriteAtomic(path string, write func(io.Writer) error) (err error) {
 	dir, base := splitPath(path)
 	f, err := os.CreateTemp(dir, "."+base+".tmp*")
 	if err != nil {
-		return err
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the temporary name means nothing to the user
+		}
+		return fmt.Errorf("cannot create %s: %w", path, err)
 	}
 	defer func() {
 		if err != nil {
