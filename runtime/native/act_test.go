@@ -55,39 +55,56 @@ func TestApplyActAgainstFloat64(t *testing.T) {
 		xs = append(xs, float32(r.NormFloat64()*4))
 	}
 	bias := randVec(r, len(xs))
-	for _, a := range []act{actSigmoid, actSiLU} {
-		for _, withBias := range []bool{false, true} {
-			var bs []float32
-			if withBias {
-				bs = bias
-			}
-			got, ref := make([]float32, len(xs)), make([]float32, len(xs))
-			applyAct(a, got, xs, bs)
-			applyActRef(a, ref, xs, bs)
-			for i, x := range xs {
-				v := x
+	for _, impl := range actImpls() {
+		for _, a := range []act{actSigmoid, actSiLU} {
+			for _, withBias := range []bool{false, true} {
+				var bs []float32
 				if withBias {
-					v += bias[i]
+					bs = bias
 				}
-				name := fmt.Sprintf("act %d bias=%v at %g", a, withBias, v)
-				checkAct(t, name, got[i], actWant(a, float64(v)))
-				checkAct(t, name+" (reference)", ref[i], actWant(a, float64(v)))
+				got, ref := make([]float32, len(xs)), make([]float32, len(xs))
+				applyActWith(impl, a, got, xs, bs)
+				applyActRef(a, ref, xs, bs)
+				for i, x := range xs {
+					v := x
+					if withBias {
+						v += bias[i]
+					}
+					name := fmt.Sprintf("impl %d act %d bias=%v at %g", impl, a, withBias, v)
+					checkAct(t, name, got[i], actWant(a, float64(v)))
+					checkAct(t, name+" (reference)", ref[i], actWant(a, float64(v)))
+				}
 			}
 		}
 	}
+}
+
+// actImpls lists the activation kernel sets this CPU runs: implAVX2 stops
+// at YMM, implAuto uses ZMM where it can.
+func actImpls() []gemmImpl {
+	impls := []gemmImpl{implGo}
+	if haveAVX2 {
+		impls = append(impls, implAVX2)
+	}
+	if haveAVX512 {
+		impls = append(impls, implAuto)
+	}
+	return impls
 }
 
 // TestApplyActLengths covers the vector loop's tails and in-place use.
 func TestApplyActLengths(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(13, 13))
-	for n := 0; n <= 40; n++ {
+	for n := 0; n <= 50; n++ {
 		s := randVec(r, n)
-		for _, a := range []act{actSigmoid, actSiLU} {
-			d := append([]float32(nil), s...)
-			applyAct(a, d, d, nil)
-			for i := range d {
-				checkAct(t, fmt.Sprintf("n=%d act %d [%d]", n, a, i), d[i], actWant(a, float64(s[i])))
+		for _, impl := range actImpls() {
+			for _, a := range []act{actSigmoid, actSiLU} {
+				d := append([]float32(nil), s...)
+				applyActWith(impl, a, d, d, nil)
+				for i := range d {
+					checkAct(t, fmt.Sprintf("n=%d impl %d act %d [%d]", n, impl, a, i), d[i], actWant(a, float64(s[i])))
+				}
 			}
 		}
 	}
@@ -101,8 +118,10 @@ func BenchmarkAct(b *testing.B) {
 		f    func()
 	}{
 		{"sigmoid", func() { applyAct(actSigmoid, d, s, nil) }},
+		{"sigmoid-avx2", func() { applyActWith(implAVX2, actSigmoid, d, s, nil) }},
 		{"sigmoid-ref", func() { applyActRef(actSigmoid, d, s, nil) }},
 		{"silu", func() { applyAct(actSiLU, d, s, nil) }},
+		{"silu-avx2", func() { applyActWith(implAVX2, actSiLU, d, s, nil) }},
 		{"silu-ref", func() { applyActRef(actSiLU, d, s, nil) }},
 	} {
 		b.Run(c.name, func(b *testing.B) {

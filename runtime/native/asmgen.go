@@ -30,10 +30,13 @@ func main() {
 		gemmKernel(true, wide)
 	}
 	expConsts()
-	vecAct("sigmoidAVX2", false, false)
-	vecAct("siluAVX2", true, false)
-	vecAct("biasSiLUAVX2", true, true)
-	vecAct("biasSigmoidAVX2", false, true)
+	for _, wide := range []bool{false, true} {
+		isa := map[bool]string{false: "AVX2", true: "AVX512"}[wide]
+		vecAct("sigmoid"+isa, false, false, wide)
+		vecAct("silu"+isa, true, false, wide)
+		vecAct("biasSiLU"+isa, true, true, wide)
+		vecAct("biasSigmoid"+isa, false, true, wide)
+	}
 	if err := os.WriteFile("kernels_amd64.s", out.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -183,19 +186,27 @@ func expConsts() {
 }
 
 // vecAct writes func name(d, s[, bias] []float32): d[i] = σ(v) or v·σ(v)
-// with v = s[i] (+ bias[i]), for the first len(d)&^7 elements, eight at a
-// time; the Go caller does the tail. d may be s.
+// with v = s[i] (+ bias[i]), for the first len(d)&^(w-1) elements, w at a
+// time (8 with YMM, 16 with ZMM when wide); the Go caller does the tail.
+// d may be s.
 //
-// Registers: Y0 one, Y1 hi, Y2 lo, Y3 log2e, Y4 c1, Y5 c2, Y6 the int32
-// exponent bias; per vector Y7 v, Y8 t (then r, then the result), Y9 k,
-// Y10 float(k), Y11 the polynomial, Y12 r². The polynomial's coefficients
-// are memory operands.
-func vecAct(name string, silu, bias bool) {
+// Registers: 0 one, 1 hi, 2 lo, 3 log2e, 4 c1, 5 c2, 6 the int32 exponent
+// bias; per vector 7 v, 8 t (then r, then the result), 9 k, 10 float(k),
+// 11 the polynomial, 12 r². The polynomial's coefficients are memory
+// operands with YMM and registers 16…21 with ZMM.
+func vecAct(name string, silu, bias, wide bool) {
 	size, sig := 48, ""
 	if bias {
 		size, sig = 72, ", bias"
 	}
+	r, w, shift, zero := "Y", 8, 3, "VXORPS"
+	if wide {
+		r, w, shift, zero = "Z", 16, 4, "VPXORD"
+	}
+	vb := 4 * w
 	c := func(i int) string { return fmt.Sprintf("expc<>+%d(SB)", expOff(i)) }
+	coef := func(i int) string { return c(i) }
+	reg := func(i int) string { return fmt.Sprintf("%s%d", r, i) }
 	p("")
 	p("// func %s(d, s%s []float32)", name, sig)
 	p("TEXT ·%s(SB), NOSPLIT, $0-%d", name, size)
@@ -203,35 +214,46 @@ func vecAct(name string, silu, bias bool) {
 	if bias {
 		p("\tMOVQ bias_base+48(FP), BX")
 	}
-	for i := 0; i < 6; i++ {
-		p("\tVMOVUPS %s, Y%d", c(i), i)
+	if wide {
+		for i := 0; i < 6; i++ {
+			p("\tVBROADCASTSS %s, %s", c(i), reg(i))
+		}
+		p("\tVPBROADCASTD %s, %s", c(len(expC)), reg(6))
+		for i := 6; i <= 11; i++ {
+			p("\tVBROADCASTSS %s, %s", c(i), reg(10+i))
+		}
+		coef = func(i int) string { return reg(10 + i) }
+	} else {
+		for i := 0; i < 6; i++ {
+			p("\tVMOVUPS %s, %s", c(i), reg(i))
+		}
+		p("\tVMOVDQU %s, %s", c(len(expC)), reg(6))
 	}
-	p("\tVMOVDQU %s, Y6", c(len(expC)))
-	p("\tSHRQ $3, CX\n\tJEQ %s_done\n%s_loop:", name, name)
-	p("\tVMOVUPS (SI), Y7")
+	p("\tSHRQ $%d, CX\n\tJEQ %s_done\n%s_loop:", shift, name, name)
+	p("\tVMOVUPS (SI), %s", reg(7))
 	if bias {
-		p("\tVADDPS (BX), Y7, Y7\n\tADDQ $32, BX")
+		p("\tVADDPS (BX), %[1]s, %[1]s\n\tADDQ $%[2]d, BX", reg(7), vb)
 	}
 	// t = clamp(-v) to [lo, hi]; a NaN passes through as MIN/MAX's second
 	// source operand.
-	p("\tVXORPS Y8, Y8, Y8\n\tVSUBPS Y7, Y8, Y8")
-	p("\tVMINPS Y8, Y1, Y8\n\tVMAXPS Y8, Y2, Y8")
+	p("\t%[1]s %[2]s, %[2]s, %[2]s\n\tVSUBPS %[3]s, %[2]s, %[2]s", zero, reg(8), reg(7))
+	p("\tVMINPS %[1]s, %[2]s, %[1]s\n\tVMAXPS %[1]s, %[3]s, %[1]s", reg(8), reg(1), reg(2))
 	// k = round(t·log2e); r = t - k·c1 - k·c2
-	p("\tVMULPS Y3, Y8, Y9\n\tVCVTPS2DQ Y9, Y9\n\tVCVTDQ2PS Y9, Y10")
-	p("\tVFNMADD231PS Y4, Y10, Y8\n\tVFNMADD231PS Y5, Y10, Y8")
+	p("\tVMULPS %s, %s, %s\n\tVCVTPS2DQ %[3]s, %[3]s\n\tVCVTDQ2PS %[3]s, %[4]s", reg(3), reg(8), reg(9), reg(10))
+	p("\tVFNMADD231PS %s, %s, %s\n\tVFNMADD231PS %s, %[2]s, %[3]s", reg(4), reg(10), reg(8), reg(5))
 	// q = ((((p0·r + p1)·r + p2)·r + p3)·r + p4)·r + p5
-	p("\tVMOVUPS %s, Y11", c(6))
+	p("\tVMOVUPS %s, %s", coef(6), reg(11))
 	for i := 7; i <= 11; i++ {
-		p("\tVFMADD213PS %s, Y8, Y11", c(i))
+		p("\tVFMADD213PS %s, %s, %s", coef(i), reg(8), reg(11))
 	}
 	// e = (q·r² + r + 1)·2^k
-	p("\tVMULPS Y8, Y8, Y12\n\tVADDPS Y0, Y8, Y8\n\tVFMADD231PS Y11, Y12, Y8")
-	p("\tVPADDD Y6, Y9, Y9\n\tVPSLLD $23, Y9, Y9\n\tVMULPS Y9, Y8, Y8")
+	p("\tVMULPS %[1]s, %[1]s, %[2]s\n\tVADDPS %[3]s, %[1]s, %[1]s\n\tVFMADD231PS %[4]s, %[2]s, %[1]s", reg(8), reg(12), reg(0), reg(11))
+	p("\tVPADDD %[1]s, %[2]s, %[2]s\n\tVPSLLD $23, %[2]s, %[2]s\n\tVMULPS %[2]s, %[3]s, %[3]s", reg(6), reg(9), reg(8))
 	// σ = 1/(1+e)
-	p("\tVADDPS Y0, Y8, Y8\n\tVDIVPS Y8, Y0, Y8")
+	p("\tVADDPS %[1]s, %[2]s, %[2]s\n\tVDIVPS %[2]s, %[1]s, %[2]s", reg(0), reg(8))
 	if silu {
-		p("\tVMULPS Y7, Y8, Y8")
+		p("\tVMULPS %s, %s, %[2]s", reg(7), reg(8))
 	}
-	p("\tVMOVUPS Y8, (DI)\n\tADDQ $32, SI\n\tADDQ $32, DI\n\tDECQ CX\n\tJNZ %s_loop", name)
+	p("\tVMOVUPS %s, (DI)\n\tADDQ $%d, SI\n\tADDQ $%[2]d, DI\n\tDECQ CX\n\tJNZ %s_loop", reg(8), vb, name)
 	p("%s_done:\n\tVZEROUPPER\n\tRET", name)
 }

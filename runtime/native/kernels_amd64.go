@@ -34,3 +34,15 @@ func sgemmKern6x32AVX512(kc int, a, b, c *float32, ldc int, acc int)
 
 //go:noescape
 func sgemmKern6x32StridedAVX512(kc int, a *float32, lda int, b, c *float32, ldc int, acc int)
+
+//go:noescape
+func sigmoidAVX512(d, s []float32)
+
+//go:noescape
+func siluAVX512(d, s []float32)
+
+//go:noescape
+func biasSiLUAVX512(d, s, bias []float32)
+
+//go:noescape
+func biasSigmoidAVX512(d, s, bias []float32)

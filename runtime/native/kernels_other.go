@@ -25,3 +25,8 @@ func sgemmKern6x32AVX512(kc int, a, b, c *float32, ldc int, acc int) {
 func sgemmKern6x32StridedAVX512(kc int, a *float32, lda int, b, c *float32, ldc int, acc int) {
 	panic("native: no AVX-512 kernels")
 }
+
+func sigmoidAVX512(d, s []float32)           { panic("native: no AVX-512 kernels") }
+func siluAVX512(d, s []float32)              { panic("native: no AVX-512 kernels") }
+func biasSiLUAVX512(d, s, bias []float32)    { panic("native: no AVX-512 kernels") }
+func biasSigmoidAVX512(d, s, bias []float32) { panic("native: no AVX-512 kernels") }
