@@ -650,8 +650,13 @@ func (h *hist2D) Y(r int) float64    { return h.y0 + (float64(r)+0.5)*h.dy }
 // gridMax is the most images a grid shows.
 const gridMax = 100
 
+// gridMinTile is the smallest size, in screen pixels, of one image in a
+// grid: small images (8×8, 28×28) are enlarged by a whole factor to reach it.
+const gridMinTile = 64
+
 // imageGrid tiles the first images [C,H,W] into a square grid with a one
 // pixel gap, mapping the data range (else the samples' own) to 0 … 255.
+// Each pixel becomes a square block so small images stay visible.
 func imageGrid(w io.Writer, x []float32, ch, hgt, wid int, rng []float64) error {
 	per := ch * hgt * wid
 	n := min(len(x)/per, gridMax)
@@ -669,13 +674,15 @@ func imageGrid(w io.Writer, x []float32, ch, hgt, wid int, rng []float64) error 
 			hi = lo + 1
 		}
 	}
-	img := image.NewNRGBA(image.Rect(0, 0, cols*(wid+1)+1, rows*(hgt+1)+1))
+	zoom := max(1, (gridMinTile+max(hgt, wid)-1)/max(hgt, wid))
+	th, tw := hgt*zoom, wid*zoom
+	img := image.NewNRGBA(image.Rect(0, 0, cols*(tw+1)+1, rows*(th+1)+1))
 	level := func(v float32) uint8 {
 		t := (float64(v) - lo) / (hi - lo)
 		return uint8(math.Round(255 * min(1, max(0, t))))
 	}
 	for k := 0; k < n; k++ {
-		ox, oy := 1+(k%cols)*(wid+1), 1+(k/cols)*(hgt+1)
+		ox, oy := 1+(k%cols)*(tw+1), 1+(k/cols)*(th+1)
 		im := x[k*per : (k+1)*per]
 		for yy := 0; yy < hgt; yy++ {
 			for xx := 0; xx < wid; xx++ {
@@ -686,7 +693,11 @@ func imageGrid(w io.Writer, x []float32, ch, hgt, wid int, rng []float64) error 
 				} else {
 					c = color.NRGBA{level(im[yy*wid+xx]), level(im[hgt*wid+yy*wid+xx]), level(im[2*hgt*wid+yy*wid+xx]), 255}
 				}
-				img.SetNRGBA(ox+xx, oy+yy, c)
+				for dy := 0; dy < zoom; dy++ {
+					for dx := 0; dx < zoom; dx++ {
+						img.SetNRGBA(ox+xx*zoom+dx, oy+yy*zoom+dy, c)
+					}
+				}
 			}
 		}
 	}
