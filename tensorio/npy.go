@@ -228,6 +228,11 @@ func WriteAtomic(path string, write func(io.Writer) error) (err error) {
 	if err = write(f); err != nil {
 		return err
 	}
+	// CreateTemp makes the file private (0600); an output file is an
+	// ordinary one, readable like any other the user creates.
+	if err = f.Chmod(0o644); err != nil {
+		return err
+	}
 	if err = f.Sync(); err != nil {
 		return err
 	}
