@@ -87,4 +87,3 @@ func rows(t *graph.Tensor, start, end int) *graph.Tensor {
 	}
 	return graph.NewFloat32(shape, t.F32[start*per:end*per])
 }
-
