@@ -76,8 +76,9 @@ unset settings take the model's recommendations, then NCSN's defaults
 
 The same --seed and --batch give the same samples for any --workers, and
 --shard i/K writes exactly the i-th of K contiguous slices of the full run.
-(Another --batch changes the last bits: backends round a row of a matrix
-product differently by its place in the batch.)
+On the native backend any --batch gives the same samples too; onnxruntime
+rounds a matrix product differently by batch shape, so there another --batch
+changes the last bits.
 A sample that turns NaN or Inf stops the run with an error naming the σ level
 and step; nothing is written then.`,
 		Args: cobra.ExactArgs(1),
