@@ -1,0 +1,75 @@
+package main
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ebmrun/ebmrun/dataset"
+	"github.com/ebmrun/ebmrun/eval"
+	"github.com/ebmrun/ebmrun/internal/testenv"
+	"github.com/ebmrun/ebmrun/tensorio"
+)
+
+// modelSamples is how many samples the shipped-model check draws: enough
+// for MMD² to tell a wrong model from the data, few enough for make test.
+const modelSamples = 2000
+
+// modelPValue is the smallest MMD² permutation p-value a shipped model's
+// samples may have against fresh data: below it the samples and the data
+// are told apart, and the card's claim (MMD² at the noise floor) fails.
+const modelPValue = 0.001
+
+// TestShippedModels samples every model in models/ with its own defaults on
+// the pure-Go backend and checks the samples cannot be told from the data
+// by MMD², as each model's card reports.
+func TestShippedModels(t *testing.T) {
+	t.Parallel()
+	dirs, _ := filepath.Glob(testenv.Path(t, "models", "*", "model.onnx"))
+	if len(dirs) < 4 {
+		t.Fatalf("found %d shipped models, want at least 4", len(dirs))
+	}
+	for _, path := range dirs {
+		dir := filepath.Dir(path)
+		name := filepath.Base(dir)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := os.Stat(filepath.Join(dir, "CARD.md")); err != nil {
+				t.Errorf("no model card: %v", err)
+			}
+			out := filepath.Join(t.TempDir(), "s.npy")
+			if _, stderr, code := ebmrun(t, "sample", path, "-n", "2000", "-o", out, "--seed", "3", "--backend", "native"); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			got, err := tensorio.ReadNpyFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var data []float32
+			if held := filepath.Join(dir, "data.npy"); fileExists(held) {
+				d, err := tensorio.ReadNpyFile(held)
+				if err != nil {
+					t.Fatal(err)
+				}
+				data = d.F32[:2*modelSamples]
+			} else {
+				toy, err := dataset.Toy(name)
+				if err != nil {
+					t.Fatalf("no held-out data.npy and no toy distribution called %q: %v", name, err)
+				}
+				data = toy.Tensor(modelSamples, rand.New(rand.NewPCG(11, 12))).F32
+			}
+			r, err := eval.Compare(got.F32, data, 2, eval.Options{Seed: 5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: MMD² %.2g ± %.1g, p = %.3f", name, r.MMD2.Value, r.MMD2.StdErr, r.MMD2.PValue)
+			if r.MMD2.PValue < modelPValue {
+				t.Errorf("samples differ from the data: MMD² %.3g ± %.2g, p = %.4f", r.MMD2.Value, r.MMD2.StdErr, r.MMD2.PValue)
+			}
+		})
+	}
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
