@@ -26,6 +26,7 @@ type gemm struct {
 	bias     []float32 // length n, or nil
 	act      act
 	w        *gemmWork // scratch of the packed path; nil: allocated per call
+	pre      *packedB  // op(B) packed at Prepare, or nil: packed per call
 	impl     gemmImpl  // micro-kernel; the zero value picks the fastest
 
 	rowTiles bool // gonum path: split over rows of C, else over columns
@@ -34,6 +35,7 @@ type gemm struct {
 	packed         bool // packed path, see runPacked
 	nr             int  // columns of the micro-kernel
 	npad, mc, nc   int
+	bp             []float32 // packed op(B): pre's panels or the session's
 	tilesM, tilesN int
 	next           int64 // next tile to take, atomically
 }
@@ -202,14 +204,34 @@ type gemmKernel struct {
 	tA, tB      bool
 	alpha, beta float32
 	act         act
+	pre         *packedB // constant B, packed at Prepare
 }
 
 func compileGemm(c *compileCtx) (kernel, error) {
 	n := c.node
-	return &gemmKernel{
+	k := &gemmKernel{
 		tA: n.AttrInt("transA", 0) != 0, tB: n.AttrInt("transB", 0) != 0,
 		alpha: n.AttrFloat("alpha", 1), beta: n.AttrFloat("beta", 1),
-	}, nil
+	}
+	if b := constB(c); b != nil && len(b.Shape) == 2 {
+		kb, nb := int(b.Shape[0]), int(b.Shape[1])
+		if k.tB {
+			kb, nb = nb, kb
+		}
+		k.pre = prepackB(b.F32, int(b.Shape[1]), k.tB, kb, nb)
+	}
+	return k, nil
+}
+
+// constB returns a product's B operand when it is a float32 constant worth
+// packing at Prepare: A is not constant too (the node is then folded, run
+// once), and B is no larger than maxElements.
+func constB(c *compileCtx) *graph.Tensor {
+	b := c.constInput(1)
+	if b == nil || c.constInput(0) != nil || b.DType != graph.Float32 || b.Len() > maxElements || b.Len() != int64(len(b.F32)) {
+		return nil
+	}
+	return b
 }
 
 func (*gemmKernel) newState() any { return new(gemmState) }
@@ -268,7 +290,7 @@ func (k *gemmKernel) run(x *exec, in, out []*graph.Tensor) error {
 	st := x.state.(*gemmState)
 	st.g = gemm{tA: k.tA, tB: k.tB, m: m, n: n, k: kk, alpha: k.alpha,
 		a: a.F32, lda: int(a.Shape[1]), b: b.F32, ldb: int(b.Shape[1]), beta: beta, c: y.F32, ldc: n,
-		bias: bias, act: k.act, w: &st.w}
+		bias: bias, act: k.act, w: &st.w, pre: k.pre}
 	st.g.run(x.pool)
 	return nil
 }
@@ -286,11 +308,24 @@ func isRowVector(t *graph.Tensor, n int) bool {
 }
 
 // matmulKernel is ONNX MatMul: numpy matmul with broadcast batch dimensions.
-type matmulKernel struct{}
+type matmulKernel struct {
+	pre *packedB // constant matrix or vector B, packed at Prepare
+}
 
-func compileMatMul(*compileCtx) (kernel, error) { return matmulKernel{}, nil }
+func compileMatMul(c *compileCtx) (kernel, error) {
+	k := &matmulKernel{}
+	if b := constB(c); b != nil {
+		switch len(b.Shape) {
+		case 1:
+			k.pre = prepackB(b.F32, 1, false, int(b.Shape[0]), 1)
+		case 2:
+			k.pre = prepackB(b.F32, int(b.Shape[1]), false, int(b.Shape[0]), int(b.Shape[1]))
+		}
+	}
+	return k, nil
+}
 
-func (matmulKernel) newState() any { return new(gemmState) }
+func (*matmulKernel) newState() any { return new(gemmState) }
 
 // matmulShape returns the output shape and the matrix sizes; a 1-D operand
 // is promoted to a matrix and its unit dimension dropped from the output.
@@ -325,7 +360,7 @@ func matmulShape(a, b []int64, out *dims) (r, m, n, k int, err error) {
 	return r, m, n, k, checkRank(r)
 }
 
-func (matmulKernel) infer(in, out []*graph.Tensor) error {
+func (*matmulKernel) infer(in, out []*graph.Tensor) error {
 	a, b := in[0], in[1]
 	if a.DType != graph.Float32 || b.DType != graph.Float32 {
 		return fmt.Errorf("operands are %s and %s; only float32 is supported", a.DType, b.DType)
@@ -339,17 +374,17 @@ func (matmulKernel) infer(in, out []*graph.Tensor) error {
 	return nil
 }
 
-func (matmulKernel) run(x *exec, in, out []*graph.Tensor) error {
+func (k *matmulKernel) run(x *exec, in, out []*graph.Tensor) error {
 	a, b, y := in[0], in[1], out[0]
 	var sh dims
-	_, m, n, k, _ := matmulShape(a.Shape, b.Shape, &sh)
+	_, m, n, kk, _ := matmulShape(a.Shape, b.Shape, &sh)
 	st := x.state.(*gemmState)
 	g := &st.g
 	ra, rb := len(a.Shape), len(b.Shape)
 	if rb <= 2 {
 		// Fold a's batch dimensions into its rows: one product.
 		rows := int(prod(a.Shape[:ra-1]))
-		*g = gemm{m: rows, n: n, k: k, alpha: 1, a: a.F32, lda: k, b: b.F32, ldb: n, c: y.F32, ldc: n, w: &st.w}
+		*g = gemm{m: rows, n: n, k: kk, alpha: 1, a: a.F32, lda: kk, b: b.F32, ldb: n, c: y.F32, ldc: n, w: &st.w, pre: k.pre}
 		g.run(x.pool)
 		return nil
 	}
@@ -359,7 +394,7 @@ func (matmulKernel) run(x *exec, in, out []*graph.Tensor) error {
 	nb := int(prod(bs[:br]))
 	for q := 0; q < nb; q++ {
 		oa, ob := batchOffset(q, bs[:br], batchA), batchOffset(q, bs[:br], batchB)
-		*g = gemm{m: m, n: n, k: k, alpha: 1, a: a.F32[oa*m*k:], lda: k, b: b.F32[ob*k*n:], ldb: n, c: y.F32[q*m*n:], ldc: n, w: &st.w}
+		*g = gemm{m: m, n: n, k: kk, alpha: 1, a: a.F32[oa*m*kk:], lda: kk, b: b.F32[ob*kk*n:], ldb: n, c: y.F32[q*m*n:], ldc: n, w: &st.w}
 		g.run(x.pool)
 	}
 	return nil

@@ -5,8 +5,7 @@ import (
 	"unsafe"
 )
 
-// The packed GEMM follows BLIS: op(B) is packed once per product into
-// column strips of nr (16 for AVX2, 32 for AVX-512), each block of A (gemmMC rows × gemmKC) into row
+// The packed GEMM follows BLIS: op(B) is packed into column strips of nr (16 for AVX2, 32 for AVX-512), each block of A (gemmMC rows × gemmKC) into row
 // strips of gemmMR, and a register-blocked micro-kernel computes one
 // gemmMR×nr tile of C from a strip of each. Workers take (row block,
 // column block) tiles of C from a shared counter, so a core slowed by
@@ -22,8 +21,8 @@ const (
 	// gonum. It is 1: every product takes the packed kernels, so a row's
 	// result does not depend on how many rows share its batch (gonum's
 	// kernel rounds differently), which the samplers' promise of identical
-	// samples for any batch size rests on. Packing B costs small batches
-	// time (batch 1: 40k instead of 180k evaluations/s on the MLP).
+	// samples for any batch size rests on. A constant B is packed at
+	// Prepare (prepackB), so small batches do not pay for packing it.
 	gemmPackedMinRows = 1
 )
 
@@ -36,6 +35,62 @@ const (
 	implAVX2                   // 6×16, YMM
 	implAVX512                 // 6×32, ZMM
 )
+
+// resolve returns the micro-kernel implAuto stands for on this CPU.
+func (impl gemmImpl) resolve() gemmImpl {
+	if impl != implAuto {
+		return impl
+	}
+	if haveAVX512 {
+		return implAVX512
+	}
+	return implAVX2
+}
+
+// nr is the number of columns of the micro-kernel, and so the width of the
+// packed strips of B it reads.
+func (impl gemmImpl) nr() int {
+	if impl == implAVX512 {
+		return gemmNRMax
+	}
+	return gemmNR
+}
+
+// packedB is a constant op(B) packed once, at Prepare, in the layout packB
+// writes on every run for other operands. The plan holds it and every
+// session reads it, so it is never written after packing.
+type packedB struct {
+	k, n, nr int
+	data     []float32
+}
+
+// prepackB packs the constant k×n matrix op(b) for the micro-kernel products
+// take on this CPU, or returns nil where they do not take the packed path.
+func prepackB(b []float32, ldb int, tB bool, k, n int) *packedB {
+	if !haveAVX2 {
+		return nil
+	}
+	return prepackBFor(implAuto.resolve(), b, ldb, tB, k, n)
+}
+
+// prepackBFor packs op(b) for the micro-kernel impl.
+func prepackBFor(impl gemmImpl, b []float32, ldb int, tB bool, k, n int) *packedB {
+	if k <= 0 || n <= 0 {
+		return nil
+	}
+	nr := impl.nr()
+	pb := &packedB{k: k, n: n, nr: nr, data: make([]float32, k*padTo(n, nr))}
+	packB(pb.data, b, ldb, tB, k, n, nr)
+	return pb
+}
+
+// fits reports whether pb holds op(B) as a product of k×n with nr-column
+// strips reads it.
+func (pb *packedB) fits(k, n, nr int) bool {
+	return pb != nil && pb.k == k && pb.n == n && pb.nr == nr
+}
+
+func padTo(n, m int) int { return (n + m - 1) / m * m }
 
 // gemmWork is the scratch memory of packed products, kept by the session
 // so that Run allocates nothing once it has grown.
@@ -71,20 +126,18 @@ func (g *gemm) runPacked(p *pool) {
 	if g.m*g.n*g.k < gemmSerialWork {
 		threads = 1
 	}
-	if g.impl == implAuto {
-		g.impl = implAVX2
-		if haveAVX512 {
-			g.impl = implAVX512
-		}
-	}
-	g.nr = gemmNR
-	if g.impl == implAVX512 {
-		g.nr = gemmNRMax
-	}
+	g.impl = g.impl.resolve()
+	g.nr = g.impl.nr()
 	nr := g.nr
-	g.npad = (g.n + nr - 1) / nr * nr
-	g.w.grow(g.k*g.npad, threads)
-	g.packB()
+	g.npad = padTo(g.n, nr)
+	if g.pre.fits(g.k, g.n, nr) {
+		g.w.grow(0, threads)
+		g.bp = g.pre.data
+	} else {
+		g.w.grow(g.k*g.npad, threads)
+		g.bp = g.w.b
+		packB(g.bp, g.b, g.ldb, g.tB, g.k, g.n, nr)
+	}
 	g.mc = min(gemmMC, (g.m+gemmMR-1)/gemmMR*gemmMR)
 	g.tilesM = (g.m + g.mc - 1) / g.mc
 	g.nc = min(gemmNC, g.npad)
@@ -149,7 +202,7 @@ func (g *gemm) packedTile(ws *gemmWorker, i0, j0 int) {
 		acc := pc > 0 || g.beta != 0
 		for jr := 0; jr < nc; jr += g.nr {
 			j := j0 + jr
-			bp := g.w.b[pc*g.npad+j*kc:]
+			bp := g.bp[pc*g.npad+j*kc:]
 			nr := min(g.nr, g.n-j)
 			for ir := 0; ir < mc; ir += gemmMR {
 				mr := min(gemmMR, mc-ir)
@@ -297,35 +350,36 @@ func (g *gemm) packA(dst []float32, i0, mc, k0, kc int) {
 	}
 }
 
-// packB writes op(B) as, for each block of gemmKC rows, strips of g.nr
-// columns, each kc steps of g.nr values, zero-padded to npad columns.
-func (g *gemm) packB() {
-	w := g.nr
-	for pc := 0; pc < g.k; pc += gemmKC {
-		kc := min(gemmKC, g.k-pc)
-		base := g.w.b[pc*g.npad : pc*g.npad+kc*g.npad]
-		for j := 0; j < g.n; j += w {
-			d := base[j*kc : j*kc+w*kc]
-			nr := min(w, g.n-j)
-			if g.tB {
-				for jj := 0; jj < nr; jj++ {
-					src := g.b[(j+jj)*g.ldb+pc:]
+// packB writes the k×n matrix op(b) into dst as, for each block of gemmKC
+// rows, strips of nr columns, each kc steps of nr values, zero-padded to a
+// multiple of nr columns.
+func packB(dst, b []float32, ldb int, tB bool, k, n, nr int) {
+	npad := padTo(n, nr)
+	for pc := 0; pc < k; pc += gemmKC {
+		kc := min(gemmKC, k-pc)
+		base := dst[pc*npad : pc*npad+kc*npad]
+		for j := 0; j < n; j += nr {
+			d := base[j*kc : j*kc+nr*kc]
+			w := min(nr, n-j)
+			if tB {
+				for jj := 0; jj < w; jj++ {
+					src := b[(j+jj)*ldb+pc:]
 					src = src[:kc]
 					for p, v := range src {
-						d[p*w+jj] = v
+						d[p*nr+jj] = v
 					}
 				}
-				if nr < w {
+				if w < nr {
 					for p := 0; p < kc; p++ {
-						clear(d[p*w+nr : p*w+w])
+						clear(d[p*nr+w : p*nr+nr])
 					}
 				}
 				continue
 			}
 			for p := 0; p < kc; p++ {
-				dp := d[p*w : p*w+w]
-				copy(dp, g.b[(pc+p)*g.ldb+j:][:nr])
-				clear(dp[nr:])
+				dp := d[p*nr : p*nr+nr]
+				copy(dp, b[(pc+p)*ldb+j:][:w])
+				clear(dp[w:])
 			}
 		}
 	}

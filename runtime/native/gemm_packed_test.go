@@ -215,3 +215,49 @@ func BenchmarkGemm(b *testing.B) {
 		}
 	}
 }
+
+// TestPrepackedMatchesPerRun: a product whose B was packed at Prepare gives
+// the same bits as one that packs B on the run, for every kernel.
+func TestPrepackedMatchesPerRun(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(12, 12))
+	p := newPool(2)
+	defer p.close()
+	var w1, w2 gemmWork
+	for _, impl := range availableImpls() {
+		for _, sz := range packedSizes {
+			for _, tB := range []bool{false, true} {
+				for _, pl := range []*pool{nil, p} {
+					m, n, k := sz[0], sz[1], sz[2]
+					ldb := n + 1
+					if tB {
+						ldb = k + 5
+					}
+					rb := k
+					if tB {
+						rb = n
+					}
+					a, b, bias := randVec(r, max(m*k, 1)), randVec(r, max(rb*ldb, 1)), randVec(r, n)
+					c1 := randVec(r, m*n)
+					c2 := append([]float32(nil), c1...)
+					pre := prepackBFor(impl, b, ldb, tB, k, n)
+					g := gemm{tB: tB, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: ldb,
+						beta: 1, c: c1, ldc: n, bias: bias, act: actSiLU, w: &w1, impl: impl}
+					g.run(pl)
+					g = gemm{tB: tB, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: ldb,
+						beta: 1, c: c2, ldc: n, bias: bias, act: actSiLU, w: &w2, impl: impl, pre: pre}
+					g.run(pl)
+					if k > 0 && &g.bp[0] != &pre.data[0] {
+						t.Fatalf("impl %d %v tB=%v: the pre-packed B was not used", impl, sz, tB)
+					}
+					for i := range c1 {
+						if math.Float32bits(c1[i]) != math.Float32bits(c2[i]) {
+							t.Fatalf("impl %d %v tB=%v threads=%d: c[%d] = %v pre-packed, %v packed per run",
+								impl, sz, tB, pl.threads(), i, c2[i], c1[i])
+						}
+					}
+				}
+			}
+		}
+	}
+}

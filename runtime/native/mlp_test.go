@@ -190,3 +190,66 @@ func itoa(n int) string {
 	}
 	return s
 }
+
+// TestPlanPrepacksConstantB: Prepare packs the weights of Gemm and MatMul
+// once, and the plan computes the same bits as one that packs them per run.
+func TestPlanPrepacksConstantB(t *testing.T) {
+	t.Parallel()
+	w := newMLPWeights(4, 37)
+	pp, err := Backend{}.Prepare(buildMLP(w), runtime.Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := Backend{}.Prepare(buildMLP(w), runtime.Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perRun := fresh.(*plan)
+	products := 0
+	for i, st := range perRun.steps {
+		var pre **packedB
+		switch k := st.k.(type) {
+		case *gemmKernel:
+			c := *k
+			perRun.steps[i].k, pre = &c, &c.pre
+		case *matmulKernel:
+			c := *k
+			perRun.steps[i].k, pre = &c, &c.pre
+		default:
+			continue
+		}
+		products++
+		if haveAVX2 && *pre == nil {
+			t.Errorf("step %s: B is not packed at Prepare", st.node.Label())
+		}
+		*pre = nil
+	}
+	if products != 4 {
+		t.Fatalf("plan has %d products, want 4", products)
+	}
+	s1, err := pp.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	s2, err := perRun.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	for _, n := range []int{1, 5, 203} {
+		x, sig := mlpInputs(uint64(n), n)
+		o1, o2 := new(graph.Tensor), new(graph.Tensor)
+		if err := s1.Run([]*graph.Tensor{x, sig}, []*graph.Tensor{o1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s2.Run([]*graph.Tensor{x, sig}, []*graph.Tensor{o2}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range o1.F32 {
+			if math.Float32bits(o1.F32[i]) != math.Float32bits(o2.F32[i]) {
+				t.Fatalf("batch %d: score[%d] = %v pre-packed, %v packed per run", n, i, o1.F32[i], o2.F32[i])
+			}
+		}
+	}
+}
