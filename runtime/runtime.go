@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,7 +114,8 @@ func Auto() (Backend, error) {
 			slog.Info("backend auto: picked ort (onnxruntime loaded)")
 			return ort, nil
 		}
-		slog.Info("backend auto: picked native", "ort", err.Error())
+		why, _, _ := strings.Cut(err.Error(), "\n")
+		slog.Info("backend auto: picked native; onnxruntime did not load (" + strings.TrimSuffix(why, ":") + "; `ebmrun inspect MODEL` says why)")
 	}
 	if nat == nil {
 		return nil, errors.New("runtime: no backend registered")

@@ -60,7 +60,7 @@ successors.`,
 
 // run executes the command line and returns the process exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	slog.SetDefault(slog.New(newLineHandler(stderr, slog.LevelInfo)))
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
 	err := root.Execute()
