@@ -55,6 +55,7 @@ type evalResult struct {
 	Value     float64  `json:"value"`
 	StdErr    *float64 `json:"stderr"`
 	N         int      `json:"n"`
+	Backend   string   `json:"backend"`
 }
 
 func newEvalCmd() *cobra.Command {
@@ -173,7 +174,7 @@ func runEval(c *cobra.Command, path string, f *evalFlags) error {
 	}
 	out := make([]evalResult, len(res))
 	for i, r := range res {
-		out[i] = evalResult{Objective: string(r.Objective), Value: r.Value, N: r.N}
+		out[i] = evalResult{Objective: string(r.Objective), Value: r.Value, N: r.N, Backend: backend.Name()}
 		if !math.IsNaN(r.Sigma) {
 			out[i].Sigma = &r.Sigma
 		}
