@@ -141,7 +141,9 @@ func (g *gemm) runPacked(p *pool) {
 	g.mc = min(gemmMC, (g.m+gemmMR-1)/gemmMR*gemmMR)
 	g.tilesM = (g.m + g.mc - 1) / g.mc
 	g.nc = min(gemmNC, g.npad)
-	if want := 2 * threads; g.tilesM < want {
+	// Split columns only to give every worker tiles; one goroutine packs
+	// or copies each strip of A once per row block and not once per tile.
+	if want := 2 * threads; threads > 1 && g.tilesM < want {
 		split := (want + g.tilesM - 1) / g.tilesM
 		g.nc = max(nr, ((g.n+split-1)/split+nr-1)/nr*nr)
 	}
@@ -187,17 +189,27 @@ func (g *gemm) packedTile(ws *gemmWorker, i0, j0 int) {
 			}
 		}
 	}
-	// Without a transpose or a scale, the kernel reads whole strips of A
-	// in place; only a last strip of fewer than gemmMR rows is packed.
+	// Without a transpose or a scale, the strided kernel reads A in place;
+	// a last strip of fewer than gemmMR rows is first copied into scratch,
+	// row-major, or read with lda 0 when it is one row. A row of C depends
+	// only on its own row of A, so what the kernel's spare rows read does
+	// not matter.
 	direct := !g.tA && g.alpha == 1
-	packed0 := 0 // first row of the block that is packed
-	if direct {
-		packed0 = mc / gemmMR * gemmMR
-	}
+	full := mc / gemmMR * gemmMR // rows in whole strips
 	for pc := 0; pc < g.k; pc += gemmKC {
 		kc := min(gemmKC, g.k-pc)
-		if packed0 < mc {
-			g.packA(ws.a, i0+packed0, mc-packed0, pc, kc)
+		var tail []float32 // the last, partial strip of a direct A
+		tailLda := kc
+		switch {
+		case !direct:
+			g.packA(ws.a, i0, mc, pc, kc)
+		case mc-full == 1:
+			tail, tailLda = g.a[(i0+full)*g.lda+pc:], 0
+		case mc > full:
+			tail = ws.a
+			for i := 0; i < mc-full; i++ {
+				copy(tail[i*kc:i*kc+kc], g.a[(i0+full+i)*g.lda+pc:])
+			}
 		}
 		acc := pc > 0 || g.beta != 0
 		for jr := 0; jr < nc; jr += g.nr {
@@ -211,10 +223,13 @@ func (g *gemm) packedTile(ws *gemmWorker, i0, j0 int) {
 				if nr < g.nr || mr < gemmMR {
 					dst, ldc, tileAcc = ws.tile[:], g.nr, false
 				}
-				if ir < packed0 {
+				switch {
+				case !direct:
+					g.micro(kc, ws.a[ir*kc:], bp, dst, ldc, tileAcc)
+				case ir < full:
 					g.microStrided(kc, g.a[(i0+ir)*g.lda+pc:], g.lda, bp, dst, ldc, tileAcc)
-				} else {
-					g.micro(kc, ws.a[(ir-packed0)*kc:], bp, dst, ldc, tileAcc)
+				default:
+					g.microStrided(kc, tail, tailLda, bp, dst, ldc, tileAcc)
 				}
 				if nr == g.nr && mr == gemmMR {
 					continue
@@ -335,16 +350,14 @@ func (g *gemm) packA(dst []float32, i0, mc, k0, kc int) {
 			}
 			continue
 		}
+		if mr < gemmMR {
+			clear(d)
+		}
 		for i := 0; i < mr; i++ {
 			row := g.a[(i0+ir+i)*g.lda+k0:]
 			row = row[:kc]
 			for p, v := range row {
 				d[p*gemmMR+i] = alpha * v
-			}
-		}
-		for i := mr; i < gemmMR; i++ {
-			for p := 0; p < kc; p++ {
-				d[p*gemmMR+i] = 0
 			}
 		}
 	}
