@@ -1,6 +1,7 @@
 package native
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -252,4 +253,56 @@ func TestPlanPrepacksConstantB(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSessionsShareAPlan: sessions on several goroutines read the plan's
+// pre-packed weights at once and each gets the bits a lone session gets.
+func TestSessionsShareAPlan(t *testing.T) {
+	t.Parallel()
+	p, err := Backend{}.Prepare(buildMLP(newMLPWeights(5, 64)), runtime.Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, sig := mlpInputs(6, 33)
+	want := new(graph.Tensor)
+	s := newSessionOf(t, p)
+	if err := s.Run([]*graph.Tensor{x, sig}, []*graph.Tensor{want}); err != nil {
+		t.Fatal(err)
+	}
+	const goroutines = 4
+	errs := make(chan error, goroutines)
+	for range goroutines {
+		s := newSessionOf(t, p)
+		go func() {
+			out := new(graph.Tensor)
+			for range 20 {
+				if err := s.Run([]*graph.Tensor{x, sig}, []*graph.Tensor{out}); err != nil {
+					errs <- err
+					return
+				}
+				for i, v := range out.F32 {
+					if math.Float32bits(v) != math.Float32bits(want.F32[i]) {
+						errs <- fmt.Errorf("score[%d] = %v, want %v", i, v, want.F32[i])
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range goroutines {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func newSessionOf(t *testing.T, p runtime.Plan) runtime.Session {
+	t.Helper()
+	s, err := p.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
