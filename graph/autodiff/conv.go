@@ -192,6 +192,11 @@ func gradConv(c *ruleCtx, gout []string) ([]string, error) {
 	x, w := c.in(0), c.in(1)
 	res := make([]string, len(c.n.Inputs))
 	if c.wants(0) {
+		if dx, ok := b.convDataGrad(gy, w, g); ok {
+			res[0] = dx
+		}
+	}
+	if c.wants(0) && res[0] == "" {
 		op := make([]int64, k)
 		for i := range op {
 			op[i] = g.in[i] - (g.strides[i]*(g.out[i]-1) + g.dil[i]*(g.kernel[i]-1) + 1 - g.padB[i] - g.padE[i])
@@ -200,6 +205,11 @@ func gradConv(c *ruleCtx, gout []string) ([]string, error) {
 		res[0] = b.op("ConvTranspose", []string{gy, w}, attrs...)
 	}
 	if c.wants(1) {
+		if dw, ok := b.convWeightGrad(x, gy, g); ok {
+			res[1] = dw
+		}
+	}
+	if c.wants(1) && res[1] == "" {
 		xt := b.transpose(x, swap01(k+2))
 		gt := b.transpose(gy, swap01(k+2))
 		dw, err := b.correlate(xt, gt, g, g.kernel)
@@ -213,6 +223,131 @@ func gradConv(c *ruleCtx, gout []string) ([]string, error) {
 	}
 	return res, nil
 }
+
+// convDataGrad is Conv's input gradient for unit strides as a Conv of ∂y
+// with the kernel flipped and its channel axes exchanged (per group), padded
+// by the kernel extent less the forward padding. It is the same sum as
+// ConvTranspose(∂y, w), but backends run Conv as one im2col GEMM while
+// ConvTranspose needs a col2im scatter, which onnxruntime runs at half
+// Conv's speed. ok is false where the geometry does not allow it (strides,
+// padding wider than the kernel, weight channels unknown).
+func (b *builder) convDataGrad(gy, w string, g geom) (dx string, ok bool) {
+	k := len(g.in)
+	pads := make([]int64, 2*k)
+	for i := 0; i < k; i++ {
+		ext := g.dil[i]*(g.kernel[i]-1) + 1
+		if g.strides[i] != 1 || g.padB[i] > ext-1 || g.padE[i] > ext-1 {
+			return "", false
+		}
+		pads[i], pads[k+i] = ext-1-g.padB[i], ext-1-g.padE[i]
+	}
+	ws, known := b.staticDims(w)
+	if !known || len(ws) != k+2 || ws[0]%g.group != 0 {
+		return "", false
+	}
+	cout, cinG, G := ws[0], ws[1], g.group
+	starts, ends, axes, steps := make([]int64, k), make([]int64, k), make([]int64, k), make([]int64, k)
+	for i := 0; i < k; i++ {
+		starts[i], ends[i], axes[i], steps[i] = -1, -(ws[i+2] + 1), int64(i+2), -1
+	}
+	wf := b.slice(w, starts, ends, axes, steps)
+	if G == 1 {
+		wf = b.transpose(wf, swap01(k+2))
+	} else {
+		// [G·M, C/G, k…] → [G, M, C/G, k…] → [G, C/G, M, k…] → [C, M, k…].
+		grouped := append([]int64{G, cout / G, cinG}, ws[2:]...)
+		perm := append([]int64{0, 2, 1}, allAxes(k+3)[3:]...)
+		wf = b.transpose(b.op("Reshape", []string{wf, b.ints(grouped...)}), perm)
+		wf = b.op("Reshape", []string{wf, b.ints(append([]int64{G * cinG, cout / G}, ws[2:]...)...)})
+	}
+	return b.op("Conv", []string{gy, wf},
+		graph.IntsAttr("kernel_shape", ws[2:]...),
+		graph.IntsAttr("dilations", g.dil...),
+		graph.IntsAttr("pads", pads...),
+		graph.IntAttr("group", G)), true
+}
+
+// convWeightGrad is Conv's weight gradient as im2col and batched matrix
+// products: for each kernel offset, the input positions that offset reads
+// ([N, C, P]) times the output gradient at the positions that read them
+// ([N, P, M]), summed over the batch. The Conv that correlate writes
+// instead has the whole image as its kernel and a 3×3 output, a shape no
+// GEMM-based Conv runs well (onnxruntime: a third of the step's time).
+// Windows reaching into the padding are cropped rather than padded, so
+// that no Pad is needed. ok is false for grouped convolutions and offsets
+// that read no input.
+func (b *builder) convWeightGrad(x, gy string, g geom) (dw string, ok bool) {
+	k := len(g.in)
+	if g.group != 1 {
+		return "", false
+	}
+	K := int64(1)
+	for _, kk := range g.kernel {
+		K *= kk
+	}
+	// ∂y with channels last, [N, out…, M], sliced per offset below.
+	perm := []int64{0}
+	for i := 0; i < k; i++ {
+		perm = append(perm, int64(i+2))
+	}
+	gyt := b.transpose(gy, append(perm, 1))
+	off := make([]int64, k)
+	var parts []string
+	for j := int64(0); j < K; j++ {
+		var xs, xe, xa, xst, ys, ye, ya []int64
+		p := int64(1)
+		for i := 0; i < k; i++ {
+			s, t := g.strides[i], off[i]*g.dil[i]-g.padB[i]
+			lo := max(0, ceilDiv(-t, s))
+			hi := min(g.out[i]-1, floorDiv(g.in[i]-1-t, s))
+			if hi < lo {
+				return "", false
+			}
+			p *= hi - lo + 1
+			if st, en := lo*s+t, hi*s+t+1; st != 0 || en != g.in[i] || s != 1 {
+				xs, xe, xa, xst = append(xs, st), append(xe, en), append(xa, int64(i+2)), append(xst, s)
+			}
+			if lo != 0 || hi != g.out[i]-1 {
+				ys, ye, ya = append(ys, lo), append(ye, hi+1), append(ya, int64(i+1))
+			}
+		}
+		xj, yj := x, gyt
+		if len(xa) > 0 {
+			xj = b.slice(x, xs, xe, xa, xst)
+		}
+		if len(ya) > 0 {
+			yj = b.slice(gyt, ys, ye, ya, nil)
+		}
+		xj = b.op("Reshape", []string{xj, b.ints(0, 0, p)})
+		yj = b.op("Reshape", []string{yj, b.ints(0, p, -1)})
+		parts = append(parts, b.op("MatMul", []string{xj, yj}))
+		for i := k - 1; i >= 0; i-- {
+			off[i]++
+			if off[i] < g.kernel[i] {
+				break
+			}
+			off[i] = 0
+		}
+	}
+	// [N, C, K·M] → [C, K, M] → [M, C, K] → [M, C, kernel…].
+	all := parts[0]
+	if len(parts) > 1 {
+		all = b.op("Concat", parts, graph.IntAttr("axis", 2))
+	}
+	r := b.op("Reshape", []string{b.reduceSum(all, []int64{0}, false), b.ints(0, K, -1)})
+	r = b.transpose(r, []int64{2, 0, 1})
+	return b.op("Reshape", []string{r, b.ints(append([]int64{0, 0}, g.kernel...)...)}), true
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }
 
 // correlate computes, for each group, Conv(a [Ca, N, A…], f [Cf, N, F…])
 // with the strides and dilations exchanged, crops to kernel and swaps the

@@ -187,6 +187,18 @@ func ruleCases() []ruleCase {
 		{name: "Conv/1d-same", ins: []tin{f("x", normal, 2, 3, 7), f("w", normal, 2, 3, 3), f("b", normal, 2)}, build: func(c *cb) string {
 			return c.op("Conv", c.in, graph.StringAttr("auto_pad", "SAME_UPPER"), isa("strides", 2))
 		}},
+		{name: "Conv/same-3x3", ins: []tin{fN("x", normal, 2, 3, 5, 5), f("w", normal, 4, 3, 3, 3), f("b", normal, 4)}, build: func(c *cb) string {
+			return c.op("Conv", c.in, isa("pads", 1, 1, 1, 1))
+		}},
+		{name: "Conv/1x1", ins: []tin{fN("x", normal, 2, 3, 4, 3), f("w", normal, 2, 3, 1, 1)}, build: func(c *cb) string {
+			return c.op("Conv", c.in)
+		}},
+		{name: "Conv/dilation-uneven-pad", ins: []tin{f("x", normal, 1, 2, 6, 5), f("w", normal, 3, 2, 3, 2)}, build: func(c *cb) string {
+			return c.op("Conv", c.in, isa("pads", 2, 0, 1, 1), isa("dilations", 2, 1))
+		}},
+		{name: "Conv/stride-remainder", ins: []tin{f("x", normal, 1, 2, 7, 6), f("w", normal, 2, 2, 3, 3)}, build: func(c *cb) string {
+			return c.op("Conv", c.in, isa("pads", 0, 1, 0, 0), isa("strides", 2, 3))
+		}},
 		{name: "ConvTranspose/stride", ins: []tin{fN("x", normal, 1, 3, 4, 4), f("w", normal, 3, 2, 4, 4), f("b", normal, 2)}, build: func(c *cb) string {
 			return c.op("ConvTranspose", c.in, isa("pads", 1, 1, 1, 1), isa("strides", 2, 2))
 		}},
