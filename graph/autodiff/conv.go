@@ -256,7 +256,7 @@ func (b *builder) convDataGrad(gy, w string, g geom) (dx string, ok bool) {
 	} else {
 		// [G·M, C/G, k…] → [G, M, C/G, k…] → [G, C/G, M, k…] → [C, M, k…].
 		grouped := append([]int64{G, cout / G, cinG}, ws[2:]...)
-		perm := append([]int64{0, 2, 1}, allAxes(k+3)[3:]...)
+		perm := append([]int64{0, 2, 1}, allAxes(k + 3)[3:]...)
 		wf = b.transpose(b.op("Reshape", []string{wf, b.ints(grouped...)}), perm)
 		wf = b.op("Reshape", []string{wf, b.ints(append([]int64{G * cinG, cout / G}, ws[2:]...)...)})
 	}
