@@ -63,8 +63,11 @@ func TestEvalAllSigmasAndFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	stdout, stderr, code := ebmrun(t, "eval", model, "--data", file, "--sigma", "0.5", "--objective", "ssm-vr", "--projection", "sphere", "--projections", "2", "--batch", "64")
-	// The only line on stderr is the backend auto picked.
-	if code != 0 || !strings.Contains(stdout, "ssm-vr") || !strings.Contains(stdout, "200 samples") || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "ebmrun: backend auto: picked ") {
+	// Nothing on stderr but the note of which backend auto picked (which
+	// parallel tests may catch in one another's buffers: slog's default
+	// logger is global).
+	note := strings.HasPrefix(stderr, "ebmrun: backend auto: picked ") && strings.Count(stderr, "\n") == 1
+	if code != 0 || !strings.Contains(stdout, "ssm-vr") || !strings.Contains(stdout, "200 samples") || (stderr != "" && !note) {
 		t.Errorf("table: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }
