@@ -9,15 +9,49 @@ import (
 	"testing"
 
 	"github.com/ebmrun/ebmrun/internal/testenv"
+	"github.com/ebmrun/ebmrun/runtime"
 )
 
 // ebmrun runs the command line in-process and returns stdout, stderr and the
-// exit status.
+// exit status. The note of which backend "auto" picked is dropped from
+// stderr: it goes through slog's process-wide logger, so with tests in
+// parallel it lands in whichever run set the logger last. TestAutoNote
+// checks it on its own.
 func ebmrun(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := run(args, &out, &errb)
-	return out.String(), errb.String(), code
+	var kept []string
+	for _, line := range strings.SplitAfter(errb.String(), "\n") {
+		if !strings.HasPrefix(line, autoNote) {
+			kept = append(kept, line)
+		}
+	}
+	return out.String(), strings.Join(kept, ""), code
+}
+
+const autoNote = "ebmrun: backend auto: picked "
+
+// TestAutoNote: --backend auto says on stderr, in one line, which backend it
+// picked. Not parallel, so no other run shares the process-wide logger.
+func TestAutoNote(t *testing.T) {
+	path := testenv.Path(t, "testdata", "models", "ncsn_mlp", "model.onnx")
+	var out, errb bytes.Buffer
+	code := run([]string{"sample", path, "-n", "4", "--steps", "1", "-o", filepath.Join(t.TempDir(), "s.npy"), "--backend", "auto"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	want := "ort"
+	if _, err := runtime.Get("ort"); err != nil {
+		if testenv.InCI() {
+			t.Fatalf("onnxruntime is missing under CI: %v", err)
+		}
+		want = "native"
+	}
+	lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], autoNote+want) || !strings.HasPrefix(lines[1], "ebmrun: wrote 4 samples") {
+		t.Errorf("want the auto note (ort here) and the summary, got %q", errb.String())
+	}
 }
 
 func TestInspectFixtures(t *testing.T) {
