@@ -192,7 +192,71 @@ func channelAxes(r int) []int64 {
 	return out
 }
 
+// gradInstanceNorm writes the gradient in closed form. With x̂ = (x − μ)·ρ,
+// ρ = 1/√(var + ε) over each instance's spatial axes, y = x̂·s + β:
+//
+//	∂x = ρ·(s·∂y − mean(s·∂y) − x̂·mean(s·∂y·x̂)),  ∂s = Σ ∂y·x̂,  ∂β = Σ ∂y
+//
+// (sums over the batch and the spatial axes). That is about half the
+// full-size elementwise passes of differentiating the decomposition, and
+// none when the scale and shift are the constants 1 and 0 (group norm
+// written as InstanceNormalization, as PyTorch exports it) need x̂
+// recomputed: it is the output itself. Every op is primitive, so the
+// result differentiates again.
 func gradInstanceNorm(c *ruleCtx, gout []string) ([]string, error) {
+	b := c.b
+	r, err := b.rank(c.in(0))
+	if err != nil || r < 3 || gout[0] == "" {
+		return gradInstanceNormDecomposed(c, gout)
+	}
+	x, s, beta, g := c.in(0), c.in(1), c.in(2), gout[0]
+	axes, ca := spatialAxes(r-2, 2), channelAxes(r)
+	sumAxes := append([]int64{0}, axes...)
+	eps := float64(c.n.AttrFloat("epsilon", 1e-5))
+	mu := b.reduce("ReduceMean", x, axes, true)
+	d := b.sub(x, mu)
+	rho := b.un("Reciprocal", b.un("Sqrt", b.add(b.reduce("ReduceMean", b.mul(d, d), axes, true), b.scalar(eps))))
+	unitScale := b.constFill(s, 1)
+	xh := c.n.Outputs[0]
+	if !unitScale || !b.constFill(beta, 0) {
+		xh = b.mul(d, rho)
+	}
+	res := make([]string, len(c.n.Inputs))
+	gx := b.mul(g, xh)
+	if c.wants(1) {
+		res[1] = b.reduceSum(gx, sumAxes, false)
+	}
+	if c.wants(2) {
+		res[2] = b.reduceSum(g, sumAxes, false)
+	}
+	if c.wants(0) {
+		m1 := b.reduce("ReduceMean", g, axes, true)
+		m2 := b.reduce("ReduceMean", gx, axes, true)
+		sr := rho
+		if !unitScale {
+			sr = b.mul(b.unsqueeze(s, ca), rho)
+		}
+		// ρs·∂y − (x̂·(ρs·m2) + ρs·m1), with the small factors folded first.
+		res[0] = b.sub(b.mul(g, sr), b.add(b.mul(xh, b.mul(m2, sr)), b.mul(m1, sr)))
+	}
+	return res, nil
+}
+
+// constFill reports whether name is a constant whose every element is v.
+func (b *builder) constFill(name string, v float32) bool {
+	t := b.consts[name]
+	if t == nil || t.DType != graph.Float32 || len(t.F32) == 0 {
+		return false
+	}
+	for _, e := range t.F32 {
+		if e != v {
+			return false
+		}
+	}
+	return true
+}
+
+func gradInstanceNormDecomposed(c *ruleCtx, gout []string) ([]string, error) {
 	return c.decompose(gout, func(in []string) (string, error) {
 		b := c.b
 		r, err := b.rank(in[0])

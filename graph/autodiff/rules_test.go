@@ -205,6 +205,15 @@ func ruleCases() []ruleCase {
 		{name: "ConvTranspose/group-outpad", ins: []tin{f("x", normal, 1, 4, 3, 3), f("w", normal, 4, 1, 3, 3)}, build: func(c *cb) string {
 			return c.op("ConvTranspose", c.in, ia("group", 2), isa("strides", 2, 2), isa("output_padding", 1, 0), isa("pads", 1, 0, 0, 1))
 		}},
+		{name: "InstanceNormalization/unit", ins: []tin{fN("x", normal, 2, 3, 5), f("s", normal, 3, 5)}, build: func(c *cb) string {
+			// As group norm is written: unit scale and zero shift, then an
+			// affine map, so the output is x̂ itself.
+			y := c.op("InstanceNormalization", []string{c.in[0], c.fconst([]int64{3}, 1, 1, 1), c.fconst([]int64{3}, 0, 0, 0)})
+			return c.op("Mul", []string{y, c.in[1]})
+		}},
+		{name: "InstanceNormalization/unit-scale", ins: []tin{fN("x", normal, 2, 2, 3, 2), f("b", normal, 2)}, build: func(c *cb) string {
+			return c.op("InstanceNormalization", []string{c.in[0], c.fconst([]int64{2}, 1, 1), c.in[1]})
+		}},
 		{name: "InstanceNormalization", opsets: []int64{11, 18}, ins: []tin{fN("x", normal, 2, 3, 3, 4), f("s", normal, 3), f("b", normal, 3)}, build: func(c *cb) string {
 			return c.op("InstanceNormalization", c.in, fa("epsilon", 1e-3))
 		}},
