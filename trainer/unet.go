@@ -16,9 +16,9 @@ import (
 // log σ (Tancik et al. 2020; as in Song et al. 2021's NCSN++), fixed at
 // initialisation, through a dense layer and SiLU. Group norm is written as
 // InstanceNormalization over channel groups (how PyTorch exports it at
-// opset 17), upsampling as a broadcast multiply (nearest neighbour), so the
-// graph uses only ops that the native backend, onnxruntime and the autodiff
-// all support.
+// opset 17), upsampling (nearest neighbour) as products with constant 0/1
+// matrices, so the graph uses only ops that the native backend, onnxruntime
+// and the autodiff all support.
 type UNet struct {
 	Channels int // of the first level; the lower two have twice as many; default 32
 	Groups   int // group-norm groups; default 8
@@ -88,9 +88,9 @@ func (u UNet) Build(dataShape []int64, r *rand.Rand) (*Net, error) {
 	s2 := b.res("r2", d, c1, c2, emb, e, h/2, w/2)
 	d = b.conv("down2", s2, c2, c2, 3, 2)
 	m := b.res("mid", d, c2, c2, emb, e, h/4, w/4)
-	up := b.upsample(m, c2, h/4, w/4)
+	up := b.upsample(m, h/4, w/4)
 	up = b.res("r3", b.Op1("Concat", []string{up, s2}, graph.IntAttr("axis", 1)), 2*c2, c2, emb, e, h/2, w/2)
-	up = b.upsample(up, c2, h/2, w/2)
+	up = b.upsample(up, h/2, w/2)
 	up = b.res("r4", b.Op1("Concat", []string{up, s1}, graph.IntAttr("axis", 1)), c2+c1, c1, emb, e, h, w)
 	out := b.conv("out", b.act("silu", b.groupNorm("out.gn", up, c1, h, w)), c1, c, 3, 1)
 	out = b.op("Div", out, b.sigmaLike(sigma, 4))
@@ -147,14 +147,21 @@ func (b *unetBuilder) res(name, h string, cin, cout int64, emb string, e, hh, ww
 	return b.op("Add", a, skip)
 }
 
-// upsample doubles the resolution by repeating each pixel 2×2.
-func (b *unetBuilder) upsample(h string, ch, hh, ww int64) string {
-	ones, ok := b.consts["up_ones"]
-	if !ok {
-		ones = b.Const("up_ones", graph.NewFloat32([]int64{1, 1, 1, 2, 1, 2}, []float32{1, 1, 1, 1}))
-		b.consts["up_ones"] = ones
+// upsample doubles the resolution by repeating each pixel 2×2, as two
+// products with constant 0/1 matrices: [H, W]·U_W along the width, then
+// U_H·[H, 2W] along the height (exact: each output sums one input and
+// zeros). The earlier broadcast multiply against a [1,1,1,2,1,2] block of
+// ones ran as a strided elementwise loop, and its gradient as another plus
+// a ReduceSum; onnxruntime runs these products as GEMMs.
+func (b *unetBuilder) upsample(h string, hh, ww int64) string {
+	uw := graph.NewFloat32([]int64{ww, 2 * ww}, nil)
+	for j := int64(0); j < 2*ww; j++ {
+		uw.F32[(j/2)*2*ww+j] = 1
 	}
-	r := b.op("Reshape", h, b.ints(0, ch, hh, 1, ww, 1))
-	r = b.op("Mul", r, ones)
-	return b.op("Reshape", r, b.ints(0, ch, 2*hh, 2*ww))
+	uh := graph.NewFloat32([]int64{2 * hh, hh}, nil)
+	for i := int64(0); i < 2*hh; i++ {
+		uh.F32[i*hh+i/2] = 1
+	}
+	r := b.op("MatMul", h, b.Const("up_w", uw))
+	return b.op("MatMul", b.Const("up_h", uh), r)
 }
