@@ -7,17 +7,13 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"text/tabwriter"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/ebmrun/ebmrun/dataset"
 	"github.com/ebmrun/ebmrun/eval"
@@ -166,7 +162,7 @@ func runEval(c *cobra.Command, path string, f *evalFlags) error {
 	defer e.Close()
 	var progress atomic.Int64
 	o.Progress = &progress
-	stop := showEvalProgress(c.ErrOrStderr(), &progress, x.Shape[0]*int64(max(1, len(o.Sigmas))), string(o.Objective))
+	stop := showProgress(c.ErrOrStderr(), &progress, x.Shape[0]*int64(max(1, len(o.Sigmas))), string(o.Objective), "samples")
 	res, err := e.Evaluate(context.Background(), x, o)
 	stop()
 	if err != nil {
@@ -263,33 +259,4 @@ func printEval(w io.Writer, rs []evalResult) {
 		fmt.Fprintf(tw, "%s\t%s\t%.6g\t%s\t%d\n", r.Objective, sigma, r.Value, optional(r.StdErr, "%.2g"), r.N)
 	}
 	tw.Flush()
-}
-
-// showEvalProgress draws a progress bar of samples evaluated, only when w
-// is a terminal. The returned func stops it.
-func showEvalProgress(w io.Writer, done *atomic.Int64, total int64, what string) func() {
-	f, ok := w.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return func() {}
-	}
-	bar := progressbar.NewOptions64(total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(what),
-		progressbar.OptionSetPredictTime(true), progressbar.OptionShowIts(), progressbar.OptionSetItsString("samples"),
-		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
-	stop := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				bar.Finish()
-				return
-			case <-t.C:
-				bar.Set64(min(done.Load(), total))
-			}
-		}
-	}()
-	return func() { close(stop); <-finished }
 }

@@ -17,11 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/palette"
 	"gonum.org/v1/plot/plotter"
@@ -191,7 +188,8 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 
 	var progress atomic.Int64
 	cfg.Progress = &progress
-	stop := showProgress(c.ErrOrStderr(), &progress, cfg, smp)
+	start, end := shardBounds(cfg)
+	stop := showProgress(c.ErrOrStderr(), &progress, int64(end-start)*int64(smp.Evals()), "sampling", "evals")
 	st, err := writeSamples(context.Background(), f.out, smp, sampler.ModelSource(plan, spec), cfg, spec)
 	stop()
 	if err != nil {
@@ -390,37 +388,6 @@ func initString(in sampler.Init) string {
 		return fmt.Sprintf("gaussian:%g", v.Std)
 	}
 	return fmt.Sprintf("%v", in)
-}
-
-// showProgress draws a progress bar with an ETA while the run goes, only
-// when w is a terminal. The returned func stops it.
-func showProgress(w io.Writer, done *atomic.Int64, cfg sampler.Config, smp sampler.Sampler) func() {
-	f, ok := w.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return func() {}
-	}
-	start, end := shardBounds(cfg)
-	total := int64(end-start) * int64(smp.Evals())
-	bar := progressbar.NewOptions64(total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("sampling"),
-		progressbar.OptionSetPredictTime(true), progressbar.OptionShowIts(), progressbar.OptionSetItsString("evals"),
-		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
-	stop := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				bar.Finish()
-				return
-			case <-t.C:
-				bar.Set64(min(done.Load(), total))
-			}
-		}
-	}()
-	return func() { close(stop); <-finished }
 }
 
 // writeSamples runs the sampler and writes OUT atomically in its format:

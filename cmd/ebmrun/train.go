@@ -17,7 +17,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"golang.org/x/term"
 
 	"github.com/ebmrun/ebmrun/dataset"
 	"github.com/ebmrun/ebmrun/importer"
@@ -339,13 +338,10 @@ func openTrainLog(path, base string, resume bool, stdout io.Writer) (io.Writer, 
 // trainProgress returns a callback that draws a bar with the loss and it/s
 // when w is a terminal, and does nothing otherwise; nil finishes the bar.
 func trainProgress(w io.Writer, total, done int) func(*trainer.StepStats) {
-	fh, ok := w.(*os.File)
-	if !ok || !term.IsTerminal(int(fh.Fd())) {
+	if !isTerminal(w) {
 		return func(*trainer.StepStats) {}
 	}
-	bar := progressbar.NewOptions(total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("training"),
-		progressbar.OptionShowIts(), progressbar.OptionSetPredictTime(true), progressbar.OptionShowCount(),
-		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+	bar := newBar(w, int64(total), "training", progressbar.OptionShowCount())
 	_ = bar.Set(done)
 	var avg float64
 	return func(s *trainer.StepStats) {
