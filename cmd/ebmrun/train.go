@@ -243,7 +243,14 @@ func runTrain(c *cobra.Command, f *trainFlags) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(sum)
 	}
-	if logName != "-" {
+	switch {
+	case logName == "-":
+	case tr.Done() == resumed:
+		// Resumed with --steps at the checkpoint's step: nothing trained,
+		// the checkpoint's weights exported.
+		fmt.Fprintf(c.OutOrStdout(), "exported the checkpoint's %d steps (%s, %s, %s); wrote %s\n",
+			tr.Done(), data.Name(), f.arch, cfg.Loss, f.out)
+	default:
 		fmt.Fprintf(c.OutOrStdout(), "trained %d steps (%s, %s, %s on %s) in %.1f s (%.2f ms/step), loss %.4f (mean of the last 100 steps); wrote %s\n",
 			tr.Done(), data.Name(), f.arch, cfg.Loss, be.Name(), secs, sum.StepMS, last, f.out)
 	}
