@@ -51,8 +51,9 @@ type Config struct {
 	// PC's norm groups. The same Seed and Batch give bit-identical samples
 	// for any Workers and sharding. Across batch sizes samples are identical
 	// only when the scorer's result for a chain does not depend on the other
-	// chains in its batch — true of the exact scorers, not of backends whose
-	// tiled GEMM kernels round a row differently by its place in the batch.
+	// chains in its batch — true of the exact scorers and of the native
+	// backend (runtime/native's TestBatchInvariance), not of onnxruntime,
+	// whose kernels round a row differently by the batch's shape.
 	Batch   int
 	Workers int // goroutines, each with its own Scorer; default GOMAXPROCS
 
