@@ -15,58 +15,14 @@ Needs Debian's python3-torch (1.13, with libopenblas0-pthread) and python3-onnx.
 import argparse
 import json
 import os
+import sys
 import time
 
 import numpy as np
-import onnx
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from onnx import numpy_helper
 
-CHECK_TOL = 1e-5  # relative to the largest expected score
-
-
-class NCSNMLP(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.l1 = nn.Linear(3, 128)
-        self.l2 = nn.Linear(128, 128)
-        self.l3 = nn.Linear(128, 128)
-        self.l4 = nn.Linear(128, 2)
-
-    def forward(self, x, sigma):
-        h = torch.cat([x, torch.log(sigma)[:, None]], dim=1)
-        h = F.silu(self.l1(h))
-        h = F.silu(self.l2(h))
-        h = F.silu(self.l3(h))
-        return self.l4(h) / sigma[:, None]
-
-
-def load(path):
-    m = onnx.load(path)
-    weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in m.graph.initializer}
-    net = NCSNMLP()
-    state = net.state_dict()
-    missing = set(state) - set(weights)
-    if missing:
-        raise SystemExit(f"ald_torch: {path} lacks weights {sorted(missing)}")
-    net.load_state_dict({k: weights[k] for k in state})
-    meta = {p.key: p.value for p in m.metadata_props}
-    sigmas = json.loads(meta["ebmrun.sigmas"]) if "ebmrun.sigmas" in meta else list(np.geomspace(1, 0.01, 10))
-    return net.eval(), sigmas
-
-
-def check(net, model_dir):
-    x = torch.from_numpy(np.load(os.path.join(model_dir, "inputs", "x.npy")))
-    sigma = torch.from_numpy(np.load(os.path.join(model_dir, "inputs", "sigma.npy")))
-    want = torch.from_numpy(np.load(os.path.join(model_dir, "expected", "score.npy")))
-    with torch.no_grad():
-        got = net(x, sigma)
-    err = float((got - want).abs().max() / want.abs().max())
-    if not err <= CHECK_TOL:
-        raise SystemExit(f"ald_torch: the torch MLP differs from the ONNX expected outputs by {err:.3g} (relative), more than {CHECK_TOL}")
-    return err
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from ncsn_torch import check, load  # noqa: E402  (bench/ncsn_torch.py)
 
 
 def ald(net, sigmas, n, steps, eps, seed):
@@ -93,8 +49,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    net, sigmas = load(a.model)
-    err = check(net, os.path.dirname(a.model))
+    net, sigmas = load(a.model, "ald_torch")
+    err = check(net, os.path.dirname(a.model), "ald_torch")
     ald(net, sigmas, min(a.n, 100), 2, a.step_lr, a.seed)  # warm up
     t0 = time.perf_counter()
     x = ald(net, sigmas, a.n, a.steps, a.step_lr, a.seed)

@@ -19,58 +19,14 @@ Needs Debian's python3-torch (1.13, with libopenblas0-pthread) and python3-onnx.
 import argparse
 import json
 import os
+import sys
 import time
 
 import numpy as np
-import onnx
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from onnx import numpy_helper
 
-CHECK_TOL = 1e-5  # relative to the largest expected score
-
-
-class NCSNMLP(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.l1 = nn.Linear(3, 128)
-        self.l2 = nn.Linear(128, 128)
-        self.l3 = nn.Linear(128, 128)
-        self.l4 = nn.Linear(128, 2)
-
-    def forward(self, x, sigma):
-        h = torch.cat([x, torch.log(sigma)[:, None]], dim=1)
-        h = F.silu(self.l1(h))
-        h = F.silu(self.l2(h))
-        h = F.silu(self.l3(h))
-        return self.l4(h) / sigma[:, None]
-
-
-def load(path):
-    m = onnx.load(path)
-    weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in m.graph.initializer}
-    net = NCSNMLP()
-    state = net.state_dict()
-    missing = set(state) - set(weights)
-    if missing:
-        raise SystemExit(f"ssm_torch: {path} lacks weights {sorted(missing)}")
-    net.load_state_dict({k: weights[k] for k in state})
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return net.eval()
-
-
-def check(net, model_dir):
-    x = torch.from_numpy(np.load(os.path.join(model_dir, "inputs", "x.npy")))
-    sigma = torch.from_numpy(np.load(os.path.join(model_dir, "inputs", "sigma.npy")))
-    want = torch.from_numpy(np.load(os.path.join(model_dir, "expected", "score.npy")))
-    with torch.no_grad():
-        got = net(x, sigma)
-    err = float((got - want).abs().max() / want.abs().max())
-    if not err <= CHECK_TOL:
-        raise SystemExit(f"ssm_torch: the torch MLP differs from the ONNX expected outputs by {err:.3g} (relative), more than {CHECK_TOL}")
-    return err
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from ncsn_torch import check, load  # noqa: E402  (bench/ncsn_torch.py)
 
 
 def ssm(net, x, v, sigma):
@@ -92,8 +48,8 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    net = load(a.model)
-    err = check(net, os.path.dirname(a.model))
+    net, _ = load(a.model, "ssm_torch")
+    err = check(net, os.path.dirname(a.model), "ssm_torch")
     x = torch.from_numpy(np.load(a.x))
     v = torch.from_numpy(np.load(a.v))
     sigma = torch.full((x.shape[0],), a.sigma, dtype=torch.float32)
