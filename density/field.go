@@ -289,4 +289,3 @@ func veCond(spec *importer.ModelSpec) condFunc {
 
 // labelTol is how close σ must be to a schedule entry to count as it.
 const labelTol = 1e-6
-
