@@ -7,8 +7,8 @@ import (
 	"io"
 	"math"
 	"os"
-	"strings"
 	goruntime "runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
