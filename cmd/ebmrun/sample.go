@@ -44,6 +44,8 @@ type sampleFlags struct {
 	steps                   int
 	stepLR, snr             float64
 	denoise                 bool
+	method                  string
+	eta, rtol, atol         float64
 	init                    string
 	seed                    uint64
 	batch, workers, threads int
@@ -66,7 +68,12 @@ OUT is written atomically and never overwritten without --force.
 
 Samplers (DESIGN.md): ald (annealed Langevin, NCSN), ula (Langevin at the
 smallest σ), cas (consistent annealed sampling), pc (VE predictor–corrector),
-ddpm (ancestral sampling of ε-models with a time input). The σ schedule is
+ode (the probability-flow ODE from σ_max to σ_min: adaptive RK45 with
+--rtol/--atol, or --steps fixed RK45 or --method heun steps), em
+(Euler–Maruyama of the reverse VE SDE, over the schedule or --steps
+geometric levels), ddpm (ancestral sampling of ε-models with a time input;
+--steps K strides the schedule), ddim (DDIM, --eta, --steps K strided).
+The summary reports each sampler's number of evaluations per sample. The σ schedule is
 --sigmas, else the model's own (metadata), else NCSN's (1 → 0.01, L = 10);
 unset settings take the model's recommendations, then NCSN's defaults
 (T = 100 steps per level, ε = 2e-5).
@@ -84,9 +91,13 @@ and step; nothing is written then.`,
 	fl := c.Flags()
 	fl.IntVarP(&f.n, "n", "n", 0, "number of samples (required)")
 	fl.StringVarP(&f.out, "out", "o", "", "output file: .npy, .csv or .png (required)")
-	fl.StringVar(&f.sampler, "sampler", "", "ald, ula, cas, pc or ddpm (default: the model's, else ddpm for time-conditioned ε-models, else ald)")
+	fl.StringVar(&f.sampler, "sampler", "", "ald, ula, cas, pc, ode, em, ddpm or ddim (default: the model's, else ddpm for time-conditioned ε-models, else ald)")
+	fl.StringVar(&f.method, "method", sampler.MethodRK45, "ode: rk45 or heun (heun needs --steps)")
+	fl.Float64Var(&f.eta, "eta", 0, "ddim: η (0 deterministic, 1 ancestral)")
+	fl.Float64Var(&f.rtol, "rtol", 1e-5, "ode: relative tolerance of adaptive RK45")
+	fl.Float64Var(&f.atol, "atol", 1e-5, "ode: absolute tolerance of adaptive RK45")
 	fl.StringVar(&f.sigmas, "sigmas", "", "σ schedule: geom:MAX,MIN,L or a comma list, largest first (default: the model's)")
-	fl.IntVar(&f.steps, "steps", 0, "steps per σ level (ald), total steps (ula), corrector steps per level (pc); default 100, 1000, 1")
+	fl.IntVar(&f.steps, "steps", 0, "steps per σ level (ald), total steps (ula), corrector steps per level (pc), fixed steps (ode), levels (em), strided time steps (ddpm, ddim); default 100, 1000, 1, adaptive, the schedule, all")
 	fl.Float64Var(&f.stepLR, "step-lr", 0, "step size ε: α_i = ε·σ_i²/σ_L² (ald), α (ula), η = ε/σ_L² (cas); default 2e-5 (cas: in its allowed band)")
 	fl.Float64Var(&f.snr, "snr", 0, "signal-to-noise ratio of the pc corrector (default 0.16)")
 	fl.BoolVar(&f.denoise, "denoise", false, "finish with NCSNv2's denoising step x + σ_L²·s(x, σ_L) (ald, cas)")
@@ -195,6 +206,9 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 	if err != nil {
 		return err
 	}
+	if st.End > st.Start { // adaptive samplers know their count only now
+		settings["evaluations_per_sample"] = float64(st.Evals) / float64(st.End-st.Start)
+	}
 	sum := sampleSummary{Model: path, Output: f.out, Backend: backend.Name(), Sampler: smp.Name(), Settings: settings,
 		N: st.End - st.Start, Start: st.Start, End: st.End, Batch: f.batch, Workers: workers, Seed: f.seed,
 		Seconds: st.Seconds, ComputeSeconds: st.ComputeSeconds, Evals: st.Evals, EvalsPerSecond: st.EvalsPerSecond()}
@@ -209,8 +223,8 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(sum)
 	}
-	fmt.Fprintf(c.ErrOrStderr(), "ebmrun: wrote %d samples to %s (%s on %s, %.2fs, %.3g evaluations/s)\n",
-		sum.N, f.out, sum.Sampler, sum.Backend, sum.Seconds, sum.EvalsPerSecond)
+	fmt.Fprintf(c.ErrOrStderr(), "ebmrun: wrote %d samples to %s (%s on %s, %.4g evaluations per sample, %.2fs, %.3g evaluations/s)\n",
+		sum.N, f.out, sum.Sampler, sum.Backend, settings["evaluations_per_sample"], sum.Seconds, sum.EvalsPerSecond)
 	return nil
 }
 
@@ -224,8 +238,8 @@ func (f *sampleFlags) check() error {
 		return usagef("--batch: want a positive batch size, got %d", f.batch)
 	case f.workers < 0 || f.threads < 0 || f.steps < 0 || f.trace < 0:
 		return usagef("--workers, --threads, --steps and --trace must not be negative")
-	case f.stepLR < 0 || f.snr < 0:
-		return usagef("--step-lr and --snr must be positive")
+	case f.stepLR < 0 || f.snr < 0 || f.eta < 0 || !(f.rtol > 0) || !(f.atol > 0):
+		return usagef("--step-lr, --snr, --eta, --rtol and --atol must be positive")
 	}
 	switch outFormat(f.out) {
 	case ".npy", ".csv", ".png":
@@ -280,7 +294,10 @@ func buildSampler(c *cobra.Command, f *sampleFlags, spec *importer.ModelSpec) (s
 		name = "ald"
 	}
 	steps := f.steps
-	if !set("steps") {
+	// A recommended step count belongs to the recommended sampler; the
+	// flow and diffusion samplers count steps differently.
+	flow := name == "ode" || name == "em" || name == "ddpm" || name == "ddim"
+	if !set("steps") && (!flow || rec.Sampler == name) {
 		steps = rec.Steps
 	}
 	stepLR := f.stepLR
@@ -293,14 +310,15 @@ func buildSampler(c *cobra.Command, f *sampleFlags, spec *importer.ModelSpec) (s
 	}
 	denoise := f.denoise || (!set("denoise") && rec.Denoise)
 	sigmas := spec.Sigmas // the flag, else the model's; nil: NCSN's
-	if sigmas == nil && name != "ddpm" {
+	timed := name == "ddpm" || name == "ddim"
+	if sigmas == nil && !timed {
 		sigmas = sampler.DefaultSigmas()
 	}
-	if spec.Condition == importer.CondTime && name != "ddpm" {
-		return nil, nil, usagef("--sampler %s: a time-conditioned model is sampled with ddpm", name)
+	if spec.Condition == importer.CondTime && !timed {
+		return nil, nil, usagef("--sampler %s: a time-conditioned model is sampled with ddpm or ddim", name)
 	}
-	if spec.Condition != importer.CondTime && name == "ddpm" {
-		return nil, nil, usagef("--sampler ddpm: the model has no time input (its condition is %s)", spec.Condition)
+	if spec.Condition != importer.CondTime && timed {
+		return nil, nil, usagef("--sampler %s: the model has no time input (its condition is %s)", name, spec.Condition)
 	}
 	settings := map[string]any{}
 	var smp sampler.Sampler
@@ -313,14 +331,22 @@ func buildSampler(c *cobra.Command, f *sampleFlags, spec *importer.ModelSpec) (s
 		smp = &sampler.CAS{Sigmas: sigmas, StepLR: stepLR, Denoise: denoise}
 	case "pc":
 		smp = &sampler.PC{Sigmas: sigmas, SNR: snr, CorrectorSteps: steps}
-	case "ddpm":
-		d := &sampler.DDPM{}
+	case "ode":
+		smp = &sampler.ODE{Sigmas: sigmas, Method: f.method, Steps: steps, RTol: f.rtol, ATol: f.atol, Denoise: denoise}
+	case "em":
+		smp = &sampler.EM{Sigmas: sigmas, Steps: steps}
+	case "ddpm", "ddim":
+		var betas []float64
 		if b := spec.Betas; b != nil {
-			d.Betas = sampler.LinearBetas(b.Start, b.End, b.Steps)
+			betas = sampler.LinearBetas(b.Start, b.End, b.Steps)
 		}
-		smp = d
+		if name == "ddpm" {
+			smp = &sampler.DDPM{Betas: betas, Steps: steps}
+		} else {
+			smp = &sampler.DDIM{Betas: betas, Steps: steps, Eta: f.eta}
+		}
 	default:
-		return nil, nil, usagef("--sampler %q: want ald, ula, cas, pc or ddpm", name)
+		return nil, nil, usagef("--sampler %q: want ald, ula, cas, pc, ode, em, ddpm or ddim", name)
 	}
 	settings["evaluations_per_sample"] = smp.Evals()
 	switch s := smp.(type) {
@@ -338,21 +364,42 @@ func buildSampler(c *cobra.Command, f *sampleFlags, spec *importer.ModelSpec) (s
 		settings["snr"], settings["corrector_steps"], settings["norm_group"] = d.SNR, d.CorrectorSteps, d.NormGroup
 	case *sampler.DDPM:
 		d := s.WithDefaults()
-		settings["steps"], settings["beta_start"], settings["beta_end"] = len(d.Betas), d.Betas[0], d.Betas[len(d.Betas)-1]
+		settings["steps"], settings["beta_start"], settings["beta_end"] = d.Evals(), d.Betas[0], d.Betas[len(d.Betas)-1]
+	case *sampler.DDIM:
+		d := s.WithDefaults()
+		settings["steps"], settings["eta"], settings["beta_start"], settings["beta_end"] = d.Evals(), d.Eta, d.Betas[0], d.Betas[len(d.Betas)-1]
+	case *sampler.ODE:
+		d := s.WithDefaults()
+		settings["method"], settings["denoise"] = d.Method, d.Denoise
+		if d.Steps > 0 {
+			settings["steps"] = d.Steps
+		} else {
+			settings["rtol"], settings["atol"] = d.RTol, d.ATol
+		}
+	case *sampler.EM:
+		settings["levels"] = s.Evals()
 	}
-	if name != "ddpm" {
+	if !timed {
 		settings["sigmas"] = sigmas
 	}
 	return smp, settings, nil
 }
 
 // parseInit reads --init, or picks the default: uniform over the model's
-// data range, else N(0, σ_max²I); ddpm starts from N(0, I).
+// data range, else N(0, σ_max²I); ode and em start from N(0, σ_max²I), ddpm
+// and ddim from N(0, I).
 func parseInit(s string, spec *importer.ModelSpec, smp sampler.Sampler) (sampler.Init, error) {
 	if s == "" {
 		switch {
-		case smp.Name() == "ddpm":
+		case smp.Name() == "ddpm" || smp.Name() == "ddim":
 			return sampler.Gaussian{Std: 1}, nil
+		case smp.Name() == "ode" || smp.Name() == "em":
+			// Both integrate from p_σmax ≈ N(0, σ_max²I).
+			sigmas := spec.Sigmas
+			if sigmas == nil {
+				sigmas = sampler.DefaultSigmas()
+			}
+			return sampler.Gaussian{Std: sigmas[0]}, nil
 		case len(spec.DataRange) == 2:
 			return sampler.Uniform{Lo: spec.DataRange[0], Hi: spec.DataRange[1]}, nil
 		}

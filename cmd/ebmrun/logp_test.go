@@ -1,0 +1,160 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ebmrun/ebmrun/graph"
+	"github.com/ebmrun/ebmrun/importer"
+	"github.com/ebmrun/ebmrun/internal/testenv"
+	"github.com/ebmrun/ebmrun/runtime"
+	"github.com/ebmrun/ebmrun/tensorio"
+)
+
+// densityCase is a model logp and the new samplers must run on: the flags
+// its metadata lacks, and the samplers that fit its condition.
+type densityCase struct {
+	path     string
+	flags    []string // roles the model's metadata does not give
+	samplers []string
+	refuse   string // logp's error, for models it cannot take
+}
+
+func densityCases(t *testing.T) []densityCase {
+	var cases []densityCase
+	shipped, _ := filepath.Glob(testenv.Path(t, "models", "*", "model.onnx"))
+	if len(shipped) < 4 {
+		t.Fatalf("found %d shipped models, want at least 4", len(shipped))
+	}
+	for _, p := range shipped {
+		cases = append(cases, densityCase{path: p, samplers: []string{"ode", "em"}})
+	}
+	fx := func(name string) string { return testenv.Path(t, "testdata", "models", name, "model.onnx") }
+	ve := []string{"--sigma", "0.01", "--sigma-max", "1"}
+	return append(cases,
+		densityCase{path: fx("ncsn_mlp"), samplers: []string{"ode", "em"}},
+		densityCase{path: fx("ncsn_mlp_op13"), flags: ve, samplers: []string{"ode", "em"}},
+		densityCase{path: fx("conv_score"), flags: ve, samplers: []string{"ode", "em"}},
+		densityCase{path: fx("conv_score_op13"), flags: ve, samplers: []string{"ode", "em"}},
+		densityCase{path: fx("ncsnv1_labels"), flags: []string{"--sigmas", "geom:1,0.01,10"}, samplers: []string{"ode", "em"}},
+		densityCase{path: fx("ddpm_eps"), samplers: []string{"ddim", "ddpm"}},
+		densityCase{path: fx("energy_mlp"), refuse: "unconditional"},
+	)
+}
+
+// randomData writes n points of the model's data shape, uniform in [−1, 1].
+func randomData(t *testing.T, path string, n int) string {
+	t.Helper()
+	m, err := importer.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := importer.Spec(m, importer.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape := append([]int64{int64(n)}, s.DataShape...)
+	x := graph.NewFloat32(shape, nil)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range x.F32 {
+		x.F32[i] = float32(2*r.Float64() - 1)
+	}
+	out := filepath.Join(t.TempDir(), "data.npy")
+	if err := tensorio.WriteNpyFile(out, x); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestDensityEveryModel: logp and the ODE, EM and DDIM samplers run on every
+// shipped model and fixture and give finite numbers, on both backends.
+func TestDensityEveryModel(t *testing.T) {
+	t.Parallel()
+	for _, c := range densityCases(t) {
+		name := filepath.Base(filepath.Dir(c.path))
+		image := isImageModel(t, c.path)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			data := randomData(t, c.path, 4)
+			for _, be := range []string{"native", "ort"} {
+				args := append([]string{"logp", c.path, "--data", data, "--json", "--backend", be}, c.flags...)
+				if image {
+					// Four U-Net VJPs per point: fixed steps keep it short.
+					args = append(args, "--steps", "2")
+				}
+				if be == "ort" && !ortAvailable() {
+					testenv.Missing(t, "onnxruntime is not installed (make deps)")
+					continue
+				}
+				stdout, stderr, code := ebmrun(t, args...)
+				if c.refuse != "" {
+					if code != 1 || !strings.Contains(stderr, c.refuse) {
+						t.Errorf("%s: exit %d, stderr %q; want a refusal naming %q", be, code, stderr, c.refuse)
+					}
+					continue
+				}
+				if code != 0 {
+					t.Fatalf("%s: logp exit %d: %s", be, code, stderr)
+				}
+				var sum logpSummary
+				if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
+					t.Fatal(err)
+				}
+				if math.IsNaN(sum.MeanLogP) || math.IsInf(sum.MeanLogP, 0) || sum.N != 4 || sum.Evaluations < 1 || sum.Backend != be {
+					t.Errorf("%s: %+v", be, sum)
+				}
+			}
+			for _, smp := range c.samplers {
+				out := filepath.Join(t.TempDir(), smp+".npy")
+				args := append([]string{"sample", c.path, "-n", "3", "-o", out, "--sampler", smp, "--backend", "native"}, c.flags...)
+				args = dropFlags(args, "--sigma", "--sigma-max")
+				if image || smp == "ddim" || smp == "ddpm" {
+					args = append(args, "--steps", "3")
+				}
+				if smp == "ode" && !image {
+					args = append(args, "--rtol", "1e-3", "--atol", "1e-3")
+				}
+				if _, stderr, code := ebmrun(t, args...); code != 0 {
+					t.Fatalf("sample --sampler %s: exit %d: %s", smp, code, stderr)
+				}
+				got, err := tensorio.ReadNpyFile(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, v := range got.F32 {
+					if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+						t.Fatalf("%s: a sample is %v", smp, v)
+					}
+				}
+			}
+		})
+	}
+}
+
+// dropFlags removes flags with one value each.
+func dropFlags(args []string, names ...string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		skip := false
+		for _, n := range names {
+			if args[i] == n {
+				skip = true
+			}
+		}
+		if skip {
+			i++
+			continue
+		}
+		out = append(out, args[i])
+	}
+	return out
+}
+
+func ortAvailable() bool {
+	_, err := runtime.Get("ort")
+	return err == nil
+}
