@@ -218,7 +218,7 @@ func runLogp(c *cobra.Command, path string, f *logpFlags) error {
 	if err != nil {
 		return err
 	}
-	workers := cmpOr(f.workers, max(1, goruntime.GOMAXPROCS(0)))
+	workers := min(cmpOr(f.workers, max(1, goruntime.GOMAXPROCS(0))), (int(x.Shape[0])+f.batch-1)/f.batch)
 	o.Workers = workers
 	threads := cmpOr(f.threads, max(1, goruntime.GOMAXPROCS(0)/workers))
 	e, err := density.New(backend, m, spec, runtime.Options{Threads: threads})

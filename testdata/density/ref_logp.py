@@ -8,7 +8,7 @@ log p = log N(x(σ_max); 0, σ_max²I) − ∫σ·div s dσ.
 
     /usr/bin/python3 testdata/density/ref_logp.py MODEL DATA.npy \
         [--sigma S0] [--sigma-max S1] [--rtol R] [--atol A] [--divergence exact|hutchinson] \
-        [--probes K] [--seed N] [--out per_point.npy]
+        [--probes K] [--seed N] [--steps K] [--out per_point.npy]
 
 prints one JSON line: mean_logp, stderr, n, nfe, seconds, torch_threads.
 """
@@ -39,6 +39,7 @@ def main():
     ap.add_argument("--probes", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=0, help="fixed RK45 steps (first_step = max_step, tolerances that accept every step)")
     ap.add_argument("--out", default="")
     a = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -87,7 +88,11 @@ def main():
             return np.concatenate([dx, (-sigma * tr).numpy().astype(np.float64)])
 
         y0 = np.concatenate([x0.reshape(-1).astype(np.float64), np.zeros(b)])
-        sol = integrate.solve_ivp(rhs, (s0, s1), y0, rtol=a.rtol, atol=a.atol, method="RK45")
+        if a.steps > 0:
+            h = (s1 - s0) / a.steps
+            sol = integrate.solve_ivp(rhs, (s0, s1), y0, rtol=1e10, atol=1e10, method="RK45", first_step=h, max_step=h)
+        else:
+            sol = integrate.solve_ivp(rhs, (s0, s1), y0, rtol=a.rtol, atol=a.atol, method="RK45")
         if not sol.success:
             raise SystemExit(f"ref_logp: solve_ivp: {sol.message}")
         yT = sol.y[:, -1]
@@ -99,7 +104,7 @@ def main():
         np.save(a.out, out.astype(np.float32))
     print(json.dumps({"mean_logp": float(out.mean()), "stderr": float(out.std(ddof=1) / np.sqrt(n)) if n > 1 else None,
                       "n": n, "nfe": nfe, "seconds": secs, "torch_threads": torch.get_num_threads(),
-                      "sigma": s0, "sigma_max": s1, "divergence": div, "rtol": a.rtol, "atol": a.atol}))
+                      "sigma": s0, "sigma_max": s1, "divergence": div, "rtol": a.rtol, "atol": a.atol, "steps": a.steps}))
 
 
 if __name__ == "__main__":
