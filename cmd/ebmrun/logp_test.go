@@ -158,3 +158,32 @@ func ortAvailable() bool {
 	_, err := runtime.Get("ort")
 	return err == nil
 }
+
+// eval --time evaluates the DDPM ε-fixture at a diffusion step; without it
+// the model is a usage error, and ddpm honours --steps.
+func TestEvalTimeAndStridedDDPM(t *testing.T) {
+	t.Parallel()
+	path := testenv.Path(t, "testdata", "models", "ddpm_eps", "model.onnx")
+	stdout, stderr, code := ebmrun(t, "eval", path, "--data", "toy:8gaussians:200", "--time", "100", "--objective", "exact", "--json", "--backend", "native")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r evalResult
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Time == nil || *r.Time != 100 || math.IsNaN(r.Value) || r.Sigma == nil || !(*r.Sigma > 0 && *r.Sigma < 1) {
+		t.Errorf("eval --time 100: %s", stdout)
+	}
+	if _, stderr, code := ebmrun(t, "eval", path, "--data", "toy:8gaussians:20", "--backend", "native"); code != 2 || !strings.Contains(stderr, "--time") {
+		t.Errorf("no --time: exit %d, %q", code, stderr)
+	}
+	out := filepath.Join(t.TempDir(), "s.npy")
+	stdout, stderr, code = ebmrun(t, "sample", path, "-n", "4", "-o", out, "--steps", "7", "--json", "--backend", "native")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, `"evaluations": 28`) {
+		t.Errorf("ddpm --steps 7 on 4 samples: %s", stdout)
+	}
+}
