@@ -61,6 +61,7 @@ func main() {
 
 type flags struct {
 	n, images, imageSteps, samples int
+	threads                        int
 	python, script                 string
 	skipImages, skipSampling       bool
 }
@@ -73,6 +74,7 @@ func run() error {
 	flag.IntVar(&f.samples, "samples", 2000, "samples per model in the sampling table")
 	flag.StringVar(&f.python, "python", "/usr/bin/python3", "Python with Debian's torch, scipy and onnx")
 	flag.StringVar(&f.script, "script", "testdata/density/ref_logp.py", "the PyTorch + scipy reference")
+	flag.IntVar(&f.threads, "threads", 1, "threads of every runner (torch's thread pool spin-waits badly on a loaded machine: 2 threads were 15× slower than 1 here)")
 	flag.BoolVar(&f.skipImages, "skip-images", false, "leave out the image workload")
 	flag.BoolVar(&f.skipSampling, "skip-sampling", false, "leave out the sampling table")
 	flag.Parse()
@@ -131,8 +133,8 @@ func workload(f flags, name, model string, x *graph.Tensor, o density.Options, r
 		return err
 	}
 	n := int(x.Shape[0])
-	o.Batch = n // one batch, as the reference integrates it
-	threads := goruntime.NumCPU()
+	o.Batch, o.Workers = n, 1 // one batch, as the reference integrates it
+	threads := f.threads
 	ref, refPoints, err := reference(f, model, x, refArgs)
 	if err != nil {
 		return err
@@ -186,7 +188,7 @@ func reference(f flags, model string, x *graph.Tensor, extra []string) (row, []f
 	if err := tensorio.WriteNpyFile(in, x); err != nil {
 		return row{}, nil, err
 	}
-	args := append([]string{f.script, model, in, "--out", out, "--batch", strconv.Itoa(int(x.Shape[0]))}, extra...)
+	args := append([]string{f.script, model, in, "--out", out, "--batch", strconv.Itoa(int(x.Shape[0])), "--threads", strconv.Itoa(f.threads)}, extra...)
 	cmd := exec.Command(f.python, args...)
 	cmd.Stderr = os.Stderr
 	raw, err := cmd.Output()

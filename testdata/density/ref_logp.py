@@ -8,7 +8,7 @@ log p = log N(x(σ_max); 0, σ_max²I) − ∫σ·div s dσ.
 
     /usr/bin/python3 testdata/density/ref_logp.py MODEL DATA.npy \
         [--sigma S0] [--sigma-max S1] [--rtol R] [--atol A] [--divergence exact|hutchinson] \
-        [--probes K] [--seed N] [--steps K] [--out per_point.npy]
+        [--probes K] [--seed N] [--steps K] [--threads T] [--out per_point.npy]
 
 prints one JSON line: mean_logp, stderr, n, nfe, seconds, torch_threads.
 """
@@ -40,9 +40,10 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=0, help="fixed RK45 steps (first_step = max_step, tolerances that accept every step)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     ap.add_argument("--out", default="")
     a = ap.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(a.threads or os.cpu_count() or 1)
 
     g = Graph(a.model)
     sigmas = json.loads(g.meta.get("ebmrun.sigmas", "[1, 0.01]"))
