@@ -67,9 +67,12 @@ OUT is written atomically and never overwritten without --force.
 Samplers (DESIGN.md): ald (annealed Langevin, NCSN), ula (Langevin at the
 smallest σ), cas (consistent annealed sampling), pc (VE predictor–corrector),
 ddpm (ancestral sampling of ε-models with a time input). The σ schedule is
---sigmas, else the model's own (metadata), else NCSN's (1 → 0.01, L = 10);
-unset settings take the model's recommendations, then NCSN's defaults
-(T = 100 steps per level, ε = 2e-5).
+--sigmas, else the model's own (metadata); a model with a σ or label input
+and neither is refused (store its schedule once with ebmrun meta --sigmas),
+an unconditional one uses NCSN's (1 → 0.01, L = 10). Unset settings take the
+model's recommendations when they are for the chosen sampler, else that
+sampler's own defaults (ald: T = 100 steps per level, ε = 2e-5; ula: 1000
+steps; pc: 1 corrector step, snr 0.16; cas: η inside its allowed band).
 
 The same --seed and --batch give the same samples for any --workers, and
 --shard i/K writes exactly the i-th of K contiguous slices of the full run.
@@ -84,7 +87,7 @@ and step; nothing is written then.`,
 	fl := c.Flags()
 	fl.IntVarP(&f.n, "n", "n", 0, "number of samples (required)")
 	fl.StringVarP(&f.out, "out", "o", "", "output file: .npy, .csv or .png (required)")
-	fl.StringVar(&f.sampler, "sampler", "", "ald, ula, cas, pc or ddpm (default: the model's, else ddpm for time-conditioned ε-models, else ald)")
+	fl.StringVar(&f.sampler, "sampler", "", strings.Join(sampler.Names(), ", ")+" (default: the model's, else ddpm for time-conditioned ε-models, else ald)")
 	fl.StringVar(&f.sigmas, "sigmas", "", "σ schedule: geom:MAX,MIN,L or a comma list, largest first (default: the model's)")
 	fl.IntVar(&f.steps, "steps", 0, "steps per σ level (ald), total steps (ula), corrector steps per level (pc); default 100, 1000, 1")
 	fl.Float64Var(&f.stepLR, "step-lr", 0, "step size ε: α_i = ε·σ_i²/σ_L² (ald), α (ula), η = ε/σ_L² (cas); default 2e-5 (cas: in its allowed band)")
@@ -166,9 +169,6 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 		return err
 	}
 	settings["init"] = initString(cfg.Init)
-	if err := smp.Validate(); err != nil {
-		return usageError{err}
-	}
 
 	backend, err := runtime.Get(f.backend)
 	if err != nil {
@@ -264,86 +264,28 @@ func parseShard(s string) (int, int, error) {
 	return i, k, nil
 }
 
-// buildSampler makes the sampler from the flags, the model's recommended
-// settings and the defaults, in that order, and lists what it chose.
+// buildSampler makes the sampler through sampler.FromSpec from the flags
+// that were set, and lists what it chose.
 func buildSampler(c *cobra.Command, f *sampleFlags, spec *importer.ModelSpec) (sampler.Sampler, map[string]any, error) {
 	set := c.Flags().Changed
-	rec := spec.Sampler
-	name := f.sampler
-	switch {
-	case name != "":
-	case rec.Sampler != "":
-		name = rec.Sampler
-	case spec.Condition == importer.CondTime:
-		name = "ddpm"
-	default:
-		name = "ald"
+	ov := sampler.Overrides{Sampler: f.sampler}
+	if set("steps") {
+		ov.Steps = f.steps
 	}
-	steps := f.steps
-	if !set("steps") {
-		steps = rec.Steps
+	if set("step-lr") {
+		ov.StepLR = f.stepLR
 	}
-	stepLR := f.stepLR
-	if !set("step-lr") {
-		stepLR = rec.StepLR
+	if set("snr") {
+		ov.SNR = f.snr
 	}
-	snr := f.snr
-	if !set("snr") {
-		snr = rec.SNR
+	if set("denoise") {
+		ov.Denoise = &f.denoise
 	}
-	denoise := f.denoise || (!set("denoise") && rec.Denoise)
-	sigmas := spec.Sigmas // the flag, else the model's; nil: NCSN's
-	if sigmas == nil && name != "ddpm" {
-		sigmas = sampler.DefaultSigmas()
+	smp, err := sampler.FromSpec(spec, ov) // --sigmas is already spec.Sigmas
+	if err != nil {
+		return nil, nil, usageError{err}
 	}
-	if spec.Condition == importer.CondTime && name != "ddpm" {
-		return nil, nil, usagef("--sampler %s: a time-conditioned model is sampled with ddpm", name)
-	}
-	if spec.Condition != importer.CondTime && name == "ddpm" {
-		return nil, nil, usagef("--sampler ddpm: the model has no time input (its condition is %s)", spec.Condition)
-	}
-	settings := map[string]any{}
-	var smp sampler.Sampler
-	switch name {
-	case "ald":
-		smp = &sampler.ALD{Sigmas: sigmas, Steps: steps, StepLR: stepLR, Denoise: denoise}
-	case "ula":
-		smp = &sampler.ULA{Sigma: sigmas[len(sigmas)-1], Steps: steps, StepSize: stepLR}
-	case "cas":
-		smp = &sampler.CAS{Sigmas: sigmas, StepLR: stepLR, Denoise: denoise}
-	case "pc":
-		smp = &sampler.PC{Sigmas: sigmas, SNR: snr, CorrectorSteps: steps}
-	case "ddpm":
-		d := &sampler.DDPM{}
-		if b := spec.Betas; b != nil {
-			d.Betas = sampler.LinearBetas(b.Start, b.End, b.Steps)
-		}
-		smp = d
-	default:
-		return nil, nil, usagef("--sampler %q: want ald, ula, cas, pc or ddpm", name)
-	}
-	settings["evaluations_per_sample"] = smp.Evals()
-	switch s := smp.(type) {
-	case *sampler.ALD:
-		d := s.WithDefaults()
-		settings["steps"], settings["step_lr"], settings["denoise"] = d.Steps, d.StepLR, d.Denoise
-	case *sampler.ULA:
-		d := s.WithDefaults()
-		settings["sigma"], settings["steps"], settings["step_lr"] = d.Sigma, d.Steps, d.StepSize
-	case *sampler.CAS:
-		d := s.WithDefaults()
-		settings["step_lr"], settings["denoise"] = d.StepLR, d.Denoise
-	case *sampler.PC:
-		d := s.WithDefaults()
-		settings["snr"], settings["corrector_steps"], settings["norm_group"] = d.SNR, d.CorrectorSteps, d.NormGroup
-	case *sampler.DDPM:
-		d := s.WithDefaults()
-		settings["steps"], settings["beta_start"], settings["beta_end"] = len(d.Betas), d.Betas[0], d.Betas[len(d.Betas)-1]
-	}
-	if name != "ddpm" {
-		settings["sigmas"] = sigmas
-	}
-	return smp, settings, nil
+	return smp, sampler.Describe(smp), nil
 }
 
 // parseInit reads --init, or picks the default: uniform over the model's
@@ -356,11 +298,13 @@ func parseInit(s string, spec *importer.ModelSpec, smp sampler.Sampler) (sampler
 		case len(spec.DataRange) == 2:
 			return sampler.Uniform{Lo: spec.DataRange[0], Hi: spec.DataRange[1]}, nil
 		}
-		sigmas := spec.Sigmas
-		if sigmas == nil {
-			sigmas = sampler.DefaultSigmas()
+		if sigmas, ok := sampler.Describe(smp)["sigmas"].([]float64); ok {
+			return sampler.Gaussian{Std: sigmas[0]}, nil
 		}
-		return sampler.Gaussian{Std: sigmas[0]}, nil
+		if spec.Sigmas != nil {
+			return sampler.Gaussian{Std: spec.Sigmas[0]}, nil
+		}
+		return sampler.Gaussian{Std: sampler.DefaultSigmaMax}, nil
 	}
 	kind, args, _ := strings.Cut(s, ":")
 	var vals []float64
