@@ -161,6 +161,11 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 		return fmt.Errorf("%s: the shape of one sample is unknown (no ebmrun.data_shape metadata and the data input's shape is not fixed)", path)
 	}
 	cfg.Dim = int(graph.NumElements(spec.DataShape))
+	if fb := spec.FixedBatch; fb > 0 && !c.Flags().Changed("batch") {
+		// Whole multiples of the model's batch leave nothing to pad.
+		f.batch = (f.batch + fb - 1) / fb * fb
+		cfg.Batch = f.batch
+	}
 	smp, settings, err := buildSampler(c, f, spec)
 	if err != nil {
 		return err
