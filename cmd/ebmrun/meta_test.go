@@ -83,6 +83,18 @@ func TestMetaPyTorchRoundTrip(t *testing.T) {
 	}
 	checkMoments(t, out, 2000)
 
+	// A step size far too large for the σ_L = 0.01 level (α·|s'| = 0.52/0.25
+	// > 2) makes ULA oscillate outward: a warning, with level and step.
+	_, stderr, code = ebmrun(t, "sample", withMeta, "-n", "50", "-o", out, "--force", "--backend", "native",
+		"--sampler", "ula", "--step-lr", "0.52", "--steps", "300")
+	if code != 0 || !strings.Contains(stderr, "ebmrun: warning: samples left the plausible box [-40, 40] (10× the data range, ±10σ while noisy) at σ level 1 of 1 (σ=0.01), step ") ||
+		!strings.Contains(stderr, "50 of 50 samples end outside it") {
+		t.Errorf("exploding ula: exit %d, %q", code, stderr)
+	}
+	if _, stderr, _ := ebmrun(t, "sample", withMeta, "-n", "50", "-o", out, "--force", "--backend", "native"); strings.Contains(stderr, "warning") {
+		t.Errorf("a good run warned: %q", stderr)
+	}
+
 	// A second meta keeps what the first wrote and changes only the sampler.
 	if _, stderr, code := ebmrun(t, "meta", withMeta, "-o", withMeta, "--sampler", "pc", "--snr", "0.2"); code != 0 {
 		t.Fatalf("meta in place: exit %d, %s", code, stderr)
