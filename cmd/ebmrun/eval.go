@@ -151,7 +151,7 @@ func runEval(c *cobra.Command, path string, f *evalFlags) error {
 		return usageError{trimPrefix(err, "eval: ")}
 	}
 
-	backend, err := runtime.Get(f.backend)
+	backend, err := getBackend(c, f.backend)
 	if err != nil {
 		return err
 	}

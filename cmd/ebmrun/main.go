@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 
@@ -60,7 +59,6 @@ successors.`,
 
 // run executes the command line and returns the process exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	slog.SetDefault(slog.New(newLineHandler(stderr, slog.LevelInfo)))
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
 	err := root.Execute()

@@ -180,7 +180,7 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 	}
 	settings["init"] = initString(cfg.Init)
 
-	backend, err := runtime.Get(f.backend)
+	backend, err := getBackend(c, f.backend)
 	if err != nil {
 		return err
 	}

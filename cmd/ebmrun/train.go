@@ -20,7 +20,6 @@ import (
 
 	"github.com/ebmrun/ebmrun/dataset"
 	"github.com/ebmrun/ebmrun/importer"
-	"github.com/ebmrun/ebmrun/runtime"
 	"github.com/ebmrun/ebmrun/sampler"
 	"github.com/ebmrun/ebmrun/trainer"
 )
@@ -166,7 +165,7 @@ func runTrain(c *cobra.Command, f *trainFlags) error {
 	if err != nil {
 		return err
 	}
-	be, err := runtime.Get(f.backend)
+	be, err := getBackend(c, f.backend)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/importer"
 	"github.com/ebmrun/ebmrun/runtime"
-	"github.com/ebmrun/ebmrun/runtime/runtimetest"
+	"github.com/ebmrun/ebmrun/runtime/tolerance"
 	"github.com/ebmrun/ebmrun/tensorio"
 )
 
@@ -47,7 +47,7 @@ type validateReport struct {
 func newValidateCmd() *cobra.Command {
 	var (
 		inputsDir, expectDir, backends string
-		tol                            = runtimetest.FixtureTolerances[graph.Float32]
+		tol                            = tolerance.FixtureTolerances[graph.Float32]
 		asJSON                         bool
 		batch                          int
 		seed                           uint64
@@ -106,7 +106,7 @@ any mismatch exits 1.`,
 					return err
 				}
 			}
-			tols := runtimetest.Tolerances{graph.Float32: tol, graph.Int64: {}, graph.Bool: {}}
+			tols := tolerance.Tolerances{graph.Float32: tol, graph.Int64: {}, graph.Bool: {}}
 			for oi, out := range m.Graph.Outputs {
 				for i, a := range names {
 					if results[a] == nil {
@@ -312,9 +312,9 @@ func validateInputs(m *graph.Model, dir string, batch int, seed uint64, ov impor
 	return ins, fmt.Sprintf("generated (seed %d, batch %d)", seed, batch), nil
 }
 
-func compareRow(output, pair string, a, b *graph.Tensor, tols runtimetest.Tolerances) validateRow {
+func compareRow(output, pair string, a, b *graph.Tensor, tols tolerance.Tolerances) validateRow {
 	row := validateRow{Output: output, Pair: pair}
-	if err := runtimetest.Compare(a, b, tols); err != nil {
+	if err := tolerance.Compare(a, b, tols); err != nil {
 		row.Problem = oneLine(err.Error())
 	} else {
 		row.Pass = true
