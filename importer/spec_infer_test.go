@@ -1,7 +1,9 @@
 package importer
 
 import (
+	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -81,5 +83,20 @@ func TestSetMetadataKeepsTheGraph(t *testing.T) {
 	}
 	if _, err := SetMetadata([]byte("not onnx"), nil); err == nil {
 		t.Error("garbage accepted")
+	}
+}
+
+// Callers tell unsupported features apart by UnsupportedError.Feature, not
+// by the message.
+func TestUnsupportedErrorFeature(t *testing.T) {
+	t.Parallel()
+	dir := testenv.Path(t, "testdata", "malformed")
+	testenv.Require(t, dir, "run `/usr/bin/python3 testdata/make_fixtures.py`")
+	for file, feature := range map[string]string{"future_opset.onnx": "opset", "old_ir.onnx": "IR version"} {
+		_, err := Load(filepath.Join(dir, file))
+		var ue *UnsupportedError
+		if !errors.As(err, &ue) || ue.Feature != feature || !errors.Is(err, ErrUnsupported) || strings.HasSuffix(err.Error(), ": unsupported") {
+			t.Errorf("%s: %v; want an UnsupportedError for %q", file, err, feature)
+		}
 	}
 }
