@@ -65,7 +65,7 @@ type Betas struct {
 }
 
 // ModelSpec says which input is the data, how the noise level is given, and
-// what the output means — the score-model contract of DESIGN.md.
+// what the output means — the score-model contract of docs/design.md.
 type ModelSpec struct {
 	XInput     string
 	CondInput  string // "" when Condition is CondNone

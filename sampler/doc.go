@@ -2,7 +2,7 @@
 // Langevin (ULA), annealed Langevin dynamics (ALD, NCSN, with NCSNv2's final
 // denoising), consistent annealed sampling (CAS), the predictor–corrector
 // sampler of the VE SDE (PC) and DDPM ancestral sampling, exactly as
-// DESIGN.md's "Samplers" section writes them.
+// docs/design.md's "Samplers" section writes them.
 //
 // A sampler needs only a Scorer: something that fills dst with the score
 // s(x, σ) of a batch. ModelSource adapts a prepared runtime.Plan and its

@@ -60,7 +60,7 @@ func newEvalCmd() *cobra.Command {
 		Use:   "eval MODEL --data FILE [--sigma S | --all-sigmas]",
 		Short: "Score-matching objectives of a model on data: SSM, SSM-VR, exact, FD-SSM, DSM, Fisher divergence",
 		Long: `eval computes a score-matching objective of the score model in MODEL on a data
-set, with its standard error over samples (DESIGN.md, "Losses"):
+set, with its standard error over samples (docs/design.md, "Losses"):
 
   ssm      sliced score matching  vᵀ∇x(vᵀs) + ½(vᵀs)²   (one VJP per projection)
   ssm-vr   its variance-reduced form  vᵀ∇x(vᵀs) + ½‖s‖²

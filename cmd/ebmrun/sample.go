@@ -67,7 +67,7 @@ whose extension picks the format: .npy (float32, shape [N, …data shape]),
 histogram for many points; images [C,H,W]: a grid of the first 100).
 OUT is written atomically and never overwritten without --force.
 
-Samplers (DESIGN.md): ald (annealed Langevin, NCSN), ula (Langevin at the
+Samplers (docs/design.md): ald (annealed Langevin, NCSN), ula (Langevin at the
 smallest σ), cas (consistent annealed sampling), pc (VE predictor–corrector),
 ddpm (ancestral sampling of ε-models with a time input). The σ schedule is
 --sigmas, else the model's own (metadata); a model with a σ or label input
