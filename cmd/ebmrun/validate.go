@@ -102,7 +102,7 @@ any mismatch exits 1.`,
 			}
 			var expect []*graph.Tensor
 			if expectDir != "" {
-				if expect, err = readNamed(expectDir, m.Graph.Outputs); err != nil {
+				if expect, err = readNamed("--expect", expectDir, m.Graph.Outputs); err != nil {
 					return err
 				}
 			}
@@ -213,7 +213,17 @@ func runOn(name string, m *graph.Model, ins []*graph.Tensor) ([]*graph.Tensor, e
 	return outs, nil
 }
 
-func readNamed(dir string, vs []graph.ValueInfo) ([]*graph.Tensor, error) {
+func readNamed(flag, dir string, vs []graph.ValueInfo) ([]*graph.Tensor, error) {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			what := "output"
+			if flag == "--inputs" {
+				what = "input"
+			}
+			return nil, fmt.Errorf("%s %s: no such folder (want a folder of <%s name>.npy files)", flag, dir, what)
+		}
+		return nil, fmt.Errorf("%s %s: %w", flag, dir, errors.Unwrap(err))
+	}
 	out := make([]*graph.Tensor, len(vs))
 	for i, v := range vs {
 		p := filepath.Join(dir, v.Name+".npy")
@@ -234,7 +244,7 @@ func readNamed(dir string, vs []graph.ValueInfo) ([]*graph.Tensor, error) {
 func validateInputs(m *graph.Model, dir string, batch int, seed uint64, ov importer.Overrides) ([]*graph.Tensor, string, error) {
 	decl := m.Graph.RuntimeInputs()
 	if dir != "" {
-		ins, err := readNamed(dir, decl)
+		ins, err := readNamed("--inputs", dir, decl)
 		return ins, dir, err
 	}
 	spec, err := importer.Spec(m, ov)
