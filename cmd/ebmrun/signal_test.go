@@ -81,3 +81,40 @@ func TestSampleSignal(t *testing.T) {
 		}
 	}
 }
+
+// SIGINT during train writes a checkpoint and says that nothing is lost.
+func TestTrainSignal(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "m.onnx")
+	cmd := exec.Command(os.Args[0], trainArgs(out, "--steps", "1e7", "--checkpoint-every", "0")...)
+	cmd.Env = append(os.Environ(), "EBMRUN_TEST_MAIN=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The log file appears when training starts.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "m.train.jsonl")); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	cmd.Wait()
+	msg := stderr.String()
+	ckpt := filepath.Join(dir, "m.ckpt")
+	if code := cmd.ProcessState.ExitCode(); code != 130 || !strings.Contains(msg, "nothing is lost: the checkpoint "+ckpt+" holds step ") ||
+		!strings.Contains(msg, "`ebmrun train --resume "+ckpt+"` continues the run exactly") {
+		t.Fatalf("exit %d, stderr %q", code, msg)
+	}
+	if _, err := os.Stat(ckpt); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a model was exported from an interrupted run")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -58,7 +59,9 @@ autodiff), fd-ssm (finite-difference SSM, forward passes only).
 
 A checkpoint is written every --checkpoint-every steps, at the end, and on
 Ctrl-C (which then stops cleanly). --resume CKPT continues a run bit for bit
-as if it had not stopped; give it the same flags. The log (JSON lines: loss,
+as if it had not stopped, with the settings stored in the checkpoint: flags
+given again override them (--steps to train longer, --threads), and a change
+that would alter the run (--lr, say) is refused, naming only what differs. The log (JSON lines: loss,
 loss per σ level, step time) goes to --log.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runTrain(c, &f) },
@@ -87,7 +90,7 @@ loss per σ level, step time) goes to --log.`,
 	fl.StringVarP(&f.out, "out", "o", "", "the ONNX model to write (required)")
 	fl.StringVar(&f.backend, "backend", "auto", "backend running the training step: auto (ort when it loads, else native), native, ort")
 	countVar(fl, &f.threads, "threads", "", 0, "backend threads (default: every core)")
-	fl.StringVar(&f.resume, "resume", "", "continue from this checkpoint (same flags as the run that wrote it)")
+	fl.StringVar(&f.resume, "resume", "", "continue from this checkpoint, with its settings")
 	fl.StringVar(&f.ckpt, "checkpoint", "", "checkpoint file (default: OUT without .onnx + .ckpt, or the --resume file)")
 	countVar(fl, &f.ckptEvery, "checkpoint-every", "", 1000, "write a checkpoint every K steps (0: only at the end and on Ctrl-C)")
 	fl.StringVar(&f.logPath, "log", "", "JSON-lines training log (default: OUT without .onnx + .train.jsonl; - for stdout)")
@@ -151,6 +154,13 @@ func (f *trainFlags) config(data trainer.Data) (trainer.Config, error) {
 }
 
 func runTrain(c *cobra.Command, f *trainFlags) error {
+	var changed []string
+	if f.resume != "" {
+		var err error
+		if changed, err = resumeFlags(c, f.resume); err != nil {
+			return err
+		}
+	}
 	if f.data == "" || f.out == "" {
 		return usagef("train: --data and --out are required")
 	}
@@ -174,6 +184,7 @@ func runTrain(c *cobra.Command, f *trainFlags) error {
 		return err
 	}
 	defer tr.Close()
+	tr.SetCheckpointFlags(savedFlags(c))
 	base := strings.TrimSuffix(f.out, ".onnx")
 	ckpt := f.ckpt
 	if ckpt == "" {
@@ -186,6 +197,9 @@ func runTrain(c *cobra.Command, f *trainFlags) error {
 	if f.resume != "" {
 		if err := tr.LoadCheckpoint(f.resume); err != nil {
 			return err
+		}
+		if len(changed) > 0 {
+			fmt.Fprintf(c.ErrOrStderr(), "ebmrun: train: resuming %s at step %d with %s\n", f.resume, tr.Done(), strings.Join(changed, ", "))
 		}
 		resumed = tr.Done()
 	}
@@ -211,7 +225,7 @@ func runTrain(c *cobra.Command, f *trainFlags) error {
 	bar(nil)
 	secs := time.Since(start).Seconds()
 	if errors.Is(err, trainer.ErrInterrupted) {
-		return exitError{130, fmt.Errorf("train: interrupted at step %d of %d; checkpoint in %s (continue with --resume %s)", tr.Done(), cfg.Steps, ckpt, ckpt)}
+		return exitError{130, fmt.Errorf("train: interrupted at step %d of %d; nothing is lost: the checkpoint %s holds step %d with its settings, and `ebmrun train --resume %s` continues the run exactly (no model exported yet)", tr.Done(), cfg.Steps, ckpt, tr.Done(), ckpt)}
 	}
 	if err != nil {
 		return err
@@ -362,4 +376,51 @@ func trainProgress(w io.Writer, total, done int) func(*trainer.StepStats) {
 		bar.Describe(fmt.Sprintf("training, loss %.4f", avg))
 		_ = bar.Set(s.Step)
 	}
+}
+
+// notSaved are the train flags that belong to one invocation, not to the
+// run a checkpoint continues.
+var notSaved = map[string]bool{"resume": true, "force": true, "json": true}
+
+// savedFlags are the train flags set on this command line, by name, as a
+// checkpoint keeps them.
+func savedFlags(c *cobra.Command) map[string]string {
+	out := map[string]string{}
+	c.Flags().Visit(func(fl *pflag.Flag) {
+		if !notSaved[fl.Name] {
+			out[fl.Name] = fl.Value.String()
+		}
+	})
+	return out
+}
+
+// resumeFlags sets every flag the checkpoint's run set and this command
+// line does not, and lists the flags given now with other values.
+func resumeFlags(c *cobra.Command, ckpt string) ([]string, error) {
+	saved, err := trainer.ReadCheckpointFlags(ckpt)
+	if err != nil {
+		return nil, fmt.Errorf("train: --resume: %w", trimPrefix(err, "trainer: "))
+	}
+	var changed []string
+	names := make([]string, 0, len(saved))
+	for name := range saved {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fl := c.Flags().Lookup(name)
+		if fl == nil || notSaved[name] {
+			continue
+		}
+		if fl.Changed {
+			if now := fl.Value.String(); now != saved[name] {
+				changed = append(changed, fmt.Sprintf("--%s %s (was %s)", name, now, saved[name]))
+			}
+			continue
+		}
+		if err := c.Flags().Set(name, saved[name]); err != nil {
+			return nil, fmt.Errorf("train: --resume %s: stored flag --%s %q: %w", ckpt, name, saved[name], err)
+		}
+	}
+	return changed, nil
 }
