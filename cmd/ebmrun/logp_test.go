@@ -34,7 +34,7 @@ func densityCases(t *testing.T) []densityCase {
 		cases = append(cases, densityCase{path: p, samplers: []string{"ode", "em"}})
 	}
 	fx := func(name string) string { return testenv.Path(t, "testdata", "models", name, "model.onnx") }
-	ve := []string{"--sigma", "0.01", "--sigma-max", "1"}
+	ve := []string{"--sigmas", "geom:1,0.01,10"}
 	return append(cases,
 		densityCase{path: fx("ncsn_mlp"), samplers: []string{"ode", "em"}},
 		densityCase{path: fx("ncsn_mlp_op13"), flags: ve, samplers: []string{"ode", "em"}},
@@ -111,7 +111,6 @@ func TestDensityEveryModel(t *testing.T) {
 			for _, smp := range c.samplers {
 				out := filepath.Join(t.TempDir(), smp+".npy")
 				args := append([]string{"sample", c.path, "-n", "3", "-o", out, "--sampler", smp, "--backend", "native"}, c.flags...)
-				args = dropFlags(args, "--sigma", "--sigma-max")
 				if image || smp == "ddim" || smp == "ddpm" {
 					args = append(args, "--steps", "3")
 				}
@@ -133,25 +132,6 @@ func TestDensityEveryModel(t *testing.T) {
 			}
 		})
 	}
-}
-
-// dropFlags removes flags with one value each.
-func dropFlags(args []string, names ...string) []string {
-	var out []string
-	for i := 0; i < len(args); i++ {
-		skip := false
-		for _, n := range names {
-			if args[i] == n {
-				skip = true
-			}
-		}
-		if skip {
-			i++
-			continue
-		}
-		out = append(out, args[i])
-	}
-	return out
 }
 
 func ortAvailable() bool {
