@@ -128,6 +128,10 @@ func New(be runtime.Backend, m *graph.Model, spec *importer.ModelSpec, ro runtim
 	if spec.Condition == importer.CondLabels && len(spec.Sigmas) == 0 {
 		return nil, errors.New("density: a label-conditioned model needs its σ schedule (metadata ebmrun.sigmas or --sigmas)")
 	}
+	if spec.FixedBatch > 0 {
+		// The divergence stacks d (or K) copies of a batch in one run.
+		return nil, fmt.Errorf("density: the model was exported with a fixed batch size of %d; log p needs a dynamic batch axis (re-export with dynamic_axes)", spec.FixedBatch)
+	}
 	if len(spec.DataShape) == 0 {
 		return nil, errors.New("density: the shape of one sample is unknown (no ebmrun.data_shape metadata and the data input's shape is not fixed)")
 	}
