@@ -167,3 +167,43 @@ func TestEvalTimeAndStridedDDPM(t *testing.T) {
 		t.Errorf("ddpm --steps 7 on 4 samples: %s", stdout)
 	}
 }
+
+// logp writes per-point values and a heat map, and refuses bad flags with
+// exit 2 and one line.
+func TestLogpOutputsAndUsage(t *testing.T) {
+	t.Parallel()
+	model := testenv.Path(t, "models", "swissroll", "model.onnx")
+	dir := t.TempDir()
+	out, png := filepath.Join(dir, "lp.npy"), filepath.Join(dir, "hm.png")
+	stdout, stderr, code := ebmrun(t, "logp", model, "--data", "toy:swissroll:30", "-o", out, "--heatmap", png, "--grid", "8", "--backend", "native")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "log p") || !strings.Contains(stdout, "bits/dim") {
+		t.Errorf("summary: %q", stdout)
+	}
+	lp, err := tensorio.ReadNpyFile(out)
+	if err != nil || len(lp.F32) != 30 {
+		t.Fatalf("per-point file: %v %v", err, lp)
+	}
+	if !fileExists(png) {
+		t.Error("no heat map written")
+	}
+	// Existing outputs are kept without --force.
+	if _, stderr, code := ebmrun(t, "logp", model, "--data", "toy:swissroll:3", "-o", out, "--backend", "native"); code != 1 || !strings.Contains(stderr, "--force") {
+		t.Errorf("overwrite: exit %d, %q", code, stderr)
+	}
+	for _, args := range [][]string{
+		{"--data", "toy:swissroll:3", "--divergence", "trace"},
+		{"--data", "toy:swissroll:3", "--method", "heun"},
+		{"--data", "toy:swissroll:3", "--rtol", "0"},
+		{"--data", "toy:swissroll:3", "--time", "5"},
+		{"--data", "toy:swissroll:3", "-o", filepath.Join(dir, "x.csv")},
+		{},
+	} {
+		_, stderr, code := ebmrun(t, append([]string{"logp", model, "--backend", "native"}, args...)...)
+		if code != 2 || !strings.HasPrefix(stderr, "ebmrun: ") || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%v: exit %d, %q", args, code, stderr)
+		}
+	}
+}
