@@ -6,7 +6,8 @@
 //
 // It prints tables. Every time is a ratio against the peer run in the same
 // invocation on the same machine: the PyTorch + scipy reference
-// (testdata/density/ref_logp.py — scipy.integrate.solve_ivp RK45 over the
+// (testdata/density/ref_logp.py; needs python3-torch, python3-onnx and
+// python3-scipy — scipy.integrate.solve_ivp RK45 over the
 // whole batch, torch autograd through the same ONNX graph), at the same
 // tolerances or the same fixed steps, on the same points:
 //
