@@ -104,7 +104,7 @@ type Result struct {
 	Interpolated   bool      // a label-conditioned score interpolated in log σ between levels
 	Prior          []float32 // the end states, N×Dim, with KeepPrior
 	Dequantized    bool
-	DequantOffsetB float64 // bits/dim added for 8-bit data: log₂(256/range)
+	DequantBits float64 // bits/dim added for 8-bit data: log₂(256/range)
 }
 
 // Estimator computes log-densities of one model on one backend. Make it
@@ -302,8 +302,8 @@ func (e *Estimator) LogP(ctx context.Context, x []float32, n int, o Options) (*R
 	res.Mean, res.StdErr = st.mean, st.stderr()
 	res.BitsPerDim = -res.Mean / (float64(d) * math.Ln2)
 	if o.Dequantize {
-		res.DequantOffsetB = math.Log2(256 / (o.DataRange[1] - o.DataRange[0]))
-		res.BitsPerDim += res.DequantOffsetB
+		res.DequantBits = math.Log2(256 / (o.DataRange[1] - o.DataRange[0]))
+		res.BitsPerDim += res.DequantBits
 	}
 	return res, nil
 }
