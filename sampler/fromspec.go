@@ -21,6 +21,7 @@ type Overrides struct {
 	Denoise *bool     // ald, cas, ode: NCSNv2's final step
 	Method  string    // ode: rk45 (default) or heun
 	Eta     float64   // ddim: η
+	Times   []int     // ddim: an ascending sub-sequence of time steps instead of Steps strided
 	RTol    float64   // ode: adaptive tolerances
 	ATol    float64
 }
@@ -37,6 +38,7 @@ type Settings struct {
 	Betas   *importer.Betas // the model's DDPM schedule; nil: the sampler's default
 	Method  string
 	Eta     float64
+	Times   []int
 	RTol    float64
 	ATol    float64
 }
@@ -100,7 +102,9 @@ var constructors = map[string]constructor{
 			out["steps"], out["beta_start"], out["beta_end"] = d.Evals(), d.Betas[0], d.Betas[len(d.Betas)-1]
 		}},
 	"ddim": {familyTime,
-		func(s Settings) Sampler { return &DDIM{Betas: betasOf(s.Betas), Steps: s.Steps, Eta: s.Eta} },
+		func(s Settings) Sampler {
+			return &DDIM{Betas: betasOf(s.Betas), Steps: s.Steps, Eta: s.Eta, Times: s.Times}
+		},
 		func(smp Sampler, out map[string]any) {
 			d := smp.(*DDIM).WithDefaults()
 			out["steps"], out["eta"], out["beta_start"], out["beta_end"] = d.Evals(), d.Eta, d.Betas[0], d.Betas[len(d.Betas)-1]
@@ -191,6 +195,7 @@ func FromSpec(spec *importer.ModelSpec, ov Overrides) (Sampler, error) {
 		Betas:   spec.Betas,
 		Method:  ov.Method,
 		Eta:     ov.Eta,
+		Times:   ov.Times,
 		RTol:    ov.RTol,
 		ATol:    ov.ATol,
 	}

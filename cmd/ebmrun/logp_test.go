@@ -166,6 +166,14 @@ func TestEvalTimeAndStridedDDPM(t *testing.T) {
 	if !strings.Contains(stdout, `"evaluations": 28`) {
 		t.Errorf("ddpm --steps 7 on 4 samples: %s", stdout)
 	}
+	// DDIM on a sub-sequence of its own choosing, and one that does not ascend.
+	stdout, stderr, code = ebmrun(t, "sample", path, "-n", "4", "-o", out, "--force", "--sampler", "ddim", "--times", "0,5,50,400,999", "--eta", "0.5", "--json", "--backend", "native")
+	if code != 0 || !strings.Contains(stdout, `"evaluations": 20`) {
+		t.Errorf("ddim --times: exit %d, %s %s", code, stdout, stderr)
+	}
+	if _, _, code := ebmrun(t, "sample", path, "-n", "4", "-o", out, "--force", "--sampler", "ddim", "--times", "5,3", "--backend", "native"); code != 2 {
+		t.Errorf("ddim --times 5,3: exit %d, want 2", code)
+	}
 }
 
 // logp writes per-point values and a heat map, and refuses bad flags with

@@ -49,6 +49,7 @@ type sampleFlags struct {
 	denoise                 bool
 	method                  string
 	eta, rtol, atol         float64
+	times                   []int
 	init                    string
 	seed                    uint64
 	batch, workers, threads int
@@ -75,7 +76,8 @@ ode (the probability-flow ODE from σ_max to σ_min: adaptive RK45 with
 --rtol/--atol, or --steps fixed RK45 or --method heun steps), em
 (Euler–Maruyama of the reverse VE SDE, over the schedule or --steps
 geometric levels), ddpm (ancestral sampling of ε-models with a time input;
---steps K strides the schedule), ddim (DDIM, --eta, --steps K strided); the
+--steps K strides the schedule), ddim (DDIM, --eta, --steps K strided or
+--times any ascending sub-sequence); the
 summary reports each sampler's evaluations per sample. The σ schedule is
 --sigmas, else the model's own (metadata); a model with a σ or label input
 and neither is refused (store its schedule once with ebmrun meta --sigmas),
@@ -111,6 +113,7 @@ exported with a fixed batch size is run in slices of that size.`,
 	countVar(fl, &f.steps, "steps", "", 0, "steps per σ level (ald), total steps (ula), corrector steps per level (pc), fixed steps (ode), levels (em), strided time steps (ddpm, ddim); default 100, 1000, 1, adaptive, the schedule, all")
 	fl.StringVar(&f.method, "method", sampler.MethodRK45, "ode: rk45 or heun (heun needs --steps)")
 	fl.Float64Var(&f.eta, "eta", 0, "ddim: η (0 deterministic, 1 ancestral)")
+	fl.IntSliceVar(&f.times, "times", nil, "ddim: the time steps to visit, ascending (default: --steps strided over the schedule)")
 	fl.Float64Var(&f.rtol, "rtol", 1e-5, "ode: relative tolerance of adaptive RK45")
 	fl.Float64Var(&f.atol, "atol", 1e-5, "ode: absolute tolerance of adaptive RK45")
 	fl.Float64Var(&f.stepLR, "step-lr", 0, "step size ε: α_i = ε·σ_i²/σ_L² (ald), α (ula), η = ε/σ_L² (cas); default 2e-5 (cas: in its allowed band)")
@@ -326,7 +329,7 @@ func buildSampler(c *cobra.Command, f *sampleFlags, spec *importer.ModelSpec) (s
 	if set("denoise") {
 		ov.Denoise = &f.denoise
 	}
-	ov.Method, ov.Eta, ov.RTol, ov.ATol = f.method, f.eta, f.rtol, f.atol
+	ov.Method, ov.Eta, ov.RTol, ov.ATol, ov.Times = f.method, f.eta, f.rtol, f.atol, f.times
 	smp, err := sampler.FromSpec(spec, ov) // --sigmas is already spec.Sigmas
 	if err != nil {
 		return nil, nil, usageError{err}
