@@ -27,6 +27,10 @@ const (
 type Net struct {
 	Model  *graph.Model
 	Params []string
+	// Energy, for an energy architecture, is the graph of E(x, σ) [N]
+	// (output OutEnergy) whose negative gradient Model computes; it holds
+	// the same parameters, by the same names. Nil for score networks.
+	Energy *graph.Model
 }
 
 // Arch is a network architecture: it builds a Net for samples of a given

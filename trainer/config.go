@@ -48,6 +48,8 @@ type Config struct {
 	Seed uint64
 	// Threads is the backend's thread count; 0: every core.
 	Threads int
+	// CD holds contrastive divergence's settings (Loss LossCD).
+	CD CDConfig
 	// Sampler is what the exported model recommends to samplers; default
 	// annealed Langevin with T = 100 steps per level, ε = 2e-5 and the
 	// final denoising step.
@@ -66,6 +68,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FDEps == 0 {
 		c.FDEps = 0.01
+	}
+	if c.Sigmas == nil && c.Loss == LossCD {
+		c.Sigmas = []float64{1} // CD trains the energy at one σ
 	}
 	if c.Sigmas == nil {
 		c.Sigmas = sampler.DefaultSigmas()
@@ -91,6 +96,12 @@ func (c Config) withDefaults() Config {
 	if c.EMA == 0 {
 		c.EMA = 0.999
 	}
+	if c.Sampler == (importer.SamplerDefaults{}) && c.Loss == LossCD {
+		// Langevin at the one σ CD trained, with its step: ALD's ε is 2α
+		// for x + (ε/2)s + √ε z, and no denoising step (σ is not noise).
+		cd := c.CD.withDefaults()
+		c.Sampler = importer.SamplerDefaults{Sampler: "ald", Steps: 1000, StepLR: 2 * cd.StepSize}
+	}
 	if c.Sampler == (importer.SamplerDefaults{}) {
 		c.Sampler = importer.SamplerDefaults{Sampler: "ald", Steps: sampler.DefaultSteps, StepLR: sampler.DefaultStepLR, Denoise: true}
 	}
@@ -105,8 +116,16 @@ func (c Config) Validate() error {
 	if err := c.Arch.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if !has(LossNames, c.Loss) {
-		bad("loss %q is not one of %s", c.Loss, strings.Join(LossNames, ", "))
+	if !has(LossNames, c.Loss) && !has(EnergyLossNames, c.Loss) {
+		bad("loss %q is not one of %s", c.Loss, strings.Join(append(LossNames[:len(LossNames):len(LossNames)], EnergyLossNames...), ", "))
+	}
+	if c.Loss == LossCD {
+		if _, ok := c.Arch.(EnergyMLP); !ok {
+			bad("loss cd needs an energy architecture (energy-mlp), not %s", c.Arch.Name())
+		}
+		if err := c.CD.validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if !has([]string{ProjRademacher, ProjGaussian, ProjSphere}, c.Projection) {
 		bad("projection %q is not rademacher, gaussian or sphere", c.Projection)
@@ -142,9 +161,9 @@ func (c Config) Validate() error {
 // setting that changes the arithmetic of a step (not Steps or Threads).
 func (c Config) fingerprint(data Data) string {
 	c = c.withDefaults()
-	return fmt.Sprintf("arch=%s %+v data=%s %v loss=%s proj=%s fdeps=%v sigmas=%v batch=%d lr=%v adam=%v,%v,%v wd=%v clip=%v warmup=%d ema=%v seed=%d",
+	return fmt.Sprintf("arch=%s %+v data=%s %v loss=%s proj=%s fdeps=%v sigmas=%v batch=%d lr=%v adam=%v,%v,%v wd=%v clip=%v warmup=%d ema=%v seed=%d cd=%+v",
 		c.Arch.Name(), c.Arch, data.Name(), data.Shape(), c.Loss, c.Projection, c.FDEps, c.Sigmas, c.Batch, c.LR,
-		c.Beta1, c.Beta2, c.AdamEps, c.WeightDecay, c.ClipNorm, c.Warmup, c.EMA, c.Seed)
+		c.Beta1, c.Beta2, c.AdamEps, c.WeightDecay, c.ClipNorm, c.Warmup, c.EMA, c.Seed, c.CD.withDefaults())
 }
 
 // Setting is one named value of a run's fingerprint.
@@ -159,7 +178,7 @@ func (c Config) settings(data Data) []Setting {
 		{"arch", c.Arch.Name()}, {"arch settings", fmt.Sprintf("%+v", c.Arch)}, {"data", data.Name()}, {"data shape", f(data.Shape())},
 		{"loss", c.Loss}, {"projection", c.Projection}, {"fd-eps", f(c.FDEps)}, {"sigmas", f(c.Sigmas)}, {"batch", f(c.Batch)},
 		{"lr", f(c.LR)}, {"adam", fmt.Sprintf("%v,%v,%v", c.Beta1, c.Beta2, c.AdamEps)}, {"weight-decay", f(c.WeightDecay)},
-		{"clip", f(c.ClipNorm)}, {"warmup", f(c.Warmup)}, {"ema", f(c.EMA)}, {"seed", f(c.Seed)},
+		{"clip", f(c.ClipNorm)}, {"warmup", f(c.Warmup)}, {"ema", f(c.EMA)}, {"seed", f(c.Seed)}, {"cd", fmt.Sprintf("%+v", c.CD.withDefaults())},
 	}
 }
 

@@ -14,7 +14,12 @@ import (
 // architecture, backend, ebmrun version). extra is merged into the
 // provenance (the command line, say).
 func (t *Trainer) Model(extra map[string]any) (*graph.Model, error) {
-	src := t.net.Model
+	src, kind, out, what := t.net.Model, importer.OutScore, OutScore, "NCSN score network"
+	if t.net.Energy != nil {
+		// An energy network ships as its energy: samplers take −∇x E
+		// themselves, and log p = −E − log Z needs E.
+		src, kind, out, what = t.net.Energy, importer.OutEnergy, OutEnergy, "energy network"
+	}
 	g := *src.Graph
 	g.Initializers = nil
 	w := t.EMAParams()
@@ -32,7 +37,7 @@ func (t *Trainer) Model(extra map[string]any) (*graph.Model, error) {
 	m.Graph = &g
 	m.Metadata = nil
 	m.ProducerName, m.ProducerVersion = "ebmrun", Version()
-	m.Doc = fmt.Sprintf("NCSN score network (%s) trained by ebmrun on %s with %s", archString(t.cfg.Arch), t.data.Name(), t.cfg.Loss)
+	m.Doc = fmt.Sprintf("%s (%s) trained by ebmrun on %s with %s", what, archString(t.cfg.Arch), t.data.Name(), t.cfg.Loss)
 	prov := map[string]any{
 		"trainer":  "ebmrun " + Version(),
 		"dataset":  t.data.Name(),
@@ -47,7 +52,13 @@ func (t *Trainer) Model(extra map[string]any) (*graph.Model, error) {
 		"opset":    Opset,
 		"weighted": "lambda(sigma)=sigma^2",
 	}
-	if t.cfg.Loss != LossDSM {
+	switch t.cfg.Loss {
+	case LossDSM:
+	case LossCD:
+		cd := t.cfg.CD.withDefaults()
+		prov["cd"] = map[string]any{"k": cd.K, "step_size": cd.StepSize, "noise_scale": cd.NoiseScale,
+			"buffer": cd.Buffer, "reinit": cd.Reinit, "reg": cd.Reg, "clip": t.cfg.ClipNorm}
+	default:
 		prov["projection"] = t.cfg.Projection
 	}
 	for k, v := range extra {
@@ -55,7 +66,7 @@ func (t *Trainer) Model(extra map[string]any) (*graph.Model, error) {
 	}
 	spec := &importer.ModelSpec{
 		XInput: InputX, CondInput: InputSigma, Condition: importer.CondSigma, CondRank: 1,
-		Output: OutScore, Kind: importer.OutScore,
+		Output: out, Kind: kind,
 		Sigmas: t.cfg.Sigmas, DataShape: t.data.Shape(), DataRange: t.data.Range(),
 		Sampler: t.cfg.Sampler, Provenance: prov,
 	}

@@ -69,6 +69,8 @@ func buildLoss(net *Net, loss string, dataShape []int64) (*lossGraph, error) {
 		m, params, err = ssmGraph(net, dataShape, loss == LossSSMVR)
 	case LossFDSSM:
 		m, params, err = fdssmGraph(net, dataShape)
+	case LossCD:
+		m, params, err = cdGraph(net, dataShape)
 	default:
 		err = fmt.Errorf("trainer: unknown loss %q (have %s)", loss, strings.Join(LossNames, ", "))
 	}

@@ -34,8 +34,11 @@ type LogRecord struct {
 	// SigmaLoss is the mean per-sample loss at each σ level (Config.Sigmas
 	// order; null for levels no sample was drawn at).
 	SigmaLoss []*float64 `json:"sigma_loss"`
-	StepMS    float64    `json:"step_ms"`
-	Elapsed   float64    `json:"elapsed_s"`
+	// EnergyPos and EnergyNeg are CD's mean data and negative energies.
+	EnergyPos *float64 `json:"energy_pos,omitempty"`
+	EnergyNeg *float64 `json:"energy_neg,omitempty"`
+	StepMS    float64  `json:"step_ms"`
+	Elapsed   float64  `json:"elapsed_s"`
 }
 
 // ErrInterrupted is returned by Run when its context ends; the checkpoint
@@ -54,6 +57,7 @@ func (t *Trainer) Run(ctx context.Context, opts RunOptions) error {
 	var (
 		n                  int
 		loss, norm, lr, ms float64
+		epos, eneg         float64
 		lsum               = make([]float64, len(t.cfg.Sigmas))
 		lcnt               = make([]int, len(t.cfg.Sigmas))
 	)
@@ -71,7 +75,11 @@ func (t *Trainer) Run(ctx context.Context, opts RunOptions) error {
 				rec.SigmaLoss = append(rec.SigmaLoss, nil)
 			}
 		}
-		n, loss, norm, ms = 0, 0, 0, 0
+		if t.cd != nil {
+			p, q := epos/float64(n), eneg/float64(n)
+			rec.EnergyPos, rec.EnergyNeg = &p, &q
+		}
+		n, loss, norm, ms, epos, eneg = 0, 0, 0, 0, 0, 0
 		clear(lsum)
 		clear(lcnt)
 		b, err := json.Marshal(rec)
@@ -100,6 +108,8 @@ func (t *Trainer) Run(ctx context.Context, opts RunOptions) error {
 		n++
 		loss += s.Loss
 		norm += s.GradNorm
+		epos += s.EnergyPos
+		eneg += s.EnergyNeg
 		lr = s.LR
 		ms += float64(time.Since(t0).Microseconds()) / 1000
 		for i := range lsum {

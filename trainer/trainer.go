@@ -44,6 +44,7 @@ type Trainer struct {
 	stats       StepStats
 
 	fwd *forward
+	cd  *cdState // contrastive divergence's chains (Loss LossCD)
 
 	ckptFlags map[string]string
 }
@@ -58,6 +59,10 @@ type StepStats struct {
 	// number of samples at each σ level (Config.Sigmas order).
 	LevelSum   []float64
 	LevelCount []int
+	// EnergyPos and EnergyNeg are CD's batch mean energies of the data and
+	// of the negatives (zero for the other losses): a gap EnergyNeg −
+	// EnergyPos that grows without bound is a diverging run.
+	EnergyPos, EnergyNeg float64
 }
 
 // New builds the network (initial weights from cfg.Seed), writes the loss
@@ -122,6 +127,8 @@ func (t *Trainer) bind() error {
 		for _, f := range []string{feedSigma3, feedCoefA, feedCoefC} {
 			t.feed[f] = graph.NewFloat32([]int64{int64(3 * n)}, nil)
 		}
+	case LossCD:
+		t.cdBind(n, per)
 	}
 	for i, p := range t.loss.params {
 		t.feed[p] = graph.NewFloat32(t.shapes[i], t.params[i])
@@ -140,6 +147,11 @@ func (t *Trainer) bind() error {
 		byName[o.Name] = v
 	}
 	t.lossOut, t.perOut = byName[outLoss], byName[outLossPer]
+	if t.cd != nil {
+		if t.cd.energy = byName[outEnergy]; t.cd.energy == nil {
+			return errors.New("trainer: the cd step graph lacks the energies")
+		}
+	}
 	for _, g := range t.loss.grads {
 		t.gradOuts = append(t.gradOuts, byName[g])
 	}
@@ -187,6 +199,11 @@ func (t *Trainer) Step() (*StepStats, error) {
 	k := t.done
 	r := sampler.Stream(t.cfg.Seed, k)
 	t.fill(k, r)
+	if t.cd != nil {
+		if err := t.cdFill(r); err != nil {
+			return nil, fmt.Errorf("trainer: step %d: %w", k+1, err)
+		}
+	}
 	if err := t.sess.Run(t.ins, t.outs); err != nil {
 		return nil, fmt.Errorf("trainer: step %d: %w", k+1, err)
 	}
@@ -214,6 +231,9 @@ func (t *Trainer) Step() (*StepStats, error) {
 
 	s := &t.stats
 	s.Step, s.Loss, s.GradNorm, s.LR = t.done, loss, norm, lr
+	if t.cd != nil {
+		t.cdStats(s)
+	}
 	clear(s.LevelSum)
 	clear(s.LevelCount)
 	// FD-SSM's per-row losses: a sample's is the sum of its three rows.
@@ -235,6 +255,11 @@ func (t *Trainer) fill(k int, r *rand.Rand) {
 	t.data.Batch(t.clean, n, k, t.cfg.Seed, r)
 	sig := t.feed[feedSigma].F32
 	for i := range t.levels {
+		if t.cd != nil { // one level: the σ the energy is trained at
+			t.levels[i] = len(t.cfg.Sigmas) - 1
+			sig[i] = float32(t.cfg.Sigmas[t.levels[i]])
+			continue
+		}
 		t.levels[i] = r.IntN(len(t.cfg.Sigmas))
 		sig[i] = float32(t.cfg.Sigmas[t.levels[i]])
 	}

@@ -30,14 +30,17 @@ func init() { commands = append(commands, newTrainCmd) }
 // trainFlags are the settings of `ebmrun train`.
 type trainFlags struct {
 	data, arch, loss, proj, sigmas, scale string
-	act                                   string
-	width, depth, channels                int
-	steps, batch, warmup                  int
-	lr, wd, clip, ema, fdEps, stepLR      float64
-	seed                                  uint64
-	out, backend, resume, ckpt, logPath   string
-	ckptEvery, logEvery, threads          int
-	force, asJSON                         bool
+
+	confine, cdStep, cdNoise, cdReinit, cdReg float64
+	cdK, cdBuffer                             int
+	act                                       string
+	width, depth, channels                    int
+	steps, batch, warmup                      int
+	lr, wd, clip, ema, fdEps, stepLR          float64
+	seed                                      uint64
+	out, backend, resume, ckpt, logPath       string
+	ckptEvery, logEvery, threads              int
+	force, asJSON                             bool
 }
 
 func newTrainCmd() *cobra.Command {
@@ -68,12 +71,19 @@ loss per σ level, step time) goes to --log.`,
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.data, "data", "", "toy distribution name, data file or folder of PNG images (required)")
-	fl.StringVar(&f.arch, "arch", "mlp", "network: mlp (vectors) or unet (images)")
+	fl.StringVar(&f.arch, "arch", "mlp", "network: mlp (vectors), energy-mlp (an energy E(x, σ) for vectors) or unet (images)")
+	fl.Float64Var(&f.confine, "confine", 0, "energy-mlp: coefficient c of the fixed ½c‖x‖² that keeps exp(−E) integrable (default 0.01)")
+	countVar(fl, &f.cdK, "cd-steps", "", 0, "cd: Langevin steps per negative (default 20)")
+	fl.Float64Var(&f.cdStep, "cd-step-size", 0, "cd: α of x ← x − α∇E + √(2α)·noise·z (default 0.01)")
+	fl.Float64Var(&f.cdNoise, "cd-noise", 0, "cd: Langevin noise scale (default 1: unadjusted Langevin for exp(−E))")
+	countVar(fl, &f.cdBuffer, "buffer", "", 0, "cd: persistent replay buffer size (0: negatives start from uniform noise)")
+	fl.Float64Var(&f.cdReinit, "reinit", 0, "cd: fraction of buffer starts redrawn from noise each step (default 0.05)")
+	fl.Float64Var(&f.cdReg, "energy-reg", 0, "cd: α_reg of α_reg·(E(x⁺)² + E(x⁻)²) (default 1, negative: off)")
 	countVar(fl, &f.width, "width", "", 0, "mlp: hidden units (default 128)")
 	countVar(fl, &f.depth, "depth", "", 0, "mlp: hidden layers (default 3)")
 	fl.StringVar(&f.act, "act", "", "mlp: activation: "+strings.Join(trainer.Activations, ", ")+" (default silu)")
 	countVar(fl, &f.channels, "channels", "", 0, "unet: channels of the first level (default 32)")
-	fl.StringVar(&f.loss, "loss", "dsm", "loss: "+strings.Join(trainer.LossNames, ", "))
+	fl.StringVar(&f.loss, "loss", "dsm", "loss: "+strings.Join(trainer.LossNames, ", ")+"; with energy-mlp also "+strings.Join(trainer.EnergyLossNames, ", "))
 	fl.StringVar(&f.proj, "projection", "", "slicing vectors of the SSM losses: rademacher, gaussian or sphere (default rademacher)")
 	fl.Float64Var(&f.fdEps, "fd-eps", 0, "fd-ssm: finite-difference step relative to σ (default 0.01)")
 	fl.StringVar(&f.sigmas, "sigmas", "", "σ schedule: geom:MAX,MIN,L or a comma list, largest first (default geom:1,0.01,10)")
@@ -119,7 +129,8 @@ type trainSummary struct {
 
 func (f *trainFlags) config(data trainer.Data) (trainer.Config, error) {
 	cfg := trainer.Config{
-		Loss: f.loss, Projection: f.proj, FDEps: f.fdEps, Steps: f.steps, Batch: f.batch,
+		Loss: f.loss, CD: trainer.CDConfig{K: f.cdK, StepSize: f.cdStep, NoiseScale: f.cdNoise, Buffer: f.cdBuffer, Reinit: f.cdReinit, Reg: f.cdReg},
+		Projection: f.proj, FDEps: f.fdEps, Steps: f.steps, Batch: f.batch,
 		LR: f.lr, WeightDecay: f.wd, ClipNorm: f.clip, Warmup: f.warmup, EMA: f.ema,
 		Seed: f.seed, Threads: f.threads,
 	}
@@ -131,8 +142,10 @@ func (f *trainFlags) config(data trainer.Data) (trainer.Config, error) {
 		cfg.Arch = trainer.MLP{Width: f.width, Depth: f.depth, Act: f.act}
 	case "unet":
 		cfg.Arch = trainer.UNet{Channels: f.channels}
+	case "energy-mlp":
+		cfg.Arch = trainer.EnergyMLP{Width: f.width, Depth: f.depth, Act: f.act, Confine: f.confine}
 	default:
-		return cfg, usagef("train: --arch %q: want mlp or unet", f.arch)
+		return cfg, usagef("train: --arch %q: want mlp, energy-mlp or unet", f.arch)
 	}
 	if f.sigmas != "" {
 		s, err := sampler.ParseSigmas(f.sigmas)
