@@ -23,12 +23,12 @@ const OutEnergy = "energy"
 // log Z exists. The network the trainer differentiates is the score graph
 // −∇x E, written by the graph autodiff: a loss on the score is second order
 // in the energy's parameters. The zero value is the default: 3 × 128,
-// SiLU, Confine 0.01.
+// SiLU, Confine 0.1.
 type EnergyMLP struct {
 	Width   int     // hidden units; default 128
 	Depth   int     // hidden layers; default 3
 	Act     string  // silu, softplus, tanh or elu; default "silu"
-	Confine float64 // coefficient of ½‖x‖²; default 0.01, negative: none
+	Confine float64 // coefficient of ½‖x‖²; default 0.1, negative: none
 }
 
 func (a EnergyMLP) defaults() EnergyMLP {
@@ -42,7 +42,7 @@ func (a EnergyMLP) defaults() EnergyMLP {
 		a.Act = "silu"
 	}
 	if a.Confine == 0 {
-		a.Confine = 0.01
+		a.Confine = 0.1
 	}
 	return a
 }

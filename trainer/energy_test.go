@@ -28,7 +28,7 @@ func TestEnergyScoreLossesDecrease(t *testing.T) {
 		for _, loss := range []string{trainer.LossDSM, trainer.LossSSMVR} {
 			t.Run(b.Name()+"/"+loss, func(t *testing.T) {
 				cfg := smallEnergy(loss)
-				cfg.Steps = 120
+				cfg.Steps = 250
 				tr, err := trainer.New(cfg, toy(t, "8gaussians"), b)
 				if err != nil {
 					t.Fatal(err)

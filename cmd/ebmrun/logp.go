@@ -41,6 +41,10 @@ type logpFlags struct {
 	backend                 string
 	force, asJSON           bool
 	grid                    int
+
+	chains, temperatures, gridPoints int
+	baseStd                          float64
+	box                              string
 }
 
 // logpSummary is what --json prints.
@@ -124,7 +128,12 @@ beside the data's histogram.`,
 	fl.Float64Var(&f.rtol, "rtol", 1e-5, "relative tolerance of the adaptive ODE solver")
 	fl.Float64Var(&f.atol, "atol", 1e-5, "absolute tolerance of the adaptive ODE solver")
 	fl.IntVar(&f.steps, "steps", 0, "fixed steps instead of adaptive ones")
-	fl.StringVar(&f.method, "method", "rk45", "rk45 (Dormand–Prince) or heun (needs --steps)")
+	fl.StringVar(&f.method, "method", "rk45", "rk45 (Dormand–Prince), heun (needs --steps); energy models also ais or grid (log p = −E − log Z)")
+	fl.IntVar(&f.chains, "chains", 1000, "ais: chains")
+	fl.IntVar(&f.temperatures, "temperatures", 1000, "ais: intermediate distributions")
+	fl.Float64Var(&f.baseStd, "base-std", 0, "ais: std of the Gaussian base (default a quarter of the data range's width, or 3)")
+	fl.IntVar(&f.gridPoints, "grid-points", 400, "grid: quadrature cells per axis")
+	fl.StringVar(&f.box, "box", "", "grid: the box LO,HI on every axis (default the model's data range, widened by half)")
 	fl.StringVar(&f.dequantize, "dequantize", "", "uniform: dequantize 8-bit data scaled to the model's data range")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the probes, the dequantization and toy data")
 	fl.IntVar(&f.batch, "batch", density.DefaultBatch, "points integrated together")
@@ -151,8 +160,12 @@ func (f *logpFlags) options(c *cobra.Command) (density.Options, error) {
 		return o, usagef("--divergence %q: want exact or hutchinson", f.divergence)
 	case f.probe != density.Rademacher && f.probe != density.Gaussian:
 		return o, usagef("--probe %q: want rademacher or gaussian", f.probe)
-	case f.method != "rk45" && f.method != "heun":
-		return o, usagef("--method %q: want rk45 or heun", f.method)
+	case f.method != "rk45" && f.method != "heun" && f.method != "ais" && f.method != "grid":
+		return o, usagef("--method %q: want rk45, heun, ais or grid", f.method)
+	case (f.method == "ais" || f.method == "grid") && f.heatmap != "":
+		return o, usagef("--heatmap draws the ODE's log p; not with --method %s", f.method)
+	case f.chains < 2 || f.temperatures < 1 || f.gridPoints < 2 || f.baseStd < 0 || bad(f.baseStd):
+		return o, usagef("--chains must be at least 2, --temperatures at least 1, --grid-points at least 2 and --base-std not negative")
 	case f.method == "heun" && f.steps == 0:
 		return o, usagef("--method heun needs --steps")
 	case f.dequantize != "" && f.dequantize != "uniform":
@@ -217,6 +230,9 @@ func runLogp(c *cobra.Command, path string, f *logpFlags) error {
 	backend, err := runtime.Get(f.backend)
 	if err != nil {
 		return err
+	}
+	if f.method == "ais" || f.method == "grid" {
+		return runEnergyLogp(c, path, m, spec, x, backend, f)
 	}
 	workers := min(cmpOr(f.workers, max(1, goruntime.GOMAXPROCS(0))), (int(x.Shape[0])+f.batch-1)/f.batch)
 	o.Workers = workers

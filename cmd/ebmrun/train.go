@@ -72,7 +72,7 @@ loss per σ level, step time) goes to --log.`,
 	fl := c.Flags()
 	fl.StringVar(&f.data, "data", "", "toy distribution name, data file or folder of PNG images (required)")
 	fl.StringVar(&f.arch, "arch", "mlp", "network: mlp (vectors), energy-mlp (an energy E(x, σ) for vectors) or unet (images)")
-	fl.Float64Var(&f.confine, "confine", 0, "energy-mlp: coefficient c of the fixed ½c‖x‖² that keeps exp(−E) integrable (default 0.01)")
+	fl.Float64Var(&f.confine, "confine", 0, "energy-mlp: coefficient c of the fixed ½c‖x‖² that keeps exp(−E) integrable (default 0.1)")
 	countVar(fl, &f.cdK, "cd-steps", "", 0, "cd: Langevin steps per negative (default 20)")
 	fl.Float64Var(&f.cdStep, "cd-step-size", 0, "cd: α of x ← x − α∇E + √(2α)·noise·z (default 0.01)")
 	fl.Float64Var(&f.cdNoise, "cd-noise", 0, "cd: Langevin noise scale (default 1: unadjusted Langevin for exp(−E))")
