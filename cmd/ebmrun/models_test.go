@@ -77,7 +77,7 @@ func TestShippedModels(t *testing.T) {
 				}
 				data = d.F32[:2*modelSamples]
 			} else {
-				toy, err := dataset.Toy(name)
+				toy, err := dataset.Toy(toyName(t, path, name))
 				if err != nil {
 					t.Fatalf("no held-out data.npy and no toy distribution called %q: %v", name, err)
 				}
@@ -110,4 +110,26 @@ func isImageModel(t *testing.T, path string) bool {
 		t.Fatal(err)
 	}
 	return len(s.DataShape) == 3
+}
+
+// toyName is the toy distribution a shipped model was trained on: the
+// folder's name, or for several models of one distribution (the energy
+// models beside the score model) the data set its provenance names.
+func toyName(t *testing.T, path, name string) string {
+	t.Helper()
+	if _, err := dataset.Toy(name); err == nil {
+		return name
+	}
+	m, err := importer.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := importer.Spec(m, importer.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := s.Provenance["dataset"].(string); ok {
+		return d
+	}
+	return name
 }
