@@ -86,6 +86,9 @@ type convGemm struct {
 	cg, mg    int
 	kk, khw   int
 	x, y      []float32
+	xp        []float32 // x, or its padded copy
+	hp, wp    int       // padded input size
+	vw        int       // columns per output row: the padded width or ow
 	bias      []float32 // nil or one per output channel
 	epi       convEpi
 	a         *convA
@@ -99,13 +102,16 @@ type convGemm struct {
 
 // convWork is a session's scratch for convGemm: one pair of buffers per worker.
 type convWork struct {
-	a       convA // weights packed per run when they are not constant
+	a       convA     // weights packed per run when they are not constant
+	xpad    []float32 // the input with its zero border
+	rowOff  []int     // offset of each reduction step from a column's first tap
 	workers []convWorker
 }
 
 type convWorker struct {
-	b []float32 // packed patches: gemmKC × cols
-	c []float32 // C block: mpad × cols
+	b    []float32 // packed patches: gemmKC × cols
+	c    []float32 // C block: mpad × cols
+	cols []int     // each column's offset in the padded input
 }
 
 // convImpl is the micro-kernel the conv path runs on this CPU: the plain-Go
@@ -121,10 +127,11 @@ func convImpl(impl gemmImpl) gemmImpl {
 func (t *convGemm) setup(threads int) {
 	t.impl = convImpl(t.impl)
 	t.nr = t.impl.nr()
-	ohw := t.g.oh * t.g.ow
-	if t.g.n*t.mg*t.kk*ohw < gemmSerialWork {
+	g := &t.g
+	if g.n*t.mg*t.kk*g.oh*g.ow < gemmSerialWork {
 		threads = 1
 	}
+	t.padInput()
 	t.cols = convBlockCols
 	for t.cols > convMinCols && t.group*t.blockCount(t.cols) < 2*threads {
 		t.cols /= 2
@@ -132,7 +139,8 @@ func (t *convGemm) setup(threads int) {
 	t.blocksPer = t.blockCount(t.cols)
 	t.next = 0
 	w := t.work
-	cpad := padTo(t.cols, t.nr)
+	// a block is at most t.cols wide, or one output row when that is wider
+	cpad := padTo(max(t.cols, t.vw), t.nr)
 	for len(w.workers) < threads {
 		w.workers = append(w.workers, convWorker{})
 	}
@@ -140,33 +148,39 @@ func (t *convGemm) setup(threads int) {
 		wk := &w.workers[i]
 		wk.b = growSlice(wk.b, min(gemmKC, t.kk)*cpad)
 		wk.c = growSlice(wk.c, t.a.mpad*cpad)
+		if cap(wk.cols) < cpad {
+			wk.cols = make([]int, 0, cpad)
+		}
 	}
+	t.rowOffsets()
 }
 
-// blockCount is the number of column blocks of one group for blocks of at
-// most cols columns: whole samples per block when a plane fits, else each
-// sample split into pieces of cols pixels.
+// blockCount is the number of column blocks of one group for blocks of
+// about cols columns: whole samples per block when a sample fits, else each
+// sample split into pieces of whole output rows.
 func (t *convGemm) blockCount(cols int) int {
-	ohw := t.g.oh * t.g.ow
-	if ohw <= cols {
-		per := cols / ohw
-		return (t.g.n + per - 1) / per
+	per := t.g.oh * t.vw
+	if per <= cols {
+		spb := cols / per
+		return (t.g.n + spb - 1) / spb
 	}
-	return t.g.n * ((ohw + cols - 1) / cols)
+	rows := max(1, cols/t.vw)
+	return t.g.n * ((t.g.oh + rows - 1) / rows)
 }
 
-// block returns the samples [n0, n1) and pixels [p0, p1) of each of them
-// that block b covers.
-func (t *convGemm) block(b int) (n0, n1, p0, p1 int) {
-	ohw := t.g.oh * t.g.ow
-	if ohw <= t.cols {
-		per := t.cols / ohw
-		return b * per, min(t.g.n, (b+1)*per), 0, ohw
+// block returns the samples [n0, n1) and output rows [y0, y1) of each of
+// them that block b covers.
+func (t *convGemm) block(b int) (n0, n1, y0, y1 int) {
+	per := t.g.oh * t.vw
+	if per <= t.cols {
+		spb := t.cols / per
+		return b * spb, min(t.g.n, (b+1)*spb), 0, t.g.oh
 	}
-	pieces := (ohw + t.cols - 1) / t.cols
+	rows := max(1, t.cols/t.vw)
+	pieces := (t.g.oh + rows - 1) / rows
 	n0 = b / pieces
-	p0 = b % pieces * t.cols
-	return n0, n0 + 1, p0, min(ohw, p0+t.cols)
+	y0 = b % pieces * rows
+	return n0, n0 + 1, y0, min(t.g.oh, y0+rows)
 }
 
 func (t *convGemm) run(p *pool) {
@@ -200,16 +214,16 @@ func (t *convGemm) worker(wi int) {
 
 // computeBlock computes block b of group gi and writes it to the output.
 func (t *convGemm) computeBlock(wk *convWorker, gi, b int) {
-	n0, n1, p0, p1 := t.block(b)
-	ncols := (n1 - n0) * (p1 - p0)
-	cpad := padTo(ncols, t.nr)
+	n0, n1, y0, y1 := t.block(b)
+	wk.cols = t.colOffsets(wk.cols, gi, n0, n1, y0, y1)
+	cpad := len(wk.cols)
 	mpad := t.a.mpad
 	a := t.a.groupData(gi)
 	c := wk.c[:mpad*cpad]
 	for pc := 0; pc < t.kk; pc += gemmKC {
 		kc := min(gemmKC, t.kk-pc)
 		bp := wk.b[:kc*cpad]
-		t.packB(bp, gi, pc, kc, n0, n1, p0, p1)
+		t.packB(bp, wk.cols, pc, kc)
 		ap := a[pc*mpad:]
 		for jr := 0; jr < cpad; jr += t.nr {
 			bs := bp[jr*kc : (jr+t.nr)*kc]
@@ -218,80 +232,125 @@ func (t *convGemm) computeBlock(wk *convWorker, gi, b int) {
 			}
 		}
 	}
-	t.epilogue(c, cpad, gi, n0, n1, p0, p1)
+	t.epilogue(c, cpad, gi, n0, n1, y0, y1)
 }
 
-// packB gathers reduction steps [pc, pc+kc) of the patches of block (n0,
-// n1, p0, p1) into dst as strips of nr columns, each kc steps of nr values:
-// column col of step p at (col/nr)·kc·nr + p·nr + col%nr.
-func (t *convGemm) packB(dst []float32, gi, pc, kc, n0, n1, p0, p1 int) {
-	g := &t.g
+// packB gathers reduction steps [pc, pc+kc) of the patches of the block
+// whose columns start at the offsets cols (into the padded input) into dst
+// as strips of nr columns, each kc steps of nr values: column col of step p
+// at (col/nr)·kc·nr + p·nr + col%nr. A strip whose columns are consecutive
+// in the input (stride 1, one sample) is a copy per step; others gather.
+// Every offset is inside the padded input, so neither needs bounds tests.
+func (t *convGemm) packB(dst []float32, cols []int, pc, kc int) {
 	nr := t.nr
-	hw := g.h * g.w
-	ncols := (n1 - n0) * (p1 - p0)
-	for p := 0; p < kc; p++ {
-		r := pc + p
-		ch, off := r/t.khw, r%t.khw
-		i, j := off/g.kw, off%g.kw
-		col := 0
-		for n := n0; n < n1; n++ {
-			plane := t.x[((n*g.c)+gi*t.cg+ch)*hw:][:hw]
-			for pix := p0; pix < p1; {
-				oy, ox := pix/g.ow, pix%g.ow
-				run := min(g.ow-ox, p1-pix)
-				for run > 0 {
-					jj := col % nr
-					seg := min(run, nr-jj)
-					d := dst[(col/nr)*kc*nr+p*nr+jj:][:seg]
-					patchRow(d, plane, g, oy, ox, i, j)
-					col += seg
-					pix += seg
-					ox += seg
-					run -= seg
-				}
+	xs := t.xp
+	rows := t.work.rowOff[pc : pc+kc]
+	for s := 0; s < len(cols); s += nr {
+		cs := cols[s : s+nr]
+		strip := dst[s*kc : (s+nr)*kc]
+		if cs[nr-1]-cs[0] == nr-1 && t.g.sw == 1 {
+			c0 := cs[0]
+			for p, r := range rows {
+				copy(strip[p*nr:p*nr+nr], xs[c0+r:c0+r+nr])
+			}
+			continue
+		}
+		for p, r := range rows {
+			d := strip[p*nr : p*nr+nr]
+			d = d[:len(cs)]
+			for jj, c := range cs {
+				d[jj] = xs[c+r]
 			}
 		}
-		if jj := ncols % nr; jj != 0 {
-			clear(dst[(ncols/nr)*kc*nr+p*nr+jj:][:nr-jj])
-		}
 	}
 }
 
-// patchRow writes, for output pixels (oy, ox…ox+len(d)−1), the input value
-// that kernel offset (i, j) reads: zero in the padding.
-func patchRow(d, plane []float32, g *geom, oy, ox, i, j int) {
-	iy := oy*g.sh - g.ph + i*g.dh
-	if iy < 0 || iy >= g.h {
-		clear(d)
-		return
+// colOffsets writes, for each column of block (n0, n1, y0, y1) of group gi,
+// the offset in the padded input of its patch's first tap, and pads the
+// list to whole strips of nr. With stride 1 along the rows the columns of a
+// row run over the padded width (t.vw): the ones past the output's width
+// compute values nobody reads, and in exchange a row of patches is a
+// contiguous slice of the input.
+func (t *convGemm) colOffsets(cols []int, gi, n0, n1, y0, y1 int) []int {
+	g := &t.g
+	plane := t.hp * t.wp
+	cols = cols[:0]
+	for n := n0; n < n1; n++ {
+		base := (n*g.c + gi*t.cg) * plane
+		for oy := y0; oy < y1; oy++ {
+			row := base + oy*g.sh*t.wp
+			for vx := 0; vx < t.vw; vx++ {
+				cols = append(cols, row+vx*g.sw)
+			}
+		}
 	}
-	src := plane[iy*g.w : (iy+1)*g.w]
-	ix := ox*g.sw - g.pw + j*g.dw
+	for len(cols)%t.nr != 0 {
+		cols = append(cols, cols[0])
+	}
+	return cols
+}
+
+// padInput sets xp to the input with the zero border the pads ask for, and
+// vw, the columns per output row. With stride 1 along the rows, vw is the
+// padded width and xp has room after its end for the taps of the spare
+// columns; x itself serves when there is no border to add and no spare
+// column (a 1×1 convolution). The copy is exact, so it changes no result.
+func (t *convGemm) padInput() {
+	g := &t.g
+	t.hp, t.wp = g.h+g.ph+g.phe, g.w+g.pw+g.pwe
+	t.vw = g.ow
 	if g.sw == 1 {
-		lo := min(max(0, -ix), len(d))
-		hi := max(lo, min(len(d), g.w-ix))
-		clear(d[:lo])
-		if hi > lo {
-			copy(d[lo:hi], src[ix+lo:ix+hi])
-		}
-		clear(d[hi:])
+		t.vw = t.wp
+	}
+	if g.ph+g.phe+g.pw+g.pwe == 0 && t.vw == g.ow {
+		t.xp = t.x
 		return
 	}
-	for k := range d {
-		if ix >= 0 && ix < g.w {
-			d[k] = src[ix]
-		} else {
-			d[k] = 0
+	w := t.work
+	plane := t.hp * t.wp
+	slack := t.vw + (g.kw-1)*g.dw + 1
+	w.xpad = growSlice(w.xpad, g.n*g.c*plane+slack)
+	t.xp = w.xpad
+	for pl := 0; pl < g.n*g.c; pl++ {
+		dst := t.xp[pl*plane : (pl+1)*plane]
+		src := t.x[pl*g.h*g.w : (pl+1)*g.h*g.w]
+		clear(dst[:g.ph*t.wp])
+		for y := 0; y < g.h; y++ {
+			row := dst[(g.ph+y)*t.wp : (g.ph+y+1)*t.wp]
+			clear(row[:g.pw])
+			copy(row[g.pw:g.pw+g.w], src[y*g.w:(y+1)*g.w])
+			clear(row[g.pw+g.w:])
 		}
-		ix += g.sw
+		clear(dst[(g.ph+g.h)*t.wp:])
+	}
+	clear(t.xp[g.n*g.c*plane:])
+}
+
+// rowOffsets fills the offset of each reduction step (channel, kernel row,
+// kernel column) relative to a column's first tap.
+func (t *convGemm) rowOffsets() {
+	g := &t.g
+	w := t.work
+	w.rowOff = growSlice(w.rowOff, t.kk)
+	plane := t.hp * t.wp
+	r := 0
+	for ch := 0; ch < t.cg; ch++ {
+		for i := 0; i < g.kh; i++ {
+			for j := 0; j < g.kw; j++ {
+				w.rowOff[r] = ch*plane + i*g.dh*t.wp + j*g.dw
+				r++
+			}
+		}
 	}
 }
 
 // epilogue writes rows of C (mg output channels of group gi) to the NCHW
-// output, adding the bias and applying the activation.
-func (t *convGemm) epilogue(c []float32, ldc, gi, n0, n1, p0, p1 int) {
-	ohw := t.g.oh * t.g.ow
-	span := p1 - p0
+// output, adding the bias and applying the activation one output row at a
+// time, whatever the block, so that no result depends on the blocking.
+func (t *convGemm) epilogue(c []float32, ldc, gi, n0, n1, y0, y1 int) {
+	g := &t.g
+	ohw := g.oh * g.ow
+	span := (y1 - y0) * t.vw
 	for m := 0; m < t.mg; m++ {
 		oc := gi*t.mg + m
 		var bv float32
@@ -300,9 +359,11 @@ func (t *convGemm) epilogue(c []float32, ldc, gi, n0, n1, p0, p1 int) {
 		}
 		row := c[m*ldc:]
 		for n := n0; n < n1; n++ {
-			src := row[(n-n0)*span : (n-n0+1)*span]
-			dst := t.y[(n*t.g.m+oc)*ohw+p0:][:span]
-			t.epi.apply(dst, src, bv)
+			src := row[(n-n0)*span:]
+			dst := t.y[(n*g.m+oc)*ohw:]
+			for oy := y0; oy < y1; oy++ {
+				t.epi.apply(dst[oy*g.ow:(oy+1)*g.ow], src[(oy-y0)*t.vw:], bv)
+			}
 		}
 	}
 }
