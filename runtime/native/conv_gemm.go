@@ -3,6 +3,7 @@ package native
 import (
 	"math"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Conv as one implicit GEMM per group: C[m, (sample, pixel)] = Σ_r W[m, r]·
@@ -42,18 +43,27 @@ func (e convEpi) none() bool { return e.a == actNone && !e.relu && !e.elu }
 // kc steps of gemmMR values, zero-padded to mpad rows.
 type convA struct {
 	group, mg, kk, mpad int
+	kc                  int // reduction steps per block: kk split evenly, at most gemmKC
 	data                []float32
 }
 
-// packConvA packs w ([group·mg, kk], row-major) into dst, which it grows.
+// convKC splits kk reduction steps into even blocks of at most gemmKC: 288
+// makes two of 144, not 256 and a short, inefficient 32.
+func convKC(kk int) int {
+	blocks := (kk + gemmKC - 1) / gemmKC
+	return (kk + blocks - 1) / blocks
+}
+
+// packConvA packs w ([group·mg, kk], row-major) into dst, reusing its memory.
 func packConvA(dst *convA, w []float32, group, mg, kk int) {
 	mpad := padTo(mg, gemmMR)
-	*dst = convA{group: group, mg: mg, kk: kk, mpad: mpad, data: growSlice(dst.data, group*kk*mpad)}
+	kcb := convKC(kk)
+	*dst = convA{group: group, mg: mg, kk: kk, mpad: mpad, kc: kcb, data: growSlice(dst.data, group*kk*mpad)}
 	for gi := 0; gi < group; gi++ {
 		wg := w[gi*mg*kk : (gi+1)*mg*kk]
 		base := dst.data[gi*kk*mpad : (gi+1)*kk*mpad]
-		for pc := 0; pc < kk; pc += gemmKC {
-			kc := min(gemmKC, kk-pc)
+		for pc := 0; pc < kk; pc += kcb {
+			kc := min(kcb, kk-pc)
 			blk := base[pc*mpad : pc*mpad+kc*mpad]
 			for ir := 0; ir < mpad; ir += gemmMR {
 				d := blk[ir*kc : (ir+gemmMR)*kc]
@@ -86,9 +96,14 @@ type convGemm struct {
 	cg, mg    int
 	kk, khw   int
 	x, y      []float32
-	xp        []float32 // x, or its padded copy
-	hp, wp    int       // padded input size
+	direct    bool      // patches read from x itself: no border to add, no spare columns
+	wp        int       // padded input width
 	vw        int       // columns per output row: the padded width or ow
+	plane     int       // distance between channels where patches are read
+	rowStride int       // distance between input rows there
+	rowsIn    int       // input rows per channel of a worker's slab
+	spb       int       // samples per block; 0: blocks are rows of one sample
+	rows      int       // output rows per block when spb is 0
 	bias      []float32 // nil or one per output channel
 	epi       convEpi
 	a         *convA
@@ -102,16 +117,16 @@ type convGemm struct {
 
 // convWork is a session's scratch for convGemm: one pair of buffers per worker.
 type convWork struct {
-	a       convA     // weights packed per run when they are not constant
-	xpad    []float32 // the input with its zero border
-	rowOff  []int     // offset of each reduction step from a column's first tap
+	a       convA // weights packed per run when they are not constant
+	rowOff  []int // offset of each reduction step from a column's first tap
 	workers []convWorker
 }
 
 type convWorker struct {
-	b    []float32 // packed patches: gemmKC × cols
+	b    []float32 // packed patches: kc × cols
 	c    []float32 // C block: mpad × cols
-	cols []int     // each column's offset in the padded input
+	slab []float32 // the block's input rows with their zero border
+	cols []int     // each column's offset in the slab (or x)
 }
 
 // convImpl is the micro-kernel the conv path runs on this CPU: the plain-Go
@@ -131,13 +146,32 @@ func (t *convGemm) setup(threads int) {
 	if g.n*t.mg*t.kk*g.oh*g.ow < gemmSerialWork {
 		threads = 1
 	}
-	t.padInput()
+	t.wp = g.w + g.pw + g.pwe
+	t.vw = g.ow
+	if g.sw == 1 {
+		t.vw = t.wp
+	}
+	t.direct = g.ph+g.phe+g.pw+g.pwe == 0 && t.vw == g.ow
 	t.cols = convBlockCols
 	for t.cols > convMinCols && t.group*t.blockCount(t.cols) < 2*threads {
 		t.cols /= 2
 	}
 	t.blocksPer = t.blockCount(t.cols)
 	t.next = 0
+	t.spb, t.rows = 0, max(1, t.cols/t.vw)
+	if per := g.oh * t.vw; per <= t.cols {
+		t.spb, t.rows = t.cols/per, g.oh
+	}
+	slab := 0
+	if t.direct {
+		t.plane, t.rowStride = g.h*g.w, g.w
+	} else {
+		t.rowsIn = (t.rows-1)*g.sh + (g.kh-1)*g.dh + 1
+		t.plane, t.rowStride = t.rowsIn*t.wp, t.wp
+		// the spare columns of the last row read up to a row's width
+		// and the kernel's reach past the slab's end
+		slab = max(1, t.spb)*t.cg*t.plane + t.vw + (g.kw-1)*g.dw + gemmNRMax
+	}
 	w := t.work
 	// a block is at most t.cols wide, or one output row when that is wider
 	cpad := padTo(max(t.cols, t.vw), t.nr)
@@ -146,8 +180,9 @@ func (t *convGemm) setup(threads int) {
 	}
 	for i := range w.workers[:threads] {
 		wk := &w.workers[i]
-		wk.b = growSlice(wk.b, min(gemmKC, t.kk)*cpad)
+		wk.b = growSlice(wk.b, t.a.kc*cpad)
 		wk.c = growSlice(wk.c, t.a.mpad*cpad)
+		wk.slab = growSlice(wk.slab, slab)
 		if cap(wk.cols) < cpad {
 			wk.cols = make([]int, 0, cpad)
 		}
@@ -171,16 +206,13 @@ func (t *convGemm) blockCount(cols int) int {
 // block returns the samples [n0, n1) and output rows [y0, y1) of each of
 // them that block b covers.
 func (t *convGemm) block(b int) (n0, n1, y0, y1 int) {
-	per := t.g.oh * t.vw
-	if per <= t.cols {
-		spb := t.cols / per
-		return b * spb, min(t.g.n, (b+1)*spb), 0, t.g.oh
+	if t.spb > 0 {
+		return b * t.spb, min(t.g.n, (b+1)*t.spb), 0, t.g.oh
 	}
-	rows := max(1, t.cols/t.vw)
-	pieces := (t.g.oh + rows - 1) / rows
+	pieces := (t.g.oh + t.rows - 1) / t.rows
 	n0 = b / pieces
-	y0 = b % pieces * rows
-	return n0, n0 + 1, y0, min(t.g.oh, y0+rows)
+	y0 = b % pieces * t.rows
+	return n0, n0 + 1, y0, min(t.g.oh, y0+t.rows)
 }
 
 func (t *convGemm) run(p *pool) {
@@ -215,15 +247,19 @@ func (t *convGemm) worker(wi int) {
 // computeBlock computes block b of group gi and writes it to the output.
 func (t *convGemm) computeBlock(wk *convWorker, gi, b int) {
 	n0, n1, y0, y1 := t.block(b)
+	xs := t.x
+	if !t.direct {
+		xs = t.fillSlab(wk.slab, gi, n0, n1, y0)
+	}
 	wk.cols = t.colOffsets(wk.cols, gi, n0, n1, y0, y1)
 	cpad := len(wk.cols)
 	mpad := t.a.mpad
 	a := t.a.groupData(gi)
 	c := wk.c[:mpad*cpad]
-	for pc := 0; pc < t.kk; pc += gemmKC {
-		kc := min(gemmKC, t.kk-pc)
+	for pc := 0; pc < t.kk; pc += t.a.kc {
+		kc := min(t.a.kc, t.kk-pc)
 		bp := wk.b[:kc*cpad]
-		t.packB(bp, wk.cols, pc, kc)
+		t.packB(bp, xs, wk.cols, pc, kc)
 		ap := a[pc*mpad:]
 		for jr := 0; jr < cpad; jr += t.nr {
 			bs := bp[jr*kc : (jr+t.nr)*kc]
@@ -236,23 +272,19 @@ func (t *convGemm) computeBlock(wk *convWorker, gi, b int) {
 }
 
 // packB gathers reduction steps [pc, pc+kc) of the patches of the block
-// whose columns start at the offsets cols (into the padded input) into dst
+// whose columns start at the offsets cols (into xs, the slab) into dst
 // as strips of nr columns, each kc steps of nr values: column col of step p
 // at (col/nr)·kc·nr + p·nr + col%nr. A strip whose columns are consecutive
 // in the input (stride 1, one sample) is a copy per step; others gather.
 // Every offset is inside the padded input, so neither needs bounds tests.
-func (t *convGemm) packB(dst []float32, cols []int, pc, kc int) {
+func (t *convGemm) packB(dst, xs []float32, cols []int, pc, kc int) {
 	nr := t.nr
-	xs := t.xp
 	rows := t.work.rowOff[pc : pc+kc]
 	for s := 0; s < len(cols); s += nr {
 		cs := cols[s : s+nr]
 		strip := dst[s*kc : (s+nr)*kc]
 		if cs[nr-1]-cs[0] == nr-1 && t.g.sw == 1 {
-			c0 := cs[0]
-			for p, r := range rows {
-				copy(strip[p*nr:p*nr+nr], xs[c0+r:c0+r+nr])
-			}
+			packRows(t.impl, strip, xs, cs[0], rows, nr)
 			continue
 		}
 		for p, r := range rows {
@@ -265,20 +297,53 @@ func (t *convGemm) packB(dst []float32, cols []int, pc, kc int) {
 	}
 }
 
+// packRows sets dst[nr·i+j] = xs[c0+rows[i]+j] for i < len(rows), j < nr:
+// one strip of consecutive columns. The assembly copies a strip per call;
+// rows ascend (rowOffsets makes them so), so its first and last entries
+// bound every read.
+func packRows(impl gemmImpl, dst, xs []float32, c0 int, rows []int, nr int) {
+	n := len(rows)
+	if n == 0 {
+		return
+	}
+	_ = dst[:n*nr]
+	if impl != implGo && haveAVX2 && (nr == 16 || nr == 32) && c0 >= 0 && rows[0] >= 0 && c0+rows[n-1]+nr <= len(xs) {
+		if nr == 32 {
+			packRows32AVX2(unsafe.SliceData(dst), &xs[c0], unsafe.SliceData(rows), n)
+		} else {
+			packRows16AVX2(unsafe.SliceData(dst), &xs[c0], unsafe.SliceData(rows), n)
+		}
+		return
+	}
+	packRowsRef(dst, xs, c0, rows, nr)
+}
+
+// packRowsRef is packRows in plain Go, the reference for the assembly.
+func packRowsRef(dst, xs []float32, c0 int, rows []int, nr int) {
+	for p, r := range rows {
+		copy(dst[p*nr:p*nr+nr], xs[c0+r:c0+r+nr])
+	}
+}
+
 // colOffsets writes, for each column of block (n0, n1, y0, y1) of group gi,
-// the offset in the padded input of its patch's first tap, and pads the
-// list to whole strips of nr. With stride 1 along the rows the columns of a
-// row run over the padded width (t.vw): the ones past the output's width
-// compute values nobody reads, and in exchange a row of patches is a
-// contiguous slice of the input.
+// the offset of its patch's first tap in the slab (or in x when direct),
+// and pads the list to whole strips of nr. With stride 1 along the rows
+// the columns of a row run over the padded width (t.vw): the ones past the
+// output's width compute values nobody reads, and in exchange a row of
+// patches is a contiguous slice of the slab.
 func (t *convGemm) colOffsets(cols []int, gi, n0, n1, y0, y1 int) []int {
 	g := &t.g
-	plane := t.hp * t.wp
 	cols = cols[:0]
 	for n := n0; n < n1; n++ {
-		base := (n*g.c + gi*t.cg) * plane
+		base := (n - n0) * t.cg * t.plane
+		if t.direct {
+			base = (n*g.c + gi*t.cg) * t.plane
+		}
 		for oy := y0; oy < y1; oy++ {
-			row := base + oy*g.sh*t.wp
+			row := base + (oy-y0)*g.sh*t.rowStride
+			if t.direct {
+				row = base + oy*g.sh*t.rowStride
+			}
 			for vx := 0; vx < t.vw; vx++ {
 				cols = append(cols, row+vx*g.sw)
 			}
@@ -290,54 +355,47 @@ func (t *convGemm) colOffsets(cols []int, gi, n0, n1, y0, y1 int) []int {
 	return cols
 }
 
-// padInput sets xp to the input with the zero border the pads ask for, and
-// vw, the columns per output row. With stride 1 along the rows, vw is the
-// padded width and xp has room after its end for the taps of the spare
-// columns; x itself serves when there is no border to add and no spare
-// column (a 1×1 convolution). The copy is exact, so it changes no result.
-func (t *convGemm) padInput() {
+// fillSlab copies the input rows that output rows y0… of samples [n0, n1)
+// of group gi read into slab, with the zero border the pads ask for: for
+// each sample and channel, t.rowsIn rows of the padded width. The copy is
+// exact, so it changes no result; done per block, it is fresh in cache for
+// the packing and shared out among the workers.
+func (t *convGemm) fillSlab(slab []float32, gi, n0, n1, y0 int) []float32 {
 	g := &t.g
-	t.hp, t.wp = g.h+g.ph+g.phe, g.w+g.pw+g.pwe
-	t.vw = g.ow
-	if g.sw == 1 {
-		t.vw = t.wp
-	}
-	if g.ph+g.phe+g.pw+g.pwe == 0 && t.vw == g.ow {
-		t.xp = t.x
-		return
-	}
-	w := t.work
-	plane := t.hp * t.wp
-	slack := t.vw + (g.kw-1)*g.dw + 1
-	w.xpad = growSlice(w.xpad, g.n*g.c*plane+slack)
-	t.xp = w.xpad
-	for pl := 0; pl < g.n*g.c; pl++ {
-		dst := t.xp[pl*plane : (pl+1)*plane]
-		src := t.x[pl*g.h*g.w : (pl+1)*g.h*g.w]
-		clear(dst[:g.ph*t.wp])
-		for y := 0; y < g.h; y++ {
-			row := dst[(g.ph+y)*t.wp : (g.ph+y+1)*t.wp]
-			clear(row[:g.pw])
-			copy(row[g.pw:g.pw+g.w], src[y*g.w:(y+1)*g.w])
-			clear(row[g.pw+g.w:])
+	used := (n1 - n0) * t.cg * t.plane
+	iy0 := y0*g.sh - g.ph
+	for n := n0; n < n1; n++ {
+		for ch := 0; ch < t.cg; ch++ {
+			src := t.x[(n*g.c+gi*t.cg+ch)*g.h*g.w:][:g.h*g.w]
+			dst := slab[((n-n0)*t.cg+ch)*t.plane:][:t.plane]
+			for r := 0; r < t.rowsIn; r++ {
+				row := dst[r*t.wp : (r+1)*t.wp]
+				iy := iy0 + r
+				if iy < 0 || iy >= g.h {
+					clear(row)
+					continue
+				}
+				clear(row[:g.pw])
+				copy(row[g.pw:g.pw+g.w], src[iy*g.w:(iy+1)*g.w])
+				clear(row[g.pw+g.w:])
+			}
 		}
-		clear(dst[(g.ph+g.h)*t.wp:])
 	}
-	clear(t.xp[g.n*g.c*plane:])
+	clear(slab[used:])
+	return slab
 }
 
 // rowOffsets fills the offset of each reduction step (channel, kernel row,
-// kernel column) relative to a column's first tap.
+// kernel column) relative to a column's first tap; they ascend.
 func (t *convGemm) rowOffsets() {
 	g := &t.g
 	w := t.work
 	w.rowOff = growSlice(w.rowOff, t.kk)
-	plane := t.hp * t.wp
 	r := 0
 	for ch := 0; ch < t.cg; ch++ {
 		for i := 0; i < g.kh; i++ {
 			for j := 0; j < g.kw; j++ {
-				w.rowOff[r] = ch*plane + i*g.dh*t.wp + j*g.dw
+				w.rowOff[r] = ch*t.plane + i*g.dh*t.rowStride + j*g.dw
 				r++
 			}
 		}

@@ -206,3 +206,29 @@ func BenchmarkConvGemm(b *testing.B) {
 		})
 	}
 }
+
+// TestPackRowsAgainstReference checks the assembly strip copy against the
+// plain-Go one.
+func TestPackRowsAgainstReference(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(2, 2))
+	xs := randVec(r, 5000)
+	for _, nr := range []int{16, 32} {
+		for _, n := range []int{0, 1, 7, 256} {
+			rows := make([]int, n)
+			for i := range rows {
+				rows[i] = i*13 + i%3
+			}
+			for _, impl := range convImpls() {
+				got, want := make([]float32, n*nr), make([]float32, n*nr)
+				packRows(impl, got, xs, 11, rows, nr)
+				packRowsRef(want, xs, 11, rows, nr)
+				for i := range got {
+					if got[i] != want[i] {
+						t.Fatalf("nr %d, %d rows, impl %d: dst[%d] = %v, want %v", nr, n, impl, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
