@@ -130,41 +130,6 @@ func (k *padKernel) infer(in, out []*graph.Tensor) error {
 	return nil
 }
 
-// padSource maps position s (relative to the input's start) of an axis of
-// size d into the input, or −1 when it lies outside in constant mode.
-func padSource(mode string, s, d int64) int {
-	if s >= 0 && s < d {
-		return int(s)
-	}
-	switch mode {
-	case "edge":
-		if s < 0 {
-			return 0
-		}
-		return int(d - 1)
-	case "wrap":
-		m := s % d
-		if m < 0 {
-			m += d
-		}
-		return int(m)
-	case "reflect":
-		if d == 1 {
-			return 0
-		}
-		period := 2 * (d - 1)
-		m := s % period
-		if m < 0 {
-			m += period
-		}
-		if m >= d {
-			m = period - m
-		}
-		return int(m)
-	}
-	return -1
-}
-
 func (k *padKernel) run(x *exec, in, out []*graph.Tensor) error {
 	begin, _, err := k.pads(in)
 	if err != nil {
@@ -177,7 +142,7 @@ func (k *padKernel) run(x *exec, in, out []*graph.Tensor) error {
 		n := int(dst.Shape[a])
 		st.maps[a] = growSlice(st.maps[a], n)[:n]
 		for j := 0; j < n; j++ {
-			st.maps[a][j] = padSource(k.mode, int64(j)-begin[a], src.Shape[a])
+			st.maps[a][j] = int(graph.PadSource(k.mode, int64(j)-begin[a], src.Shape[a]))
 		}
 	}
 	switch src.DType {
