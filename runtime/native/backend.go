@@ -38,6 +38,7 @@ func (Backend) Prepare(m *graph.Model, opts runtime.Options) (runtime.Plan, erro
 	if err := g.Validate(); err != nil {
 		return nil, fmt.Errorf("native: %w", err)
 	}
+	g = widenIntArgs(g)
 	opset := m.Opset("")
 	if opset == 0 {
 		opset = defaultOpset
