@@ -232,3 +232,20 @@ func TestPackRowsAgainstReference(t *testing.T) {
 		}
 	}
 }
+
+// TestMeanVar4 checks the four-sum mean and variance against the plain one.
+func TestMeanVar4(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(4, 4))
+	for _, n := range []int{1, 3, 4, 5, 64, 783} {
+		v := randVec(r, n)
+		for i := range v {
+			v[i] = 3 + v[i]
+		}
+		m, s := meanVar4(v)
+		wm, ws := meanVar(v)
+		if math.Abs(m-wm) > 1e-12*math.Abs(wm) || math.Abs(s-ws) > 1e-12*ws {
+			t.Fatalf("n %d: meanVar4 = %v, %v, want %v, %v", n, m, s, wm, ws)
+		}
+	}
+}
