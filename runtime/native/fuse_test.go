@@ -180,3 +180,42 @@ func TestFuseConvActivation(t *testing.T) {
 		sameOutputs(t, runPlan(t, fused, in), runPlan(t, plain, in))
 	}
 }
+
+// TestFuseGroupNorm: the exported GroupNorm pattern (Reshape,
+// InstanceNormalization, Reshape, Mul γ, Add β, then SiLU) of the shipped
+// U-Net and of the research DDPM runs as one step each, with the results of
+// the unfused nodes.
+func TestFuseGroupNorm(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, c := range []struct {
+		path string
+		want int
+	}{
+		{"../../models/fashion_mnist/model.onnx", 11},
+		{"../../testdata/research/ddpm_op13/model.onnx", 16},
+	} {
+		m, err := importer.Load(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fused, ops := prepareOps(t, m, true)
+		plain, _ := prepareOps(t, m, false)
+		if n := strings.Count(" "+strings.Join(ops, " ")+" ", " GroupNorm "); n != c.want {
+			t.Errorf("%s: %d GroupNorm steps, want %d: %v", c.path, n, c.want, ops)
+		}
+		var in []*graph.Tensor
+		for _, v := range fused.Inputs() {
+			shape := append([]int64{3}, v.Shape[1:].Ints()...)
+			if v.DType == graph.Int64 {
+				in = append(in, graph.NewInt64(shape, []int64{5, 500, 999}))
+				continue
+			}
+			x := graph.NewFloat32(shape, randVec(r, int(graph.NumElements(shape))))
+			if len(shape) == 1 {
+				x.F32 = []float32{0.01, 0.3, 1}
+			}
+			in = append(in, x)
+		}
+		sameOutputs(t, runPlan(t, fused, in), runPlan(t, plain, in))
+	}
+}
