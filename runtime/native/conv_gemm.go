@@ -33,7 +33,7 @@ type convEpi struct {
 	a     act  // sigmoid or SiLU, by applyAct
 	relu  bool // max(v, 0)
 	elu   bool // v < 0: alpha·(e^v − 1)
-	alpha float64
+	alpha float32
 }
 
 func (e convEpi) none() bool { return e.a == actNone && !e.relu && !e.elu }
@@ -438,7 +438,7 @@ func (e convEpi) apply(d, s []float32, bias float32) {
 		for k, v := range s {
 			v += bias
 			if v < 0 {
-				v = float32(e.alpha * math.Expm1(float64(v)))
+				v = e.alpha * expm1f(v)
 			}
 			d[k] = v
 		}
@@ -501,7 +501,7 @@ func epiRef(e convEpi, d []float32, v float32) {
 		v = max(v, 0)
 	case e.elu:
 		if v < 0 {
-			v = float32(e.alpha * math.Expm1(float64(v)))
+			v = float32(float64(e.alpha) * math.Expm1(float64(v)))
 		}
 	case e.a != actNone:
 		applyActRef(e.a, d, []float32{v}, nil)

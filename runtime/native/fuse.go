@@ -127,7 +127,7 @@ func fuse(live []pending, outputs []graph.ValueInfo) []pending {
 		case live[j].n.OpType == "Relu":
 			e.relu = true
 		case live[j].n.OpType == "Elu":
-			e.elu, e.alpha = true, float64(live[j].n.AttrFloat("alpha", 1))
+			e.elu, e.alpha = true, live[j].n.AttrFloat("alpha", 1)
 		default:
 			continue
 		}
