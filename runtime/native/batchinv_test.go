@@ -86,10 +86,10 @@ var invarianceModels = []string{"models/ncsn_mlp", "models/ncsnv1_labels", "mode
 
 // TestModelsAllocateNothing: once a session's scratch has grown, running
 // any of these models allocates nothing (on two threads, so the parallel
-// paths are covered). NCSN++ and DDPM are not in the list yet: Einsum and
-// the Reshape of a computed shape still allocate on every run.
+// paths are covered). NCSN++ is not in the list yet: its Einsum steps
+// still allocate on every run.
 func TestModelsAllocateNothing(t *testing.T) {
-	for _, name := range []string{"models/ncsn_mlp", "models/conv_score", "../models/fashion_mnist", "research/ncsnv2_op14"} {
+	for _, name := range []string{"models/ncsn_mlp", "models/conv_score", "../models/fashion_mnist", "research/ncsnv2_op14", "research/ddpm_op13"} {
 		path := testenv.Path(t, "testdata", name, "model.onnx")
 		testenv.Require(t, path, "run `make fixtures`")
 		m, err := importer.Load(path)
