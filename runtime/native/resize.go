@@ -245,6 +245,7 @@ func (k *resizeKernel) round(x float64) float64 {
 type resizeState struct {
 	i0, i1 []int
 	w      []float64
+	task   resizeTask
 }
 
 func (*resizeKernel) newState() any { return new(resizeState) }
@@ -284,6 +285,9 @@ func (k *resizeKernel) run(x *exec, in, out []*graph.Tensor) error {
 			i := int(math.Floor(src))
 			st.i0[j], st.i1[j], st.w[j] = i, min(i+1, int(n-1)), src-float64(i)
 		}
+	}
+	if resize2D(x.pool, st, t, y, sh[:r], base[:r]) {
+		return nil
 	}
 	var stride [maxRank]int
 	s := 1
