@@ -81,6 +81,20 @@ func (k *poolKernel) run(x *exec, in, out []*graph.Tensor) error {
 
 // runRange pools planes [lo, hi).
 func (t *poolTask) runRange(lo, hi int) {
+	g := &t.g
+	if t.k.max || !avgPoolSeparable(g) {
+		t.generalRange(lo, hi)
+		return
+	}
+	hw, ohw := g.h*g.w, g.oh*g.ow
+	for p := lo; p < hi; p++ {
+		avgPoolPlane(t.Y[p*ohw:(p+1)*ohw], t.X[p*hw:(p+1)*hw], g, t.k.includePad)
+	}
+}
+
+// generalRange pools planes [lo, hi) window by window, the reference for
+// the separable average.
+func (t *poolTask) generalRange(lo, hi int) {
 	k, g, X, Y, idx := t.k, &t.g, t.X, t.Y, t.idx
 	hw, ohw := g.h*g.w, g.oh*g.ow
 	for p := lo; p < hi; p++ {
