@@ -149,6 +149,9 @@ type convState struct {
 }
 
 func compileConv(c *compileCtx) (kernel, error) {
+	if ndSpatial(c) {
+		return compileConvND(c)
+	}
 	w, err := readWindow(c.node)
 	if err != nil {
 		return nil, err
@@ -285,6 +288,9 @@ type convTransposeKernel struct {
 }
 
 func compileConvTranspose(c *compileCtx) (kernel, error) {
+	if ndSpatial(c) {
+		return compileConvTransposeND(c)
+	}
 	w, err := readWindow(c.node)
 	if err != nil {
 		return nil, err
