@@ -63,7 +63,7 @@ func resizeModeOf(n *graph.Node, opset int64) (resizeMode, error) {
 		m.coord, m.nearest = "asymmetric", "floor"
 	}
 	switch m.coord {
-	case "half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn":
+	case "half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric":
 	default:
 		return m, fmt.Errorf("no gradient for coordinate_transformation_mode %q", m.coord)
 	}
@@ -81,18 +81,17 @@ func (m resizeMode) source(o, in, out int64, s float64) float64 {
 		adj := float64(out) / (s * float64(in))
 		center := float64(in) / 2
 		return center*(1-adj) + (x+0.5)/s - 0.5
+	case "align_corners":
+		// the unrounded output length, as ONNX's reference
+		if o := s * float64(in); o != 1 {
+			return x * float64(in-1) / (o - 1)
+		}
+		return 0
 	case "pytorch_half_pixel":
 		if out > 1 {
 			return (x+0.5)/s - 0.5
 		}
 		return 0
-	case "align_corners":
-		if out == 1 {
-			return 0
-		}
-		return x * float64(in-1) / float64(out-1)
-	case "tf_half_pixel_for_nn":
-		return (x + 0.5) / s
 	}
 	return x / s // asymmetric
 }
