@@ -171,3 +171,68 @@ func TestEinsumGradients(t *testing.T) {
 			args: []*graph.Tensor{graph.NewFloat32([]int64{4, 3}, []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})}},
 	})
 }
+
+// TestSecondOrderThroughNewRules differentiates the gradient graphs of the
+// new rules again, as SSM on energy models and training do. The models are
+// y = op(x, …)² (Einsum's operands all x), so ∇x⟨v, y⟩ depends on x through
+// the rule's own graph; its gradient ∇x⟨u, ∇x⟨v, y⟩⟩ is checked against
+// finite differences of the first gradient graph.
+func TestSecondOrderThroughNewRules(t *testing.T) {
+	eq := func(s string) []*graph.Attribute { return []*graph.Attribute{graph.StringAttr("equation", s)} }
+	cases := []oneOp{
+		{name: "einsum-attention", op: "Einsum", shape: []int64{2, 2, 2, 3}, attrs: eq("nchw,ncij->nhwij"), extra: 1},
+		{name: "einsum-diagonal", op: "Einsum", shape: []int64{2, 3, 3}, attrs: eq("bii,bij->bj"), extra: 1},
+		{name: "pad-reflect", op: "Pad", shape: []int64{2, 4}, attrs: []*graph.Attribute{graph.StringAttr("mode", "reflect")},
+			args: []*graph.Tensor{graph.NewInt64([]int64{4}, []int64{0, 2, 0, 1})}},
+		{name: "resize-cubic", op: "Resize", shape: []int64{1, 1, 3, 4}, attrs: []*graph.Attribute{graph.StringAttr("mode", "cubic")},
+			args: []*graph.Tensor{nil, graph.NewFloat32([]int64{4}, []float32{1, 1, 2, 1.5})}},
+		{name: "cumsum", op: "CumSum", shape: []int64{2, 4}, attrs: []*graph.Attribute{graph.IntAttr("reverse", 1)},
+			args: []*graph.Tensor{graph.ScalarInt64(1)}},
+	}
+	native, err := runtime.Get("native")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := graph.NewBuilder(c.name)
+			x := b.Input("x", graph.Float32, graph.Fixed(c.shape...))
+			ins := []string{x}
+			for i := 0; i < c.extra; i++ {
+				ins = append(ins, x)
+			}
+			for _, a := range c.args {
+				if a == nil {
+					ins = append(ins, "")
+				} else {
+					ins = append(ins, b.Const("arg", a))
+				}
+			}
+			y0 := b.Node(c.op, ins, 1, c.attrs...)[0]
+			b.Output("y", b.Op1("Mul", []string{y0, y0}), graph.Float32, nil)
+			m := &graph.Model{Opsets: []graph.OpsetImport{{Version: 17}}, Graph: b.Graph()}
+			g1, r1, err := autodiff.VJP(m, []string{"y"}, []string{"x"}, autodiff.Options{GradsOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			g2, r2, err := autodiff.VJP(g1, r1.Grads, []string{"x"}, autodiff.Options{GradsOnly: true})
+			if err != nil {
+				t.Fatalf("second VJP: %v", err)
+			}
+			r := rand.New(rand.NewSource(7))
+			in := map[string]*graph.Tensor{"x": randTensor(r, c.shape)}
+			y := prepareStrict(t, native, m).run(t, in)["y"]
+			in[r1.Cotangents[0]] = randTensor(r, y.Shape)
+			u := randTensor(r, c.shape)
+			first := prepareStrict(t, native, g1)
+			got := prepareStrict(t, native, g2).run(t, with(in, r2.Cotangents[0], u))[r2.Grads[0]]
+			fd := finiteDiff(t, first, in, r1.Grads, [][]float32{u.F32}, "x", 1e-2)
+			if maxAbs(got.F32) == 0 {
+				t.Fatal("the second derivative is zero: the case checks nothing")
+			}
+			if err := compare64(got.F32, fd, tol{Rel: 5e-3, Abs: 2e-3}); err != nil {
+				t.Errorf("second-order ∇x against finite differences: %v", err)
+			}
+		})
+	}
+}
