@@ -1,6 +1,7 @@
 package autodiff_test
 
 import (
+	"math"
 	"math/rand"
 	"testing"
 
@@ -19,6 +20,9 @@ type oneOp struct {
 	args  []*graph.Tensor
 	attrs []*graph.Attribute
 	extra int // further runtime inputs of x's shape after x (Einsum operands)
+	// prep maps the N(0,1) draws of x, to keep them in the op's domain or
+	// away from its kinks (nil: as drawn).
+	prep func(float32) float32
 }
 
 func (c oneOp) model() *graph.Model {
@@ -70,6 +74,11 @@ func checkOpGradients(t *testing.T, cases []oneOp) {
 			in := map[string]*graph.Tensor{}
 			for _, w := range wrt {
 				in[w] = randTensor(r, c.shape)
+				if c.prep != nil {
+					for i, v := range in[w].F32 {
+						in[w].F32[i] = c.prep(v)
+					}
+				}
 			}
 			native, err := runtime.Get("native")
 			if err != nil {
@@ -235,4 +244,28 @@ func TestSecondOrderThroughNewRules(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestActivationGradients: the rules of the remaining differentiable ops
+// native runs, against finite differences and onnxruntime.
+func TestActivationGradients(t *testing.T) {
+	s := []int64{2, 5}
+	alpha := func(v float32) []*graph.Attribute { return []*graph.Attribute{graph.FloatAttr("alpha", v)} }
+	axes := graph.NewInt64([]int64{1}, []int64{1})
+	small := func(v float32) float32 { return v / 3 } // Tan away from its poles
+	positive := func(v float32) float32 { return float32(math.Abs(float64(v))) + 0.5 }
+	offKink := func(v float32) float32 { return v + float32(math.Copysign(0.1, float64(v))) }
+	checkOpGradients(t, []oneOp{
+		{name: "tan", op: "Tan", shape: s, prep: small},
+		{name: "celu", op: "Celu", shape: s, prep: offKink, attrs: alpha(0.7)},
+		{name: "thresholded-relu", op: "ThresholdedRelu", shape: s, prep: func(v float32) float32 { return offKink(v) + 0.3 }, attrs: alpha(0.3)},
+		{name: "hardswish", op: "HardSwish", shape: []int64{4, 5}, prep: func(v float32) float32 { return 3 * v }},
+		{name: "mish", op: "Mish", opset: 18, shape: s},
+		{name: "gelu", op: "Gelu", opset: 20, shape: s},
+		{name: "gelu-tanh", op: "Gelu", opset: 20, shape: s, attrs: []*graph.Attribute{graph.StringAttr("approximate", "tanh")}},
+		{name: "prelu", op: "PRelu", shape: s, prep: offKink, args: []*graph.Tensor{graph.NewFloat32([]int64{5}, []float32{0.1, 0.2, -0.3, 0.4, 2})}},
+		{name: "reduce-prod", op: "ReduceProd", opset: 18, shape: s, args: []*graph.Tensor{axes}},
+		{name: "reduce-log-sum", op: "ReduceLogSum", opset: 18, shape: s, prep: positive, args: []*graph.Tensor{axes},
+			attrs: []*graph.Attribute{graph.IntAttr("keepdims", 0)}},
+	})
 }
