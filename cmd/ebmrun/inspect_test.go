@@ -125,3 +125,22 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("missing file: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// Why a backend cannot run a model is one short line (onnxruntime's long
+// provider errors are not repeated).
+func TestInspectBackendReasonsShort(t *testing.T) {
+	t.Parallel()
+	stdout, stderr, code := ebmrun(t, "inspect", testenv.Path(t, "testdata", "models", "ncsn_mlp", "model.onnx"), "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r inspectReport
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range r.Backends {
+		if len(b.Reason) > 300 || strings.Contains(b.Reason, "\n") {
+			t.Errorf("%s: reason of %d characters: %q", b.Name, len(b.Reason), b.Reason)
+		}
+	}
+}

@@ -83,7 +83,15 @@ On the native backend any --batch gives the same samples too; onnxruntime
 rounds a matrix product differently by batch shape, so there another --batch
 changes the last bits.
 A sample that turns NaN or Inf stops the run with an error naming the σ level
-and step; nothing is written then.`,
+and step; nothing is written then. Samples that leave a plausible box (10×
+the data range, plus 10σ while still noisy) give a warning naming the level
+and step where they first did: usually a step size too large.
+
+Ctrl-C (SIGINT) or SIGTERM stops at the next batch boundary: the batches in
+progress finish, the samples done so far are written (.npy and .csv; a .png
+needs them all) and stderr says how many; a second signal abandons the
+batches in progress. No temporary file is left behind either way. A model
+exported with a fixed batch size is run in slices of that size.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error { return runSample(c, args[0], &f) },
 	}
