@@ -269,3 +269,15 @@ func TestActivationGradients(t *testing.T) {
 			attrs: []*graph.Attribute{graph.IntAttr("keepdims", 0)}},
 	})
 }
+
+// TestDepthSpaceGradients: PixelShuffle's DepthToSpace (CRD), DCR and
+// SpaceToDepth, forward against onnxruntime and gradients against finite
+// differences.
+func TestDepthSpaceGradients(t *testing.T) {
+	bs := graph.IntAttr("blocksize", 2)
+	checkOpGradients(t, []oneOp{
+		{name: "depth-to-space-dcr", op: "DepthToSpace", shape: []int64{2, 8, 2, 3}, attrs: []*graph.Attribute{bs}},
+		{name: "depth-to-space-crd", op: "DepthToSpace", shape: []int64{2, 8, 2, 3}, attrs: []*graph.Attribute{bs, graph.StringAttr("mode", "CRD")}},
+		{name: "space-to-depth", op: "SpaceToDepth", shape: []int64{2, 3, 4, 6}, attrs: []*graph.Attribute{bs}},
+	})
+}
