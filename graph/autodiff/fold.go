@@ -7,8 +7,8 @@ import (
 // maxFold bounds the integer tensors fold evaluates: argument vectors, not data.
 const maxFold = 256
 
-// fold evaluates n at build time when it computes a small int64 tensor from
-// known ones — the argument arithmetic exporters emit, e.g. PyTorch's F.pad
+// fold evaluates n at build time when it computes a small int64 tensor (or
+// a float32 vector by Concat) from known ones — the argument arithmetic exporters emit, e.g. PyTorch's F.pad
 // writes its pads as ConstantOfShape → Concat → Reshape → Slice → Transpose →
 // Reshape → Cast — and records the value in b.consts, so rules and shape
 // inference read those arguments as constants.
@@ -22,16 +22,20 @@ func (b *builder) fold(n *graph.Node) {
 			ins = append(ins, nil)
 			continue
 		}
-		t := b.consts[name]
-		if t == nil && n.OpType == "Shape" && i == 0 {
-			dims, ok := b.staticDims(name)
-			if !ok {
+		if n.OpType == "Shape" && i == 0 {
+			// Shape's data stands in as its dimensions.
+			var dims []int64
+			if t := b.consts[name]; t != nil {
+				dims = append([]int64(nil), t.Shape...)
+			} else if d, ok := b.staticDims(name); ok {
+				dims = d
+			} else {
 				return
 			}
-			t = &graph.Tensor{DType: graph.Int64, Shape: []int64{int64(len(dims))}, I64: dims}
-			ins = append(ins, t) // Shape's data stands in as its dimensions
+			ins = append(ins, graph.NewInt64([]int64{int64(len(dims))}, dims))
 			continue
 		}
+		t := b.consts[name]
 		if t == nil {
 			t = b.svalTensor(name)
 		}
@@ -43,7 +47,10 @@ func (b *builder) fold(n *graph.Node) {
 	if len(ins) == 0 {
 		return
 	}
-	if t := foldOp(n, ins, b.opset); t != nil && t.DType == graph.Int64 && len(t.I64) <= maxFold {
+	t := foldOp(n, ins, b.opset)
+	switch {
+	case t == nil:
+	case t.DType == graph.Int64 && len(t.I64) <= maxFold, t.DType == graph.Float32 && len(t.F32) <= maxFold:
 		b.consts[n.Outputs[0]] = t
 	}
 }
@@ -167,6 +174,16 @@ func foldOp(n *graph.Node, in []*graph.Tensor, opset int64) *graph.Tensor {
 	case "Concat":
 		if len(x.Shape) != 1 {
 			return nil
+		}
+		if x.DType == graph.Float32 { // Resize scales written as Concat([1, 1], [2, 2])
+			var out []float32
+			for _, t := range in {
+				if t == nil || t.DType != graph.Float32 || len(t.Shape) != 1 {
+					return nil
+				}
+				out = append(out, t.F32...)
+			}
+			return graph.NewFloat32([]int64{int64(len(out))}, out)
 		}
 		var out []int64
 		for _, t := range in {

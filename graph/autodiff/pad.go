@@ -78,7 +78,7 @@ func gradPad(c *ruleCtx, gout []string) ([]string, error) {
 			out := d + begin[a] + end[a]
 			sel := graph.NewFloat32([]int64{out, d}, nil)
 			for j := int64(0); j < out; j++ {
-				if s := graph.PadSource(mode, j-begin[a], d); s >= 0 {
+				if s := graph.PadIndex(mode, j, begin[a], end[a], d); s >= 0 {
 					sel.F32[j*d+s] = 1
 				}
 			}

@@ -2,8 +2,8 @@ package native
 
 import (
 	"math"
-	"strings"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/ebmrun/ebmrun/graph"

@@ -154,6 +154,9 @@ type convState struct {
 }
 
 func compileConv(c *compileCtx) (kernel, error) {
+	if ndSpatial(c) {
+		return compileConvND(c)
+	}
 	w, err := readWindow(c.node)
 	if err != nil {
 		return nil, err
@@ -260,6 +263,9 @@ type convTransposeKernel struct {
 }
 
 func compileConvTranspose(c *compileCtx) (kernel, error) {
+	if ndSpatial(c) {
+		return compileConvTransposeND(c)
+	}
 	w, err := readWindow(c.node)
 	if err != nil {
 		return nil, err
