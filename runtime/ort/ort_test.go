@@ -239,16 +239,34 @@ func TestAutoPicksORT(t *testing.T) {
 	}
 }
 
-func TestCUDAUnavailableIsCleanError(t *testing.T) {
+// TestCUDA checks ort-cuda either way: where it does not load, the error is
+// ErrUnavailable and names CUDA; where it loads, it prepares and runs the
+// affine model and every output value is checked, at two batch sizes.
+func TestCUDA(t *testing.T) {
 	requireORT(t)
 	b, err := runtime.Get("ort-cuda")
-	if err == nil {
-		t.Skipf("CUDA works here (%s); nothing to check", b.Name())
+	if err != nil {
+		if !errors.Is(err, runtime.ErrUnavailable) || !strings.Contains(err.Error(), "CUDA") {
+			t.Fatalf("got %v", err)
+		}
+		t.Log(err)
+		return
 	}
-	if !errors.Is(err, runtime.ErrUnavailable) || !strings.Contains(err.Error(), "CUDA") {
-		t.Fatalf("got %v", err)
+	plan, err := b.Prepare(affine(), runtime.Options{})
+	if err != nil {
+		t.Fatalf("%s loads but cannot prepare: %v", b.Name(), err)
 	}
-	t.Log(err)
+	defer plan.Close()
+	sess, err := plan.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	outs := []*graph.Tensor{{}, {}, {}}
+	for _, n := range []int{5, 64} {
+		runAffine(t, sess, n, outs)
+	}
+	t.Logf("%s runs and computes the right values", b.Name())
 }
 
 // TestLoadErrorListsEveryPath runs this test binary again with nothing to
