@@ -3,10 +3,12 @@ package trainer
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/ebmrun/ebmrun/eval"
 	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/internal/testenv"
 	"github.com/ebmrun/ebmrun/runtime"
@@ -115,4 +117,24 @@ func toyData(t *testing.T) Data {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// TestProjectionsMatchEval: the trainer's slicing vectors are eval's for the
+// same source — both draw through package projection — so the vectors
+// eval.Draws reports for a seed are the ones the trainer draws from that
+// seed's projection stream (rand.NewPCG(Seed, level<<8 | 2), eval.Draws).
+func TestProjectionsMatchEval(t *testing.T) {
+	const d, n = 3, 50
+	for _, kind := range []string{ProjRademacher, ProjGaussian, ProjSphere} {
+		got := make([]float32, n*d)
+		project(got, d, kind, rand.New(rand.NewPCG(9, 0<<8|2)))
+		x := graph.NewFloat32([]int64{n, d}, make([]float32, n*d))
+		_, want, err := eval.Draws(x, eval.ObjectiveOptions{Objective: eval.SSM, Projection: eval.Projection(kind), Seed: 9}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: the trainer draws %v…, eval %v…", kind, got[:6], want[:6])
+		}
+	}
 }
