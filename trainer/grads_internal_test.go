@@ -14,6 +14,7 @@ import (
 	"github.com/ebmrun/ebmrun/runtime"
 	_ "github.com/ebmrun/ebmrun/runtime/native"
 	_ "github.com/ebmrun/ebmrun/runtime/ort"
+	"github.com/ebmrun/ebmrun/sampler"
 	"github.com/ebmrun/ebmrun/tensorio"
 )
 
@@ -136,5 +137,118 @@ func TestProjectionsMatchEval(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: the trainer draws %v…, eval %v…", kind, got[:6], want[:6])
 		}
+	}
+}
+
+// adamTol bounds max|p − want| / max|want| per tensor after three steps
+// against torch.optim.AdamW (float32 both; they round in different places).
+const adamTol = 1e-6
+
+// TestAdamMatchesPyTorch takes three Adam steps, without and with decoupled
+// weight decay, from the fixture's weights with the DSM gradients scaled by
+// 1, −0.5 and 2, and compares the weights with torch.optim.AdamW's.
+func TestAdamMatchesPyTorch(t *testing.T) {
+	dir := testenv.Path(t, "testdata", "trainer_grads")
+	read := func(name string) []float32 {
+		t.Helper()
+		x, err := tensorio.ReadNpyFile(filepath.Join(dir, name+".npy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x.F32
+	}
+	const layers = 6
+	for _, wd := range []float64{0, 0.1} {
+		var params, grads [][]float32
+		for i := 0; i < layers; i++ {
+			params = append(params, read(fmt.Sprintf("p%d", i)))
+			grads = append(grads, make([]float32, len(params[i])))
+		}
+		opt := newAdam(params, 0.9, 0.999, 1e-8, wd)
+		for k, scale := range []float32{1, -0.5, 2} {
+			for i := range grads {
+				for j, g := range read(fmt.Sprintf("dsm_g%d", i)) {
+					grads[i][j] = scale * g
+				}
+			}
+			opt.update(params, grads, k+1, 1e-2, 1)
+		}
+		for i := range params {
+			want := read(fmt.Sprintf("adam_wd%g_p%d", wd, i))
+			if e := relMax(params[i], want); e > adamTol {
+				t.Errorf("weight decay %g: parameter %d after three steps differs from torch.optim.AdamW by %.3g relative", wd, i, e)
+			}
+		}
+	}
+}
+
+// slicedTol bounds |FD-SSM − SSM| relative to the batch's mean |SSM| per
+// sample: the central difference at ε = 0.01·σ is exact to O(ε²).
+const slicedTol = 1e-2
+
+// TestSlicedLossesAgree compares the three sliced losses on the same
+// weights and batches (x̃, σ, v) at several points of an SSM training run:
+// FD-SSM estimates SSM sample by sample, and SSM-VR differs from SSM by
+// σ²·½(‖s‖² − (vᵀs)²) per sample, whose mean is zero for Rademacher v — so
+// their batch means agree within a few standard errors of that difference.
+func TestSlicedLossesAgree(t *testing.T) {
+	be, err := runtime.Get("native")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(loss string) *Trainer {
+		cfg := Config{Arch: MLP{Width: 32, Depth: 2}, Loss: loss, Batch: 512, LR: 3e-3, Steps: 100, Seed: 7, Threads: 1,
+			Sigmas: []float64{3, 1, 0.3, 0.1}}
+		tr, err := New(cfg, toyData(t), be)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		return tr
+	}
+	ssm, vr, fd := mk(LossSSM), mk(LossSSMVR), mk(LossFDSSM)
+	// perSample runs o's loss on step k's batch with ssm's current weights.
+	perSample := func(o *Trainer, k int) []float64 {
+		for i := range o.params {
+			copy(o.params[i], ssm.params[i])
+		}
+		o.fill(k, sampler.Stream(o.cfg.Seed, k))
+		if err := o.sess.Run(o.ins, o.outs); err != nil {
+			t.Fatal(err)
+		}
+		n := o.cfg.Batch
+		out := make([]float64, n)
+		for j, v := range o.perOut.F32 { // FD-SSM: a sample's three rows
+			out[j%n] += float64(v)
+		}
+		return out
+	}
+	checks := 0
+	for k := 0; k < 60; k++ {
+		if k%15 == 0 {
+			checks++
+			a, b, c := perSample(ssm, k), perSample(vr, k), perSample(fd, k)
+			var ma, mb, mc, scale, dvr, dvr2 float64
+			n := float64(len(a))
+			for i := range a {
+				ma, mb, mc = ma+a[i]/n, mb+b[i]/n, mc+c[i]/n
+				scale += math.Abs(a[i]) / n
+				dvr, dvr2 = dvr+(b[i]-a[i])/n, dvr2+(b[i]-a[i])*(b[i]-a[i])/n
+			}
+			se := math.Sqrt((dvr2 - dvr*dvr) / (n - 1))
+			if math.Abs(mc-ma) > slicedTol*scale {
+				t.Errorf("step %d: FD-SSM %.6f, SSM %.6f: differ by more than %g of mean |SSM| %.4f", k, mc, ma, slicedTol, scale)
+			}
+			if math.Abs(mb-ma) > 4*se || !(se > 0) {
+				t.Errorf("step %d: SSM-VR %.6f, SSM %.6f: differ by more than 4 standard errors (%.3g)", k, mb, ma, se)
+			}
+			t.Logf("step %d: SSM %.5f, SSM-VR %.5f (±%.2g), FD-SSM %.5f", k, ma, mb, se, mc)
+		}
+		if _, err := ssm.Step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if checks < 3 {
+		t.Fatalf("%d checks", checks)
 	}
 }

@@ -111,3 +111,17 @@ for name, f in [("dsm", dsm), ("ssm", lambda ps: ssm(ps, False)), ("ssm_vr", lam
     for i, g in enumerate(grads):
         np.save(os.path.join(OUT, f"{name}_g{i}.npy"), g.numpy())
     print(f"{name}: loss {loss.item():.6f}")
+
+# Adam: three AdamW steps from the fixture's weights with the DSM gradients
+# scaled by 1, −0.5 and 2 (trainer's adam is torch.optim.AdamW's formula;
+# weight decay 0 is plain Adam). Files: adam_wd<wd>_p<i>.npy.
+dsm_grads = [np.load(os.path.join(OUT, f"dsm_g{i}.npy")) for i in range(len(params))]
+for wd in (0.0, 0.1):
+    ps = [torch.tensor(p.astype(np.float32), requires_grad=True) for p in params]
+    opt = torch.optim.AdamW(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=wd)
+    for scale in (1.0, -0.5, 2.0):
+        for p, g in zip(ps, dsm_grads):
+            p.grad = torch.tensor((scale * g).astype(np.float32))
+        opt.step()
+    for i, p in enumerate(ps):
+        np.save(os.path.join(OUT, f"adam_wd{wd:g}_p{i}.npy"), p.detach().numpy())
