@@ -1,5 +1,5 @@
 // Package projection draws the slicing vectors v of sliced score matching
-// (vᵀ∇x(vᵀs) + ½(vᵀs)², DESIGN.md "Losses"), for the trainer and the
+// (vᵀ∇x(vᵀs) + ½(vᵀs)², docs/design.md "Losses"), for the trainer and the
 // evaluator alike, so that one seed gives the same vectors in training and
 // in evaluation.
 //
