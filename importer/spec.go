@@ -220,6 +220,9 @@ func Spec(m *graph.Model, ov Overrides) (*ModelSpec, error) {
 	if s.Condition == CondLabels && s.Sigmas == nil {
 		s.Reasons["sigmas"] = "unknown: a label-conditioned model needs its σ schedule (metadata " + MetaSigmas + " or --sigmas)"
 	}
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
