@@ -90,3 +90,28 @@ write("meta_sigmas_nan.onnx", score_model({**base, "ebmrun.sigmas": '[1, "NaN"]'
 write("meta_sampler_steps_huge.onnx", score_model({**base, "ebmrun.sampler": '{"steps": 9000000000000}'}))
 write("meta_data_range_inf.onnx", score_model({**base, "ebmrun.data_range": "[-1e400, 1]"}))
 print("wrote", OUT)
+
+# Defect 10: an ONNX Loop whose trip count never ends in practice.
+body = helper.make_graph(
+    [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+     helper.make_node("Add", ["v_in", "one"], ["v_out"])],
+    "body",
+    [helper.make_tensor_value_info("iter", TensorProto.INT64, []),
+     helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+     helper.make_tensor_value_info("v_in", TensorProto.FLOAT, ["N", 2])],
+    [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+     helper.make_tensor_value_info("v_out", TensorProto.FLOAT, ["N", 2])],
+    initializer=[helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])])
+loop = helper.make_graph(
+    [helper.make_node("Loop", ["trips", "cond", "x"], ["score"], body=body)],
+    "loop",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
+    [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", 2])],
+    initializer=[helper.make_tensor("trips", TensorProto.INT64, [], [1 << 62]),
+                 helper.make_tensor("cond", TensorProto.BOOL, [], [True])])
+lm = helper.make_model(loop, opset_imports=[helper.make_opsetid("", 17)], producer_name="make_hostile.py")
+lm.ir_version = 8
+for k, v in {"ebmrun.kind": "score", "ebmrun.condition": "none", "ebmrun.data_shape": "[2]"}.items():
+    e = lm.metadata_props.add()
+    e.key, e.value = k, v
+write("loop_forever.onnx", lm.SerializeToString())
