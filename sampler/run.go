@@ -183,7 +183,7 @@ func Check(smp Sampler, cfg Config) error {
 		workers = min(workers, int64((c.N+c.Batch-1)/c.Batch))
 	}
 	need := membudget.Product(workers, int64(c.Batch), int64(c.Dim), 4*floatsPerValue)
-	return membudget.Check(fmt.Sprintf("sampler: %d workers × %d chains × %d values", workers, c.Batch, c.Dim), need)
+	return membudget.Check(fmt.Sprintf("sampler: %d worker(s) × %d chains × %d values", workers, c.Batch, c.Dim), need)
 }
 
 // Run draws this shard's samples and passes them to sink in index order,

@@ -133,8 +133,8 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 	if cfg.Shard, cfg.Shards, err = parseShard(f.shard); err != nil {
 		return err
 	}
-	if _, err := os.Stat(f.out); err == nil && !f.force {
-		return fmt.Errorf("%s exists; use --force to overwrite it", f.out)
+	if err := checkOutputs(f.force, f.out, traceOutput(f.out, f.trace)); err != nil {
+		return err
 	}
 	ov := f.spec.overrides()
 	if f.sigmas != "" {
@@ -167,7 +167,14 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 	}
 	settings["init"] = initString(cfg.Init)
 	if err := smp.Validate(); err != nil {
-		return usageError{err}
+		return settingsError(c, path, err)
+	}
+	// Sizes from the model and the flags, against the memory budget,
+	// before a backend is prepared or OUT is created.
+	sized := cfg
+	sized.Workers = cmpOr(f.workers, goruntime.GOMAXPROCS(0))
+	if err := sampler.Check(smp, sized); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 
 	backend, err := runtime.Get(f.backend)
@@ -296,11 +303,19 @@ func buildSampler(c *cobra.Command, f *sampleFlags, spec *importer.ModelSpec) (s
 	if sigmas == nil && name != "ddpm" {
 		sigmas = sampler.DefaultSigmas()
 	}
+	// A sampler named by the model's metadata is the model's fault, not a
+	// flag the user gave.
+	badSampler := usagef
+	if f.sampler == "" {
+		badSampler = func(format string, args ...any) error {
+			return fmt.Errorf("metadata "+importer.MetaSampler+": "+strings.TrimPrefix(format, "--sampler "), args...)
+		}
+	}
 	if spec.Condition == importer.CondTime && name != "ddpm" {
-		return nil, nil, usagef("--sampler %s: a time-conditioned model is sampled with ddpm", name)
+		return nil, nil, badSampler("--sampler %s: a time-conditioned model is sampled with ddpm", name)
 	}
 	if spec.Condition != importer.CondTime && name == "ddpm" {
-		return nil, nil, usagef("--sampler ddpm: the model has no time input (its condition is %s)", spec.Condition)
+		return nil, nil, badSampler("--sampler ddpm: the model has no time input (its condition is %s)", spec.Condition)
 	}
 	settings := map[string]any{}
 	var smp sampler.Sampler
