@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"math"
 
+	"github.com/ebmrun/ebmrun/internal/membudget"
+	"github.com/ebmrun/ebmrun/internal/safefile"
 	"github.com/ebmrun/ebmrun/tensorio"
 )
 
@@ -54,13 +56,21 @@ func (t *Trainer) SaveCheckpoint(path string) error {
 // must have been made with the same settings (Steps and Threads may
 // differ); training then continues exactly as the saved run would have.
 func (t *Trainer) LoadCheckpoint(path string) error {
-	f, err := os.Open(path)
+	f, st, err := safefile.Open(path)
 	if err != nil {
 		return fmt.Errorf("trainer: %w", err)
 	}
 	defer f.Close()
+	// gob sizes what it decodes by the stream; the stream is the file, and
+	// the file must fit the budget.
+	if err := membudget.Check("checkpoint "+path, st.Size()); err != nil {
+		return fmt.Errorf("trainer: %w", err)
+	}
 	var c checkpoint
-	if err := gob.NewDecoder(f).Decode(&c); err != nil {
+	if err := gob.NewDecoder(io.LimitReader(f, st.Size())).Decode(&c); err != nil {
+		return fmt.Errorf("trainer: checkpoint %s: %w", path, err)
+	}
+	if err := c.validate(len(t.params)); err != nil {
 		return fmt.Errorf("trainer: checkpoint %s: %w", path, err)
 	}
 	if c.Format != checkpointFormat {
@@ -87,4 +97,46 @@ func (t *Trainer) LoadCheckpoint(path string) error {
 	}
 	t.done = c.Done
 	return nil
+}
+
+// ErrBadCheckpoint is wrapped when a checkpoint's content is inconsistent
+// or holds values no training run can produce (crafted or corrupt).
+var ErrBadCheckpoint = errors.New("invalid checkpoint")
+
+// validate checks a decoded checkpoint as untrusted input: one name and
+// four arrays per parameter, a step count that is not negative, finite
+// values and second moments that are not negative.
+func (c *checkpoint) validate(params int) error {
+	if c.Done < 0 {
+		return fmt.Errorf("%w: step %d is negative", ErrBadCheckpoint, c.Done)
+	}
+	for what, n := range map[string]int{"names": len(c.Names), "weights": len(c.Params), "first moments": len(c.M), "second moments": len(c.V), "averages": len(c.EMA)} {
+		if n != params {
+			return fmt.Errorf("%w: %d %s for a network of %d parameters", ErrBadCheckpoint, n, what, params)
+		}
+	}
+	for _, part := range []struct {
+		what   string
+		vs     [][]float32
+		nonNeg bool
+	}{{"weights", c.Params, false}, {"first moments", c.M, false}, {"second moments", c.V, true}, {"averages", c.EMA, false}} {
+		for i, v := range part.vs {
+			if j := firstNonFinite(v, part.nonNeg); j >= 0 {
+				return fmt.Errorf("%w: %s of parameter %d (%s) hold %v at %d", ErrBadCheckpoint, part.what, i, c.Names[i], v[j], j)
+			}
+		}
+	}
+	return nil
+}
+
+// firstNonFinite is the index of the first NaN or ±Inf in v (or negative
+// value when nonNeg), -1 when there is none.
+func firstNonFinite(v []float32, nonNeg bool) int {
+	for j, x := range v {
+		f := float64(x)
+		if math.IsNaN(f) || math.IsInf(f, 0) || (nonNeg && f < 0) {
+			return j
+		}
+	}
+	return -1
 }

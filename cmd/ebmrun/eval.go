@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -163,9 +164,14 @@ func runEval(c *cobra.Command, path string, f *evalFlags) error {
 	var progress atomic.Int64
 	o.Progress = &progress
 	stop := showProgress(c.ErrOrStderr(), &progress, x.Shape[0]*int64(max(1, len(o.Sigmas))), string(o.Objective), "samples")
-	res, err := e.Evaluate(context.Background(), x, o)
+	ctx, finish := onSignals(context.Background(), c.ErrOrStderr(), "no result")
+	res, err := e.Evaluate(ctx, x, o)
 	stop()
-	if err != nil {
+	if err = finish(err); err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			return err
+		}
 		return fmt.Errorf("%s: %w", path, trimPrefix(err, "eval: "))
 	}
 	out := make([]evalResult, len(res))
