@@ -80,7 +80,7 @@ func ReadNpySized(r io.Reader, size int64) (*graph.Tensor, error) {
 		return nil, fmt.Errorf("%w: %d bytes, shorter than the magic and version", ErrTruncated, n)
 	}
 	if string(pre[:6]) != "\x93NUMPY" {
-		return nil, fmt.Errorf("not a .npy file: magic %q (want \"\\x93NUMPY\")", pre[:6])
+		return nil, fmt.Errorf("not a valid NumPy file: magic %q (want \"\\x93NUMPY\")", pre[:6])
 	}
 	lenBytes := 2
 	switch pre[6] {
