@@ -181,6 +181,7 @@ func TestHostileInputsEndInOneLine(t *testing.T) {
 		// 12: output conflicts before work.
 		{"-o a folder", append([]string{"sample", swiss, "-n", "10", "-o", filepath.Join(dir, "outdir.npy"), "--force"}, native...), 1, []string{"is a folder"}},
 		{"existing trace", append([]string{"sample", swiss, "-n", "10", "-o", filepath.Join(dir, "s.npy"), "--trace", "1"}, native...), 1, []string{"s.trace.csv exists"}},
+		{"error deep in nested If", sample(h("nested_if.onnx")), 1, []string{"NoSuchOp"}},
 		{"bad --max-memory", append(sample(swiss), "--max-memory", "lots"), 2, []string{"--max-memory"}},
 	}
 	for _, c := range cases {
@@ -233,5 +234,21 @@ func TestEvalInterrupted(t *testing.T) {
 	}
 	if s := strings.TrimSpace(errb.String()); s != "ebmrun: interrupted by SIGINT; no result" {
 		t.Errorf("stderr %q", s)
+	}
+}
+
+// Long error lines keep their start and end; a failure that mentions a
+// usage word is still a failure (exit 1).
+func TestErrorLines(t *testing.T) {
+	long := "importer: node \"If_0\": " + strings.Repeat("then_branch: node \"If_1\": ", 150) + "unknown op NoSuchOp"
+	got := oneLine(long)
+	if len(got) > maxErrorLine+8 || !strings.HasPrefix(got, "importer: node") || !strings.HasSuffix(got, "unknown op NoSuchOp") {
+		t.Errorf("oneLine of %d bytes gave %d: %q", len(long), len(got), got)
+	}
+	if isCobraUsage(errors.New("m.onnx: metadata ebmrun.sampler: ddpm accepts only time-conditioned models")) {
+		t.Error("a failure mentioning \"accepts\" counted as a usage error")
+	}
+	if !isCobraUsage(errors.New("accepts 1 arg(s), received 2")) || !isCobraUsage(usagef("--batch: bad")) {
+		t.Error("usage errors not recognised")
 	}
 }

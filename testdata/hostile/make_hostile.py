@@ -115,3 +115,23 @@ for k, v in {"ebmrun.kind": "score", "ebmrun.condition": "none", "ebmrun.data_sh
     e = lm.metadata_props.add()
     e.key, e.value = k, v
 write("loop_forever.onnx", lm.SerializeToString())
+
+# Defect 15: an error deep inside nested If subgraphs once made a 3.4 kB line.
+def nested_if(depth):
+    if depth == 0:
+        inner = [helper.make_node("NoSuchOp", ["x"], ["y%d" % depth])]
+    else:
+        sub = nested_if(depth - 1)
+        leaf = helper.make_graph([helper.make_node("Identity", ["x"], ["z%d" % depth])], "else_%d" % depth, [],
+                                 [helper.make_tensor_value_info("z%d" % depth, TensorProto.FLOAT, ["N", 2])])
+        inner = [helper.make_node("If", ["c"], ["y%d" % depth], then_branch=sub, else_branch=leaf)]
+    return helper.make_graph(inner, "branch_%d_with_a_long_descriptive_name" % depth, [],
+                             [helper.make_tensor_value_info("y%d" % depth, TensorProto.FLOAT, ["N", 2])])
+
+
+top = nested_if(40)
+g = helper.make_graph(top.node, "nested", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
+                      list(top.output), initializer=[helper.make_tensor("c", TensorProto.BOOL, [], [True])])
+nm = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="make_hostile.py")
+nm.ir_version = 8
+write("nested_if.onnx", nm.SerializeToString())
