@@ -107,11 +107,15 @@ One --seed fixes the perturbations and projections, whatever --batch is.`,
 	return c
 }
 
-func runEval(c *cobra.Command, path string, f *evalFlags) error {
+func runEval(c *cobra.Command, path string, f *evalFlags) (err error) {
 	o, err := f.options(c)
 	if err != nil {
 		return err
 	}
+	// From here a signal ends the command with one line: at once while
+	// evaluating, within signalGrace while loading.
+	ctx, finish := onSignals(context.Background(), c.ErrOrStderr(), "no result")
+	defer func() { err = finish(err) }()
 	ov := f.spec.overrides()
 	if f.sigmas != "" {
 		if ov.Sigmas, err = sampler.ParseSigmas(f.sigmas); err != nil {
@@ -164,7 +168,6 @@ func runEval(c *cobra.Command, path string, f *evalFlags) error {
 	var progress atomic.Int64
 	o.Progress = &progress
 	stop := showProgress(c.ErrOrStderr(), &progress, x.Shape[0]*int64(max(1, len(o.Sigmas))), string(o.Objective), "samples")
-	ctx, finish := onSignals(context.Background(), c.ErrOrStderr(), "no result")
 	res, err := e.Evaluate(ctx, x, o)
 	stop()
 	if err = finish(err); err != nil {

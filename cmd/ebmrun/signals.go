@@ -21,7 +21,7 @@ var signalGrace = 3 * time.Second
 // onSignals returns a context that SIGINT and SIGTERM cancel, and finish,
 // which stops listening and turns the command's error into the report of
 // the signal when one came: one line, exit status 128 + the signal's
-// number (130, 143). If the command has not returned within signalGrace of
+// number (130, 143). finish may be called more than once. If the command has not returned within signalGrace of
 // the signal, or a second signal comes, the process exits from here after
 // removing any temporary output files.
 func onSignals(parent context.Context, stderr io.Writer, what string) (context.Context, func(error) error) {
@@ -55,10 +55,13 @@ func onSignals(parent context.Context, stderr io.Writer, what string) (context.C
 		case <-stopped:
 		}
 	}()
+	var once sync.Once
 	return ctx, func(err error) error {
-		signal.Stop(ch)
-		close(stopped)
-		cancel()
+		once.Do(func() {
+			signal.Stop(ch)
+			close(stopped)
+			cancel()
+		})
 		mu.Lock()
 		defer mu.Unlock()
 		if got != nil {
