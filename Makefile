@@ -30,6 +30,7 @@ build:
 
 fixtures:
 	/usr/bin/python3 testdata/make_fixtures.py
+	/usr/bin/python3 testdata/pytorch/make_exports.py
 
 # fuzz runs one target long: make fuzz TARGET=dataset:FuzzReadCSV FUZZTIME=1h
 fuzz:

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ebmrun/ebmrun/internal/membudget"
+	"github.com/ebmrun/ebmrun/runtime"
 
 	// The backends register themselves with package runtime when imported.
 	_ "github.com/ebmrun/ebmrun/runtime/native"
@@ -23,6 +26,7 @@ func addBackendFlags(root *cobra.Command) {
 	pf.StringVar(&maxMem, "max-memory", "", "memory budget for data, tensors and sampler buffers, such as 8G or 512M (default: half of physical memory, "+membudget.Human(membudget.Default())+" here)")
 	pf.DurationVar(&timeout, "timeout", 0, "deadline of one model call on onnxruntime, which cannot be interrupted otherwise, such as 10m (default: none)")
 	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		ort.SetLogger(slog.New(newLineHandler(c.ErrOrStderr(), slog.LevelInfo)))
 		if lib != "" {
 			ort.SetLibPath(lib)
 		}
@@ -40,4 +44,17 @@ func addBackendFlags(root *cobra.Command) {
 		ort.SetCallTimeout(timeout)
 		return nil
 	}
+}
+
+// getBackend is runtime.Get that says on stderr, in one line, which backend
+// "auto" picked and why.
+func getBackend(c *cobra.Command, name string) (runtime.Backend, error) {
+	if name != "" && name != "auto" {
+		return runtime.Get(name)
+	}
+	b, why, err := runtime.Auto()
+	if err == nil {
+		fmt.Fprintf(c.ErrOrStderr(), "ebmrun: backend auto: %s\n", why)
+	}
+	return b, err
 }

@@ -16,17 +16,6 @@ import (
 	"github.com/ebmrun/ebmrun/runtime"
 )
 
-// TestMain lets the test binary stand in for ebmrun: with EBMRUN_AS_MAIN=1
-// it runs the command line instead of the tests, so the hostile cases run
-// a real process — under an address-space limit, with signals — without a
-// separate build.
-func TestMain(m *testing.M) {
-	if os.Getenv("EBMRUN_AS_MAIN") == "1" {
-		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
-}
-
 // addressSpaceKiB is the limit the hostile cases run under: 8 GiB, the
 // issue's bar. A case that tries to allocate what a hostile file claims
 // dies under it instead of passing by luck on a large machine.
@@ -50,7 +39,7 @@ func runLimited(t *testing.T, dir string, args ...string) limitedRun {
 	script := `ulimit -v ` + itoa(addressSpaceKiB) + ` && exec "$0" "$@"`
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, self}, args...)...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "EBMRUN_AS_MAIN=1")
+	cmd.Env = append(os.Environ(), "EBMRUN_TEST_MAIN=1")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()
@@ -215,7 +204,7 @@ func TestEvalInterrupted(t *testing.T) {
 	cmd := exec.Command(self, "eval", filepath.Join(root, "models", "swissroll", "model.onnx"), "--data", "toy:swissroll:3000000",
 		"--all-sigmas", "--backend", "native")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "EBMRUN_AS_MAIN=1")
+	cmd.Env = append(os.Environ(), "EBMRUN_TEST_MAIN=1")
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
