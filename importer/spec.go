@@ -300,8 +300,8 @@ func (s *ModelSpec) readFacts(m *graph.Model, ov Overrides, x graph.ValueInfo) e
 		}
 		s.Reasons["betas"] = "metadata"
 	}
-	if b := s.Betas; b != nil && !(b.Steps >= 1 && b.Start > 0 && b.End > 0 && b.Start < 1 && b.End < 1) {
-		return fmt.Errorf("importer: β schedule %+v: want 0 < start, end < 1 and at least one step", *b)
+	if err := checkBetas(s.Betas); err != nil {
+		return err
 	}
 	if v := meta(MetaProvenance); v != "" {
 		if err := json.Unmarshal([]byte(v), &s.Provenance); err != nil {

@@ -85,16 +85,23 @@ func (s *ModelSpec) validate() error {
 	case !finiteNonNeg(sd.SNR):
 		return metaErr(MetaSampler, sd.SNR, "snr must be a finite number ≥ 0")
 	}
-	if b := s.Betas; b != nil {
-		v := fmt.Sprintf(`{"start": %v, "end": %v, "steps": %d}`, b.Start, b.End, b.Steps)
-		switch {
-		case b.Steps < 1 || b.Steps > MaxDiffusionSteps:
-			return metaErr(MetaBetas, v, "steps must be between 1 and %d", MaxDiffusionSteps)
-		case !(b.Start > 0 && b.Start < 1) || !(b.End > 0 && b.End < 1):
-			return metaErr(MetaBetas, v, "start and end must lie in (0, 1)")
-		case b.Start > b.End:
-			return metaErr(MetaBetas, v, "start must not exceed end")
-		}
+	return checkBetas(s.Betas)
+}
+
+// checkBetas checks a linear β schedule (nil: none): its steps size the
+// sampler's tables and loop.
+func checkBetas(b *Betas) error {
+	if b == nil {
+		return nil
+	}
+	v := fmt.Sprintf(`{"start": %v, "end": %v, "steps": %d}`, b.Start, b.End, b.Steps)
+	switch {
+	case b.Steps < 1 || b.Steps > MaxDiffusionSteps:
+		return metaErr(MetaBetas, v, "steps must be between 1 and %d", MaxDiffusionSteps)
+	case !(b.Start > 0 && b.Start < 1) || !(b.End > 0 && b.End < 1):
+		return metaErr(MetaBetas, v, "want 0 < start, end < 1")
+	case b.Start > b.End:
+		return metaErr(MetaBetas, v, "start must not exceed end")
 	}
 	return nil
 }

@@ -6,8 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-
-	"github.com/spf13/cobra"
 )
 
 // checkOutputs refuses, before any work starts, output paths that would
@@ -53,17 +51,4 @@ func trimPathErr(err error) error {
 		return fmt.Errorf("%s: %w", pe.Path, pe.Err)
 	}
 	return err
-}
-
-// settingsError reports a sampler setting that cannot be used: a usage
-// error when the user gave one of the sampler's flags, otherwise a failure
-// of the model's own recommended settings — which names no flag the user
-// did not give.
-func settingsError(c *cobra.Command, model string, err error) error {
-	for _, name := range []string{"sampler", "sigmas", "steps", "step-lr", "snr", "denoise", "init"} {
-		if c.Flags().Changed(name) {
-			return usageError{err}
-		}
-	}
-	return fmt.Errorf("%s: the model's recommended sampler settings (metadata): %w", model, err)
 }

@@ -181,7 +181,7 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 	}
 	smp, settings, err := buildSampler(c, f, spec)
 	if err != nil {
-		return settingsError(c, path, err)
+		return err
 	}
 	if cfg.Init, err = parseInit(f.init, spec, smp); err != nil {
 		return err
@@ -320,9 +320,7 @@ func buildSampler(c *cobra.Command, f *sampleFlags, spec *importer.ModelSpec) (s
 	}
 	smp, err := sampler.FromSpec(spec, ov) // --sigmas is already spec.Sigmas
 	if err != nil {
-		// A setting the user gave is a usage error; one from the model's
-		// metadata is the model's failure, and names no flag.
-		return nil, nil, err
+		return nil, nil, usageError{err}
 	}
 	return smp, sampler.Describe(smp), nil
 }
