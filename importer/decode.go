@@ -23,6 +23,8 @@ import (
 
 // Limits bound what a model file may make the importer allocate. Sizes are
 // checked from the declared shapes before any tensor memory is allocated.
+// A zero MaxTotalBytes takes the default, lowered to the memory budget
+// (internal/membudget, the command line's --max-memory) when that is less.
 type Limits struct {
 	MaxTensorBytes int64 // one tensor; default 4 GiB
 	MaxTotalBytes  int64 // all tensors together; default 16 GiB
@@ -151,8 +153,10 @@ func (l Limits) withDefaults() Limits {
 		l.MaxTensorBytes = DefaultLimits.MaxTensorBytes
 	}
 	if l.MaxTotalBytes <= 0 {
-		l.MaxTotalBytes = DefaultLimits.MaxTotalBytes
+		// The default also stays within the process's memory budget.
+		l.MaxTotalBytes = min(DefaultLimits.MaxTotalBytes, membudget.Limit())
 	}
+	l.MaxTensorBytes = min(l.MaxTensorBytes, l.MaxTotalBytes)
 	return l
 }
 
