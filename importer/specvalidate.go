@@ -16,6 +16,7 @@ const (
 	MaxSamplerSteps   = 10_000_000 // ebmrun.sampler steps
 	MaxSampleRank     = 8          // dimensions of one sample
 	MaxSampleElements = 1 << 28    // values of one sample (1 GiB of float32)
+	MaxFixedBatch     = 1 << 20    // a data input's fixed first dimension
 	maxShownValue     = 80         // characters of a bad value quoted in an error
 )
 
@@ -63,6 +64,9 @@ func (s *ModelSpec) validate() error {
 				return metaErr(sigKey, s.Sigmas, "level %d is %v; every σ must be positive and finite", i+1, v)
 			}
 		}
+	}
+	if s.FixedBatch > MaxFixedBatch {
+		return metaErr("data input "+s.XInput, s.FixedBatch, "a fixed batch of more than %d", MaxFixedBatch)
 	}
 	if s.DataShape != nil {
 		if err := checkDataShape(s.DataShape, s.Reasons["data_shape"]); err != nil {
