@@ -166,7 +166,7 @@ func (e *Energy) Eval(en []float64, grad []float64, x []float32, n int) error {
 type LogZ struct {
 	LogZ   float64 `json:"log_z"`
 	StdErr float64 `json:"stderr"` // AIS: the delta-method standard error of log Ẑ; grid: 0
-	Method string  `json:"method"`  // "ais" or "grid"
+	Method string  `json:"method"` // "ais" or "grid"
 	// AIS: chains, temperatures, the base's standard deviation, the mean
 	// MALA acceptance and the effective sample size of the weights.
 	Chains       int     `json:"chains,omitempty"`
