@@ -32,6 +32,9 @@ type checkpoint struct {
 	// absent from checkpoints of older builds.
 	Settings []Setting
 	Flags    map[string]string
+	// CDBuffer is contrastive divergence's replay buffer (nil when the run
+	// has none or has not filled it yet): the negatives depend on it.
+	CDBuffer []float32
 }
 
 // ErrCheckpointMismatch is wrapped when a checkpoint was written by a run
@@ -52,6 +55,9 @@ func (t *Trainer) SaveCheckpoint(path string) error {
 		EMA:         t.ema,
 		Settings:    t.cfg.settings(t.data),
 		Flags:       t.ckptFlags,
+	}
+	if t.cd != nil && t.cd.filled {
+		c.CDBuffer = t.cd.buffer
 	}
 	err := tensorio.WriteAtomic(path, func(w io.Writer) error { return gob.NewEncoder(w).Encode(&c) })
 	if err != nil {
@@ -148,6 +154,13 @@ func (t *Trainer) LoadCheckpoint(path string) error {
 		copy(t.opt.m[i], c.M[i])
 		copy(t.opt.v[i], c.V[i])
 		copy(t.ema[i], c.EMA[i])
+	}
+	if t.cd != nil && len(t.cd.buffer) > 0 && c.Done > 0 {
+		if len(c.CDBuffer) != len(t.cd.buffer) {
+			return fmt.Errorf("trainer: checkpoint %s holds a replay buffer of %d values, the run needs %d", path, len(c.CDBuffer), len(t.cd.buffer))
+		}
+		copy(t.cd.buffer, c.CDBuffer)
+		t.cd.filled = true
 	}
 	t.done = c.Done
 	return nil

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -227,5 +228,49 @@ func TestCDNeedsEnergy(t *testing.T) {
 	cfg := small(trainer.LossCD)
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "energy") {
 		t.Errorf("cd on a score MLP: got %v, want an error naming the energy architecture", err)
+	}
+}
+
+// TestCDResume: 15 CD steps, a checkpoint, and 15 more after loading it give
+// the weights of 30 steps in one go — the replay buffer travels with the
+// checkpoint.
+func TestCDResume(t *testing.T) {
+	b := backends(t)[0]
+	cfg := trainer.Config{Arch: trainer.EnergyMLP{Width: 16, Depth: 2}, Loss: trainer.LossCD, Batch: 32, Steps: 30, Seed: 4, Threads: 1,
+		CD: trainer.CDConfig{K: 5, Buffer: 100}}
+	straight, err := trainer.New(cfg, toy(t, "8gaussians"), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer straight.Close()
+	if err := straight.Run(context.Background(), trainer.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(t.TempDir(), "cd.ckpt")
+	half := cfg
+	half.Steps = 15
+	first, err := trainer.New(half, toy(t, "8gaussians"), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if err := first.Run(context.Background(), trainer.RunOptions{Checkpoint: ckpt}); err != nil {
+		t.Fatal(err)
+	}
+	second, err := trainer.New(cfg, toy(t, "8gaussians"), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if err := second.LoadCheckpoint(ckpt); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Run(context.Background(), trainer.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range straight.Params() {
+		if !slices.Equal(p, second.Params()[i]) {
+			t.Fatalf("parameter %d differs after resuming", i)
+		}
 	}
 }
