@@ -1,0 +1,134 @@
+package plot
+
+import (
+	"errors"
+	"fmt"
+	"image/color"
+	"math"
+
+	gplot "gonum.org/v1/plot"
+	"gonum.org/v1/plot/palette/brewer"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// chainColors tell chains apart (ColorBrewer's Dark2, readable on white and
+// on the pale density scale).
+func chainColors() []color.Color {
+	p, err := brewer.GetPalette(brewer.TypeQualitative, "Dark2", 8)
+	if err != nil {
+		panic(err) // a palette that ships with gonum
+	}
+	return p.Colors()
+}
+
+// Trajectories draws the paths of a few Langevin chains in the plane: each
+// chain (a list of 2-D points in order) as a line, its start as an open
+// circle and its end as a dot. Under them, the points of data (pairs; nil
+// for none) as a pale histogram, or a log-density on a grid when logp is
+// given (nil otherwise).
+func Trajectories(title string, chains [][]float32, box Box, data []float32, density *Grid, logp []float64) (*gplot.Plot, error) {
+	if len(chains) == 0 {
+		return nil, errors.New("plot: no chains to draw")
+	}
+	p := newPlot(title, XLabel, YLabel)
+	switch {
+	case density != nil && logp != nil:
+		h, _ := heatLayer(*density, logp, HeatOptions{Map: DensityMap(), Min: densityFloor(logp)})
+		p.Add(h)
+	case len(data) > 0:
+		g := Grid{Box: box, Cols: 100, Rows: 100}
+		h, _ := heatLayer(g, hist2D(data, g), HeatOptions{Map: DensityMap()})
+		p.Add(h)
+	}
+	cols := chainColors()
+	for i, ch := range chains {
+		n := len(ch) / 2
+		if n == 0 {
+			continue
+		}
+		xy := make(plotter.XYs, n)
+		for j := range xy {
+			xy[j].X, xy[j].Y = float64(ch[2*j]), float64(ch[2*j+1])
+		}
+		col := cols[i%len(cols)]
+		l, err := plotter.NewLine(xy)
+		if err != nil {
+			return nil, fmt.Errorf("plot: chain %d: %w", i, err)
+		}
+		l.LineStyle = draw.LineStyle{Color: col, Width: vg.Points(0.8)}
+		start, _ := plotter.NewScatter(xy[:1])
+		start.GlyphStyle = draw.GlyphStyle{Color: col, Radius: vg.Points(3.5), Shape: draw.RingGlyph{}}
+		end, _ := plotter.NewScatter(xy[n-1:])
+		end.GlyphStyle = draw.GlyphStyle{Color: col, Radius: vg.Points(3.5), Shape: draw.CircleGlyph{}}
+		p.Add(l, start, end)
+	}
+	box.apply(p)
+	return p, nil
+}
+
+// LossCurves draws a training log: the loss at each σ level against the
+// training step, on a log scale, one colour per level from the largest σ
+// (dark) to the smallest (light), and the total in black. perSigma[k][i]
+// is level k's loss at steps[i] (NaN where it was not measured); sigmas
+// labels the levels (nil: by index). yLabel names the loss and its
+// weighting.
+func LossCurves(title string, steps []float64, total []float64, perSigma [][]float64, sigmas []float64, yLabel string) (*gplot.Plot, error) {
+	if len(steps) == 0 {
+		return nil, errors.New("plot: an empty training log")
+	}
+	p := newPlot(title, "training step", yLabel)
+	p.Y.Scale = gplot.LogScale{}
+	p.Y.Tick.Marker = gplot.LogTicks{Prec: -1}
+	p.Legend.Top = true
+	p.Legend.TextStyle.Font.Size = 9
+	cm := ErrorMap()
+	cm.SetMin(0)
+	cm.SetMax(1)
+	drawn := 0
+	line := func(ys []float64, col color.Color, w vg.Length, name string) error {
+		var xy plotter.XYs
+		for i, y := range ys {
+			// A log axis cannot show 0 or below; SSM-type losses can be
+			// negative, so those points are left out, not clamped.
+			if i < len(steps) && y > 0 && !math.IsInf(y, 0) {
+				xy = append(xy, plotter.XY{X: steps[i], Y: y})
+			}
+		}
+		if len(xy) == 0 {
+			return nil
+		}
+		l, err := plotter.NewLine(xy)
+		if err != nil {
+			return err
+		}
+		l.LineStyle = draw.LineStyle{Color: col, Width: w}
+		p.Add(l)
+		p.Legend.Add(name, l)
+		drawn++
+		return nil
+	}
+	for k, ys := range perSigma {
+		// From a third of the scale: its white end would be invisible.
+		t := 0.95 - 0.65*float64(k)/float64(max(1, len(perSigma)-1))
+		col, _ := cm.At(t)
+		name := fmt.Sprintf("level %d", k+1)
+		if k < len(sigmas) {
+			name = fmt.Sprintf("σ = %.3g", sigmas[k])
+		}
+		if err := line(ys, col, vg.Points(1.1), name); err != nil {
+			return nil, fmt.Errorf("plot: %s: %w", name, err)
+		}
+	}
+	if total != nil {
+		if err := line(total, Ink, vg.Points(2), "all levels"); err != nil {
+			return nil, fmt.Errorf("plot: total: %w", err)
+		}
+	}
+	if drawn == 0 {
+		return nil, errors.New("plot: no positive loss to draw on a log scale")
+	}
+	p.Add(plotter.NewGrid())
+	return p, nil
+}
