@@ -123,7 +123,7 @@ func (f *ScoreField) check() error {
 }
 
 // Figure lays the field out: learned arrows, exact arrows (when known),
-// then the heat map: ‖s_θ − ∇log p_σ‖ when the exact score is known, else
+// then the heat map: ‖s_θ − ∇log pσ‖ when the exact score is known, else
 // ‖s_θ‖·p_σ when the density is, else ‖s_θ‖.
 func (f *ScoreField) Figure() (*Figure, error) {
 	if err := f.check(); err != nil {
@@ -156,19 +156,19 @@ func (f *ScoreField) Figure() (*Figure, error) {
 	var title, label string
 	switch {
 	case f.Exact != nil:
-		fig.Panels = append(fig.Panels, arrows("exact score grad log p_σ(x), "+sig, f.Exact, Data))
+		fig.Panels = append(fig.Panels, arrows("exact score grad log pσ(x), "+sig, f.Exact, Data))
 		z = make([]float64, f.Fine.Len())
 		for i := range z {
 			z[i] = math.Hypot(f.LearnedFine[2*i]-f.ExactFine[2*i], f.LearnedFine[2*i+1]-f.ExactFine[2*i+1])
 		}
-		title, label = "error ‖sθ − grad log p_σ‖", "‖sθ − grad log p_σ‖ (1/data unit)"
+		title, label = "error ‖sθ − grad log pσ‖", "‖sθ − grad log pσ‖ (1/data unit)"
 	case f.LogDensity != nil:
 		z = make([]float64, f.Fine.Len())
 		lmax := maxFinite(f.LogDensity)
 		for i := range z {
 			z[i] = math.Hypot(f.LearnedFine[2*i], f.LearnedFine[2*i+1]) * math.Exp(f.LogDensity[i]-lmax)
 		}
-		title, label = "‖sθ‖ weighted by p_σ / max p_σ", "‖sθ‖·p_σ/max p_σ (1/data unit)"
+		title, label = "‖sθ‖ weighted by pσ / max pσ", "‖sθ‖·pσ/max pσ (1/data unit)"
 		if f.DensityNote != "" {
 			title += " (" + f.DensityNote + ")"
 		}

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"strconv"
 
 	gplot "gonum.org/v1/plot"
 	"gonum.org/v1/plot/palette/brewer"
+	"gonum.org/v1/plot/palette/moreland"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
@@ -74,16 +76,21 @@ func Trajectories(title string, chains [][]float32, box Box, data []float32, den
 // is level k's loss at steps[i] (NaN where it was not measured); sigmas
 // labels the levels (nil: by index). yLabel names the loss and its
 // weighting.
-func LossCurves(title string, steps []float64, total []float64, perSigma [][]float64, sigmas []float64, yLabel string) (*gplot.Plot, error) {
+func LossCurves(title string, steps []float64, total []float64, perSigma [][]float64, sigmas []float64, yLabel string) (Panel, error) {
 	if len(steps) == 0 {
-		return nil, errors.New("plot: an empty training log")
+		return Panel{}, errors.New("plot: an empty training log")
 	}
 	p := newPlot(title, "training step", yLabel)
 	p.Y.Scale = gplot.LogScale{}
-	p.Y.Tick.Marker = gplot.LogTicks{Prec: -1}
-	p.Legend.Top = true
-	p.Legend.TextStyle.Font.Size = 9
-	cm := ErrorMap()
+	p.Y.Tick.Marker = logTicks{}
+	p.Add(plotter.NewGrid())
+	// The legend stands beside the plot, where it hides no curve.
+	leg := gplot.New()
+	leg.HideAxes()
+	leg.Legend.Top = true
+	leg.Legend.Left = true
+	leg.Legend.TextStyle.Font.Size = 9
+	cm := moreland.Kindlmann()
 	cm.SetMin(0)
 	cm.SetMax(1)
 	drawn := 0
@@ -105,30 +112,61 @@ func LossCurves(title string, steps []float64, total []float64, perSigma [][]flo
 		}
 		l.LineStyle = draw.LineStyle{Color: col, Width: w}
 		p.Add(l)
-		p.Legend.Add(name, l)
+		leg.Legend.Add(name, l)
 		drawn++
 		return nil
 	}
 	for k, ys := range perSigma {
-		// From a third of the scale: its white end would be invisible.
-		t := 0.95 - 0.65*float64(k)/float64(max(1, len(perSigma)-1))
+		// Kindlmann's scale without its black and white ends.
+		t := 0.12 + 0.7*float64(k)/float64(max(1, len(perSigma)-1))
 		col, _ := cm.At(t)
 		name := fmt.Sprintf("level %d", k+1)
 		if k < len(sigmas) {
 			name = fmt.Sprintf("σ = %.3g", sigmas[k])
 		}
-		if err := line(ys, col, vg.Points(1.1), name); err != nil {
-			return nil, fmt.Errorf("plot: %s: %w", name, err)
+		if err := line(ys, col, vg.Points(1.2), name); err != nil {
+			return Panel{}, fmt.Errorf("plot: %s: %w", name, err)
 		}
 	}
 	if total != nil {
-		if err := line(total, Ink, vg.Points(2), "all levels"); err != nil {
-			return nil, fmt.Errorf("plot: total: %w", err)
+		if err := line(total, Ink, vg.Points(2.2), "all levels"); err != nil {
+			return Panel{}, fmt.Errorf("plot: total: %w", err)
 		}
 	}
 	if drawn == 0 {
-		return nil, errors.New("plot: no positive loss to draw on a log scale")
+		return Panel{}, errors.New("plot: no positive loss to draw on a log scale")
 	}
-	p.Add(plotter.NewGrid())
-	return p, nil
+	return Panel{Plot: p, ColorBar: leg, Width: 6 * vg.Inch}, nil
+}
+
+// logTicks marks a log axis at 1, 2 and 5 times the powers of ten, and at
+// every integer multiple when the axis spans less than a decade and a half
+// (gonum's LogTicks labels only the powers, which a loss curve may never
+// cross).
+type logTicks struct{}
+
+// Ticks implements gonum's plot.Ticker.
+func (logTicks) Ticks(lo, hi float64) []gplot.Tick {
+	if !(lo > 0) || !(hi > lo) {
+		return nil
+	}
+	labelled := map[int]bool{1: true, 2: true, 5: true}
+	if math.Log10(hi/lo) < 1.5 {
+		labelled = map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true}
+	}
+	var out []gplot.Tick
+	for k := math.Floor(math.Log10(lo)); math.Pow(10, k) <= hi; k++ {
+		for m := 1; m <= 9; m++ {
+			v := float64(m) * math.Pow(10, k)
+			if v < lo || v > hi {
+				continue
+			}
+			t := gplot.Tick{Value: v}
+			if labelled[m] {
+				t.Label = strconv.FormatFloat(v, 'g', 3, 64)
+			}
+			out = append(out, t)
+		}
+	}
+	return out
 }
