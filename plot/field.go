@@ -195,5 +195,6 @@ func maxFinite(z []float64) float64 {
 }
 
 // densityFloor is where a log-density background starts to be coloured:
-// 12 nats below its peak, so the shape of the mass shows, not the tails.
-func densityFloor(logp []float64) float64 { return maxFinite(logp) - 12 }
+// 7 nats (a factor of 1 000) below its peak, so the shape of the mass
+// shows, not the tails.
+func densityFloor(logp []float64) float64 { return maxFinite(logp) - 7 }

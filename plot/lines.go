@@ -26,22 +26,17 @@ func chainColors() []color.Color {
 }
 
 // Trajectories draws the paths of a few Langevin chains in the plane: each
-// chain (a list of 2-D points in order) as a line, its start as an open
-// circle and its end as a dot. Under them, the points of data (pairs; nil
-// for none) as a pale histogram, or a log-density on a grid when logp is
-// given (nil otherwise).
-func Trajectories(title string, chains [][]float32, box Box, data []float32, density *Grid, logp []float64) (*gplot.Plot, error) {
+// chain (a list of 2-D points in step order) as a line that fades in as the
+// chain goes — the first, high-noise steps jump far and would hide the
+// rest — from an open circle (start) to a dot (end). Under them, logp on
+// the grid g when given (nil for none), on the pale density scale.
+func Trajectories(title string, chains [][]float32, box Box, g *Grid, logp []float64) (*gplot.Plot, error) {
 	if len(chains) == 0 {
 		return nil, errors.New("plot: no chains to draw")
 	}
 	p := newPlot(title, XLabel, YLabel)
-	switch {
-	case density != nil && logp != nil:
-		h, _ := heatLayer(*density, logp, HeatOptions{Map: DensityMap(), Min: densityFloor(logp)})
-		p.Add(h)
-	case len(data) > 0:
-		g := Grid{Box: box, Cols: 100, Rows: 100}
-		h, _ := heatLayer(g, hist2D(data, g), HeatOptions{Map: DensityMap()})
+	if g != nil && logp != nil {
+		h, _ := heatLayer(*g, logp, HeatOptions{Map: DensityMap(), Min: densityFloor(logp)})
 		p.Add(h)
 	}
 	cols := chainColors()
@@ -55,19 +50,40 @@ func Trajectories(title string, chains [][]float32, box Box, data []float32, den
 			xy[j].X, xy[j].Y = float64(ch[2*j]), float64(ch[2*j+1])
 		}
 		col := cols[i%len(cols)]
-		l, err := plotter.NewLine(xy)
-		if err != nil {
-			return nil, fmt.Errorf("plot: chain %d: %w", i, err)
-		}
-		l.LineStyle = draw.LineStyle{Color: col, Width: vg.Points(0.8)}
+		p.Add(&fadingLine{xy: xy, col: col})
 		start, _ := plotter.NewScatter(xy[:1])
 		start.GlyphStyle = draw.GlyphStyle{Color: col, Radius: vg.Points(3.5), Shape: draw.RingGlyph{}}
 		end, _ := plotter.NewScatter(xy[n-1:])
 		end.GlyphStyle = draw.GlyphStyle{Color: col, Radius: vg.Points(3.5), Shape: draw.CircleGlyph{}}
-		p.Add(l, start, end)
+		p.Add(start, end)
 	}
 	box.apply(p)
 	return p, nil
+}
+
+// fadingLine is a polyline whose opacity grows from 10% to 100% along it.
+type fadingLine struct {
+	xy  plotter.XYs
+	col color.Color
+}
+
+// Plot implements gonum's plot.Plotter.
+func (l *fadingLine) Plot(c draw.Canvas, plt *gplot.Plot) {
+	trX, trY := plt.Transforms(&c)
+	r, g, b, _ := l.col.RGBA()
+	n := len(l.xy)
+	for j := 1; j < n; j++ {
+		t := float64(j) / float64(max(1, n-1))
+		a := uint8(255 * (0.1 + 0.9*t*t))
+		sty := draw.LineStyle{Color: color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: a}, Width: vg.Points(0.5 + 0.7*t)}
+		pts := c.ClipLinesXY([]vg.Point{
+			{X: trX(l.xy[j-1].X), Y: trY(l.xy[j-1].Y)},
+			{X: trX(l.xy[j].X), Y: trY(l.xy[j].Y)},
+		})
+		for _, seg := range pts {
+			c.StrokeLines(sty, seg)
+		}
+	}
 }
 
 // LossCurves draws a training log: the loss at each σ level against the

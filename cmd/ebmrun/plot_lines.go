@@ -169,22 +169,24 @@ func runTrace(c *cobra.Command, path string, f *traceFlags) error {
 		box = plot.SquareBox(-ref.toy.Box, ref.toy.Box)
 	}
 	var grid *plot.Grid
-	var data []float32
-	var logp64 []float64
+	var logp []float64
 	if ref != nil {
-		if ref.toy != nil && ref.toy.GMM != nil {
-			g := plot.Grid{Box: box, Cols: 150, Rows: 150}
-			grid, logp64 = &g, ref.logDensity(g.Points(), max(t.sigmaMin, 1e-3))
-		} else {
-			data = ref.points
+		// The mixture's own density at the trace's smallest σ; a sample's
+		// smoothed at a fiftieth of the box at least, so it reads as a
+		// density rather than as dots.
+		g := plot.Grid{Box: box, Cols: 150, Rows: 150}
+		s := max(t.sigmaMin, 1e-3)
+		if ref.toy == nil || ref.toy.GMM == nil {
+			s = max(s, (box.X1-box.X0)/50)
 		}
+		grid, logp = &g, ref.logDensity(g.Points(), s)
 	}
 	sig := ""
 	if !math.IsInf(t.sigmaMin, 0) {
 		sig = fmt.Sprintf(", σ %.3g → %.3g", t.sigmaMax, t.sigmaMin)
 	}
 	title := fmt.Sprintf("Langevin trajectories of %d chains over %d steps%s", len(chains), t.steps, sig)
-	p, err := plot.Trajectories(title, chains, box, data, grid, logp64)
+	p, err := plot.Trajectories(title, chains, box, grid, logp)
 	if err != nil {
 		return err
 	}
