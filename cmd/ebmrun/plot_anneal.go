@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ebmrun/ebmrun/graph"
+	"github.com/ebmrun/ebmrun/importer"
 	"github.com/ebmrun/ebmrun/plot"
 	"github.com/ebmrun/ebmrun/sampler"
 	"github.com/ebmrun/ebmrun/tensorio"
@@ -38,24 +39,30 @@ show 10 evenly spaced moments.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error { return runAnneal(c, args[0], &f) },
 	}
+	registerSamplerFlags(c, &f.s)
 	fl := c.Flags()
-	fl.IntVarP(&f.s.n, "n", "n", 0, "chains (default 1000 for 2-D models, 16 for images)")
-	fl.StringVar(&f.s.sampler, "sampler", "", "ald, ula, cas, pc or ddpm (default: the model's)")
-	fl.StringVar(&f.s.sigmas, "sigmas", "", "σ schedule: geom:MAX,MIN,L or a comma list (default: the model's)")
-	fl.IntVar(&f.s.steps, "steps", 0, "steps per σ level (as sample's --steps)")
-	fl.Float64Var(&f.s.stepLR, "step-lr", 0, "step size ε (as sample's --step-lr)")
-	fl.Float64Var(&f.s.snr, "snr", 0, "pc corrector's signal-to-noise ratio")
-	fl.BoolVar(&f.s.denoise, "denoise", false, "finish with the denoising step")
-	fl.StringVar(&f.s.init, "init", "", "initial states: uniform:LO,HI or gaussian:STD")
-	fl.Uint64Var(&f.s.seed, "seed", 0, "random seed")
-	fl.StringVar(&f.s.backend, "backend", "auto", "auto, native, ort or ort-cuda")
 	fl.IntVar(&f.frames, "frames", 60, "frames of a GIF")
 	fl.IntVar(&f.delay, "delay", 8, "hundredths of a second per GIF frame")
-	f.pic.out = ""
 	fl.StringVarP(&f.pic.out, "out", "o", "", "output file: .png, .svg or .gif (required)")
 	fl.BoolVar(&f.pic.force, "force", false, "overwrite the output if it exists")
-	f.s.spec.register(c)
 	return c
+}
+
+// registerSamplerFlags adds sample's sampler settings to a command that
+// samples on the way to a picture; buildSampler reads them.
+func registerSamplerFlags(c *cobra.Command, s *sampleFlags) {
+	fl := c.Flags()
+	fl.IntVarP(&s.n, "n", "n", 0, "chains (default 1000 for 2-D models, 16 for images)")
+	fl.StringVar(&s.sampler, "sampler", "", "ald, ula, cas, pc or ddpm (default: the model's)")
+	fl.StringVar(&s.sigmas, "sigmas", "", "σ schedule: geom:MAX,MIN,L or a comma list (default: the model's)")
+	fl.IntVar(&s.steps, "steps", 0, "steps per σ level (as sample's --steps)")
+	fl.Float64Var(&s.stepLR, "step-lr", 0, "step size ε (as sample's --step-lr)")
+	fl.Float64Var(&s.snr, "snr", 0, "pc corrector's signal-to-noise ratio")
+	fl.BoolVar(&s.denoise, "denoise", false, "finish with the denoising step")
+	fl.StringVar(&s.init, "init", "", "initial states: uniform:LO,HI or gaussian:STD")
+	fl.Uint64Var(&s.seed, "seed", 0, "random seed")
+	fl.StringVar(&s.backend, "backend", "auto", "auto, native, ort or ort-cuda")
+	s.spec.register(c)
 }
 
 // snapshot is the chains at one recorded moment.
@@ -73,50 +80,21 @@ func runAnneal(c *cobra.Command, path string, f *annealFlags) error {
 	if f.s.n < 0 || f.s.steps < 0 || f.frames < 1 || f.delay < 1 {
 		return usagef("-n, --steps, --frames and --delay must be positive")
 	}
-	ov := f.s.spec.overrides()
-	if f.s.sigmas != "" {
-		if ov.Sigmas, err = sampler.ParseSigmas(f.s.sigmas); err != nil {
-			return usageError{err}
-		}
+	ov, err := samplerOverrides(&f.s)
+	if err != nil {
+		return err
 	}
 	lm, err := loadModel(path, ov, f.s.backend, 0)
 	if err != nil {
 		return err
 	}
 	defer lm.Close()
-	spec := lm.spec
+	run, err := sampleWithSnapshots(c, lm, &f.s, f.frames)
+	if err != nil {
+		return err
+	}
+	spec, smp, n, final, snaps := lm.spec, run.smp, run.n, run.final, run.snaps
 	is2D := plot.Is2D(spec.DataShape)
-	if _, _, _, ok := plot.ImageShape(spec.DataShape); !is2D && !ok {
-		return fmt.Errorf("%s: %w", path, plot.ErrShape)
-	}
-	n := f.s.n
-	if n == 0 {
-		n = 1000
-		if !is2D {
-			n = 16
-		}
-	}
-	smp, settings, err := buildSampler(c, &f.s, spec)
-	if err != nil {
-		return err
-	}
-	cfg := sampler.Config{N: n, Dim: int(graph.NumElements(spec.DataShape)), Seed: f.s.seed, TraceChains: n}
-	if cfg.Init, err = parseInit(f.s.init, spec, smp); err != nil {
-		return err
-	}
-	if err := smp.Validate(); err != nil {
-		return usageError{err}
-	}
-	cfg.TraceEvery = traceEvery(smp, settings, f.frames)
-	var progress atomic.Int64
-	cfg.Progress = &progress
-	stop := showProgress(c.ErrOrStderr(), &progress, int64(n)*int64(smp.Evals()), "sampling", "evals")
-	final, st, err := sampler.Collect(context.Background(), smp, sampler.ModelSource(lm.plan, spec), cfg)
-	stop()
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	snaps := snapshots(st.Trace, n, cfg.Dim)
 	title := fmt.Sprintf("%s — %s, %d chains, seed %d", modelName(path), smp.Name(), n, f.s.seed)
 	box := plot.DataBox(final)
 	if is2D && len(spec.DataRange) == 2 {
@@ -138,22 +116,92 @@ func runAnneal(c *cobra.Command, path string, f *annealFlags) error {
 		imgs = append(imgs, fig.Image())
 		err = tensorio.WriteAtomic(f.pic.out, func(w io.Writer) error { return plot.WriteGIF(w, imgs, f.delay) })
 	} else {
-		ends := levelEnds(snaps)
-		fig := &plot.Figure{Title: title + ": the chains at the end of each noise level", Cols: 4, PanelSize: 3 * 72}
-		if !is2D {
-			fig.Cols, fig.PanelSize = 4, 2.6*72
-		}
-		for _, s := range ends {
-			fig.Panels = append(fig.Panels, panel(fmt.Sprintf("level %d, σ = %.3g", s.level, s.sigma), s.x, 16))
-		}
-		fig.Panels = append(fig.Panels, panel("final samples", final, 16))
-		err = writeFigure(f.pic.out, format, fig)
+		err = writeFigure(f.pic.out, format, levelsFigure(title, run, spec, box))
 	}
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.ErrOrStderr(), "ebmrun: wrote %s (%d chains, %s on %s)\n", f.pic.out, n, smp.Name(), lm.backend)
 	return nil
+}
+
+// samplerOverrides are the role overrides with --sigmas.
+func samplerOverrides(f *sampleFlags) (importer.Overrides, error) {
+	ov := f.spec.overrides()
+	if f.sigmas != "" {
+		var err error
+		if ov.Sigmas, err = sampler.ParseSigmas(f.sigmas); err != nil {
+			return ov, usageError{err}
+		}
+	}
+	return ov, nil
+}
+
+// annealRun is a sampling run with the chains recorded along the way.
+type annealRun struct {
+	smp      sampler.Sampler
+	settings map[string]any
+	n        int
+	final    []float32
+	snaps    []snapshot
+	stats    *sampler.Stats
+}
+
+// sampleWithSnapshots samples f.n chains (default 1000 2-D points or 16
+// images) as sample would, recording them about frames times on the way.
+func sampleWithSnapshots(c *cobra.Command, lm *loadedModel, f *sampleFlags, frames int) (*annealRun, error) {
+	spec := lm.spec
+	is2D := plot.Is2D(spec.DataShape)
+	if _, _, _, ok := plot.ImageShape(spec.DataShape); !is2D && !ok {
+		return nil, fmt.Errorf("%s: %w", lm.path, plot.ErrShape)
+	}
+	n := f.n
+	if n == 0 {
+		n = 1000
+		if !is2D {
+			n = 16
+		}
+	}
+	smp, settings, err := buildSampler(c, f, spec)
+	if err != nil {
+		return nil, err
+	}
+	cfg := sampler.Config{N: n, Dim: int(graph.NumElements(spec.DataShape)), Seed: f.seed, TraceChains: n}
+	if cfg.Init, err = parseInit(f.init, spec, smp); err != nil {
+		return nil, err
+	}
+	settings["init"] = initString(cfg.Init)
+	if err := smp.Validate(); err != nil {
+		return nil, usageError{err}
+	}
+	cfg.TraceEvery = traceEvery(smp, settings, frames)
+	var progress atomic.Int64
+	cfg.Progress = &progress
+	stop := showProgress(c.ErrOrStderr(), &progress, int64(n)*int64(smp.Evals()), "sampling", "evals")
+	final, st, err := sampler.Collect(context.Background(), smp, sampler.ModelSource(lm.plan, spec), cfg)
+	stop()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", lm.path, err)
+	}
+	return &annealRun{smp: smp, settings: settings, n: n, final: final, snaps: snapshots(st.Trace, n, cfg.Dim), stats: st}, nil
+}
+
+// levelsFigure shows the chains at the end of each noise level and the
+// final samples.
+func levelsFigure(title string, run *annealRun, spec *importer.ModelSpec, box plot.Box) *plot.Figure {
+	fig := &plot.Figure{Title: title + ": the chains at the end of each noise level", Cols: 4, PanelSize: 3 * 72}
+	if !plot.Is2D(spec.DataShape) {
+		fig.PanelSize = 2.6 * 72
+	}
+	panel := func(title string, x []float32) plot.Panel {
+		p, _ := plot.SamplesPanel(title, x, spec.DataShape, spec.DataRange, box, 16) // the shape was checked
+		return p
+	}
+	for _, s := range levelEnds(run.snaps) {
+		fig.Panels = append(fig.Panels, panel(fmt.Sprintf("level %d, σ = %.3g", s.level, s.sigma), s.x))
+	}
+	fig.Panels = append(fig.Panels, panel("final samples", run.final))
+	return fig
 }
 
 // traceEvery records enough steps for the frames wanted and, for annealed
