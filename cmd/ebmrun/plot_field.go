@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -74,7 +75,7 @@ func runField(c *cobra.Command, path string, f *fieldFlags) error {
 		return err
 	}
 	defer lm.Close()
-	fig, err := fieldFigure(c, lm, f.sigma, f.exact, f.data, f.box, f.arrows, f.cells, f.seed)
+	fig, err := fieldFigure(c.ErrOrStderr(), lm, f.sigma, f.exact, f.data, f.box, f.arrows, f.cells, f.seed)
 	if err != nil {
 		return err
 	}
@@ -87,11 +88,11 @@ func runField(c *cobra.Command, path string, f *fieldFlags) error {
 
 // fieldFigure evaluates a 2-D model's score and the reference on the grids
 // and lays out the picture.
-func fieldFigure(c *cobra.Command, lm *loadedModel, sigma float64, exact, data, boxFlag string, arrows, cells int, seed uint64) (*plot.Figure, error) {
+func fieldFigure(stderr io.Writer, lm *loadedModel, sigma float64, exact, data, boxFlag string, arrows, cells int, seed uint64) (*plot.Figure, error) {
 	if !plot.Is2D(lm.spec.DataShape) {
 		return nil, errNot2D("field", lm.path, lm.spec.DataShape)
 	}
-	ref, err := resolveData(exact, data, lm.m, seed, c.ErrOrStderr())
+	ref, err := resolveData(exact, data, lm.m, seed, stderr)
 	if err != nil {
 		return nil, err
 	}
