@@ -29,5 +29,5 @@ func ExampleHeatMap() {
 		return
 	}
 	fmt.Println(img.Bounds().Dx(), "×", img.Bounds().Dy(), "pixels")
-	// Output: 606 × 540 pixels
+	// Output: 630 × 540 pixels
 }

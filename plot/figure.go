@@ -58,8 +58,13 @@ const DPI = 120
 // DefaultPanelSize is the side of a square panel.
 const DefaultPanelSize = 4 * vg.Inch
 
-// colorBarWidth is the room a panel's colour bar takes to its right.
-const colorBarWidth = 1.05 * vg.Inch
+// colorBarWidth is the room a panel's colour bar takes to its right; the
+// bar with its ticks and label fills colorBarDrawn of it, the rest keeps it
+// off the next panel.
+const (
+	colorBarWidth = 1.25 * vg.Inch
+	colorBarDrawn = 1.05 * vg.Inch
+)
 
 // titleHeight is the room the figure's title takes above the panels.
 const titleHeight = 0.5 * vg.Inch
@@ -154,7 +159,7 @@ func (f *Figure) Draw(c draw.Canvas) {
 			// The bar spans the data area of its panel, not the title.
 			p.ColorBar.Draw(draw.Canvas{Canvas: c.Canvas, Rectangle: vg.Rectangle{
 				Min: vg.Point{X: x + w, Y: y1 - size + 0.05*size},
-				Max: vg.Point{X: x + w + colorBarWidth, Y: y1 - 0.1*size}}})
+				Max: vg.Point{X: x + w + colorBarDrawn, Y: y1 - 0.1*size}}})
 		}
 	}
 }

@@ -234,3 +234,34 @@ func TestWriteGIF(t *testing.T) {
 		t.Error("an empty animation was written")
 	}
 }
+
+func TestLogDensityFigure(t *testing.T) {
+	t.Parallel()
+	g := Square(-3, 3, 40)
+	z := make([]float64, g.Len())
+	for i, p := range g.XYs() {
+		z[i] = -(p.X*p.X + p.Y*p.Y) / 2
+	}
+	fig := LogDensityFigure("model", "log p", g, z, []float32{0, 0, 1, 1, -1, 0.5})
+	if len(fig.Panels) != 2 || fig.Panels[0].ColorBar == nil || !strings.Contains(fig.Panels[1].Plot.Title.Text, "3 points") {
+		t.Fatalf("%d panels", len(fig.Panels))
+	}
+	var b bytes.Buffer
+	if err := fig.Write(&b, PNG); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The peak at the origin is drawn bright, Kindlmann's top.
+	lum := func(x, y int) uint32 { r, g, b, _ := img.At(x, y).RGBA(); return (r + g + b) / 3 }
+	px := func(l vg.Length) int { return int(float64(l) / vg.Inch.Points() * DPI) }
+	cx, cy := px(DefaultPanelSize)/2+20, px(titleHeight)+px(DefaultPanelSize)/2
+	if lum(cx, cy) < 0xc000 {
+		t.Errorf("the mode is dark (%x)", lum(cx, cy))
+	}
+	if len(LogDensityFigure("m", "log p", g, z, nil).Panels) != 1 {
+		t.Error("a data panel without data")
+	}
+}
