@@ -186,7 +186,7 @@ const scoreBatch = 4096
 func (lm *loadedModel) scoresAt(x []float32, sigma float64) ([]float64, error) {
 	sc, err := sampler.ModelSource(lm.plan, lm.spec)()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", lm.path, err)
 	}
 	if c, ok := sc.(io.Closer); ok {
 		defer c.Close()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ebmrun/ebmrun/importer"
 	"github.com/ebmrun/ebmrun/plot"
 )
 
@@ -91,6 +92,9 @@ func runField(c *cobra.Command, path string, f *fieldFlags) error {
 func fieldFigure(stderr io.Writer, lm *loadedModel, sigma float64, exact, data, boxFlag string, arrows, cells int, seed uint64) (*plot.Figure, error) {
 	if !plot.Is2D(lm.spec.DataShape) {
 		return nil, errNot2D("field", lm.path, lm.spec.DataShape)
+	}
+	if lm.spec.Condition == importer.CondTime {
+		return nil, fmt.Errorf("%s: field draws the score at a noise level σ; this model is conditioned on a DDPM time step", lm.path)
 	}
 	ref, err := resolveData(exact, data, lm.m, seed, stderr)
 	if err != nil {

@@ -177,7 +177,7 @@ func runReport(c *cobra.Command, path string, f *reportFlags) error {
 		levelsFigure(title, run, spec, box)); err != nil {
 		return err
 	}
-	if is2D {
+	if is2D && spec.Condition != importer.CondTime {
 		sigmas, err := fieldSigmas(f.fields, spec)
 		if err != nil {
 			return err
