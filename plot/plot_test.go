@@ -265,3 +265,46 @@ func TestLogDensityFigure(t *testing.T) {
 		t.Error("a data panel without data")
 	}
 }
+
+func TestWriteCompactPNG(t *testing.T) {
+	t.Parallel()
+	// 300 greys over most of the picture and one small red patch: the
+	// palette keeps the red although 255 greys are more frequent.
+	img := image.NewRGBA(image.Rect(0, 0, 300, 40))
+	for y := 0; y < 40; y++ {
+		for x := 0; x < 300; x++ {
+			v := uint8(x * 255 / 299)
+			img.SetRGBA(x, y, color.RGBA{v, v, v, 255})
+		}
+	}
+	for y := 0; y < 2; y++ {
+		for x := 0; x < 2; x++ {
+			img.SetRGBA(x, y, color.RGBA{220, 20, 20, 255})
+		}
+	}
+	var b bytes.Buffer
+	if err := WriteCompactPNG(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	got, err := png.Decode(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got.(*image.Paletted); !ok {
+		t.Errorf("decoded as %T, want a paletted image", got)
+	}
+	worst := 0
+	for y := 0; y < 40; y++ {
+		for x := 0; x < 300; x++ {
+			worst = max(worst, dist2(color.RGBAModel.Convert(got.At(x, y)).(color.RGBA), img.RGBAAt(x, y)))
+		}
+	}
+	// Neighbouring greys differ by at most 1 per channel; a mapped one
+	// lands on a neighbour.
+	if worst > 3*2*2 {
+		t.Errorf("a colour moved by √%d", worst)
+	}
+	if r, g, _, _ := got.At(0, 0).RGBA(); r>>8 != 220 || g>>8 != 20 {
+		t.Errorf("the red patch came out as %v", got.At(0, 0))
+	}
+}
