@@ -177,19 +177,15 @@ func LogDensityMap() palette.ColorMap { return moreland.Kindlmann() }
 const LogDensityRange = 12
 
 // LogDensityFigure draws log p on the grid g (one value per point, row by
-// row) beside a histogram of the data (2-D points; nil for none) over the
-// same box, both on LogDensityMap. title names the model; heatTitle says
+// row), on LogDensityMap, beside the data (2-D points; nil for none) over
+// the same box, drawn as Scatter draws them in Data orange. title names the model; heatTitle says
 // which density ("log p_σ at σ = 0.01").
 func LogDensityFigure(title, heatTitle string, g Grid, logp []float64, data []float32) *Figure {
 	top := maxFinite(logp)
 	fig := &Figure{Title: title, Panels: []Panel{HeatMap(heatTitle, g, logp, HeatOptions{
 		Map: LogDensityMap(), Min: top - LogDensityRange, Max: top, Label: "log p (nats)"})}}
 	if len(data) >= 2 {
-		hg := Grid{Box: g.Box, Cols: min(g.Cols, histBins), Rows: min(g.Rows, histBins)}
-		p := newPlot(fmt.Sprintf("data (%s points)", formatCount(len(data)/2)), XLabel, YLabel)
-		h, _ := heatLayer(hg, hist2D(data, hg), HeatOptions{Map: LogDensityMap()})
-		p.Add(h)
-		g.Box.apply(p)
+		p := Scatter(fmt.Sprintf("data (%s points)", formatCount(len(data)/2)), data, g.Box, Data)
 		fig.Panels = append(fig.Panels, Panel{Plot: p})
 	}
 	return fig
