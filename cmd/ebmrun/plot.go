@@ -28,7 +28,7 @@ func init() { commands = append(commands, newPlotCmd) }
 func newPlotCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "plot KIND …",
-		Short: "Pictures of a model: score field, annealing, Langevin trajectories, training loss",
+		Short: "Pictures of a model: score field, annealing, Langevin trajectories, training loss, log-density",
 		Long: `plot draws a picture of a model or of a file ebmrun wrote, as PNG or SVG
 (-o x.png, -o x.svg; anneal also writes animated GIFs):
 
@@ -39,10 +39,12 @@ func newPlotCmd() *cobra.Command {
                             animates the chains through the annealing
   trace FILE.trace.csv      Langevin trajectories that sample --trace recorded
   loss train.jsonl          the training loss per σ level over the steps
+  density MODEL             log p of a 2-D model on a grid (as logp computes
+                            it) beside the data
 
 Titles name the model, the sampler and σ; axes are in the data's units.`,
 	}
-	c.AddCommand(newFieldCmd(), newAnnealCmd(), newTraceCmd(), newLossCmd())
+	c.AddCommand(newFieldCmd(), newAnnealCmd(), newTraceCmd(), newLossCmd(), newDensityCmd())
 	return c
 }
 

@@ -341,3 +341,27 @@ func TestPlotUsage(t *testing.T) {
 		t.Error("an existing output was overwritten without --force")
 	}
 }
+
+func TestPlotDensity(t *testing.T) {
+	t.Parallel()
+	twoD, images := shippedModels(t)
+	dir := t.TempDir()
+	for _, path := range twoD {
+		if filepath.Base(filepath.Dir(path)) != "8gaussians" {
+			continue
+		}
+		out := filepath.Join(dir, "d.png")
+		if _, stderr, code := ebmrun(t, "plot", "density", path, "-o", out, "--cells", "16", "--steps", "20", "--backend", "native"); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		// The log-density with its colour bar beside the data's dots.
+		img := checkPicture(t, out, 900, 400)
+		if b := img.Bounds(); b.Dx() < 2*b.Dy() {
+			t.Errorf("%d×%d: want two panels side by side", b.Dx(), b.Dy())
+		}
+	}
+	out := filepath.Join(dir, "image.png")
+	if _, stderr, code := ebmrun(t, "plot", "density", images[0], "-o", out); code != 1 || !strings.Contains(stderr, "density draws 2-D models") {
+		t.Errorf("density on an image model: exit %d, %q", code, stderr)
+	}
+}
