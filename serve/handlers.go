@@ -176,6 +176,12 @@ func PlanSample(spec *importer.ModelSpec, req sampleRequest, maxN int) (*Plan, e
 // samplerField guesses which option a FromSpec or Validate error is about.
 func samplerField(err error) string {
 	msg := err.Error()
+	switch {
+	case errors.Is(err, sampler.ErrNoSchedule):
+		return "sigmas"
+	case strings.Contains(msg, "time input") || strings.Contains(msg, "time-conditioned") || strings.Contains(msg, "unknown sampler"):
+		return "sampler"
+	}
 	for _, f := range []struct{ word, field string }{{"step", "step_lr"}, {"snr", "snr"}, {"σ", "sigmas"}, {"sigma", "sigmas"}, {"steps", "steps"}} {
 		if strings.Contains(msg, f.word) {
 			if f.word == "step" && strings.Contains(msg, "steps") {

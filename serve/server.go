@@ -277,6 +277,9 @@ func (s *Server) admit(n int) (release func(), err error) {
 	if s.draining.Load() {
 		return nil, &apiError{Status: http.StatusServiceUnavailable, Cause: "overload", Message: "the server is shutting down", RetryAfter: 5}
 	}
+	if n > s.opt.MaxChains {
+		return nil, badRequest("n", "%d chains are more than this server ever runs at once (%d)", n, s.opt.MaxChains)
+	}
 	if s.chains.Add(int64(n)) > int64(s.opt.MaxChains) {
 		s.chains.Add(-int64(n))
 		return nil, &apiError{Status: http.StatusTooManyRequests, Cause: "overload",
