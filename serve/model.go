@@ -37,8 +37,12 @@ func FindModels(dir string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(p) // follows links to model folders
+		if err != nil {
+			continue
+		}
 		switch {
-		case e.IsDir():
+		case fi.IsDir():
 			if _, err := os.Stat(filepath.Join(p, "model.onnx")); err == nil {
 				out[e.Name()] = filepath.Join(p, "model.onnx")
 			}
