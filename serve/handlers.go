@@ -297,6 +297,11 @@ func (s *Server) sample(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer release()
+	if m.sched != nil {
+		// Every batch of the request a stream of its own: they all join the
+		// merged calls at once (Run keeps at most one worker per batch).
+		p.Config.Workers = req.N
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opt.Timeout)
 	defer cancel()
 	x, st, err := sampler.Collect(ctx, p.Sampler, s.source(m), p.Config)

@@ -123,6 +123,7 @@ func TestBatchedSamplesAreTheCLIs(t *testing.T) {
 		{"swissroll", `{"n": 16, "seed": 1, "steps": 20}`, sampler.Overrides{Steps: 20}, 16, 1},
 		{"swissroll", `{"n": 5, "seed": 2, "steps": 20}`, sampler.Overrides{Steps: 20}, 5, 2},
 		{"swissroll", `{"n": 40, "seed": 3, "steps": 7, "step_lr": 1e-5}`, sampler.Overrides{Steps: 7, StepLR: 1e-5}, 40, 3},
+		{"swissroll", `{"n": 1500, "seed": 8, "steps": 2}`, sampler.Overrides{Steps: 2}, 1500, 8},
 		{"swissroll", `{"n": 9, "seed": 4, "sampler": "pc"}`, sampler.Overrides{Sampler: "pc"}, 9, 4},
 		{"swissroll", `{"n": 3, "seed": 5, "sampler": "ula", "steps": 50}`, sampler.Overrides{Sampler: "ula", Steps: 50}, 3, 5},
 		{"8gaussians", `{"n": 12, "seed": 1, "steps": 15}`, sampler.Overrides{Steps: 15}, 12, 1},
