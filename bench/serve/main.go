@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	goruntime "runtime"
 	"sort"
 	"strconv"
@@ -72,7 +73,19 @@ func run() error {
 	flag.IntVar(&c.sessions, "sessions", goruntime.GOMAXPROCS(0), "serve --sessions")
 	flag.IntVar(&c.singleN, "single", 4096, "samples of the single-run peer")
 	flag.StringVar(&clients, "clients", "1,16,256", "concurrent clients")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the load phases to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	for _, s := range strings.Split(clients, ",") {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 1 {
@@ -109,13 +122,17 @@ func run() error {
 	src := sampler.ModelSource(plan, spec)
 	fmt.Fprintf(os.Stderr, "bench/serve: %s, %s with %d evaluations per sample, native, %d cores\n", c.model, smp.Name(), smp.Evals(), goruntime.GOMAXPROCS(0))
 
-	// The peer: one run of singleN samples, as `ebmrun sample -n 4096`.
-	_, st, err := sampler.Collect(context.Background(), smp, src, sampler.Config{N: c.singleN, Dim: dim, Seed: 1, Init: init})
-	if err != nil {
-		return err
+	// The peer: one run of singleN samples, as `ebmrun sample -n 4096`,
+	// measured right before each configuration, since the machine's load
+	// drifts.
+	peer := func() (float64, error) {
+		_, st, err := sampler.Collect(context.Background(), smp, src, sampler.Config{N: c.singleN, Dim: dim, Seed: 1, Init: init})
+		if err != nil {
+			return 0, err
+		}
+		fmt.Fprintf(os.Stderr, "bench/serve: single run of %d samples: %.3g evaluations/s in %.2fs\n", c.singleN, st.EvalsPerSecond(), st.Seconds)
+		return st.EvalsPerSecond(), nil
 	}
-	single := st.EvalsPerSecond()
-	fmt.Fprintf(os.Stderr, "bench/serve: single run of %d samples: %.3g evaluations/s in %.2fs\n", c.singleN, single, st.Seconds)
 
 	body := fmt.Sprintf(`"n": %d`, c.n)
 	if c.steps > 0 {
@@ -125,10 +142,15 @@ func run() error {
 	seedBase := uint64(1000)
 	for _, batching := range []bool{true, false} {
 		for _, cl := range c.clientSet {
+			single, err := peer()
+			if err != nil {
+				return err
+			}
 			r, err := load(c, be, cl, batching, body, seedBase)
 			if err != nil {
 				return err
 			}
+			r.single = single
 			r.evalsPerReq = float64(c.n * smp.Evals())
 			results = append(results, r)
 			fmt.Fprintf(os.Stderr, "bench/serve: batching %v, %d clients: %d requests in %.1fs\n", batching, cl, len(r.ok), r.seconds)
@@ -177,7 +199,7 @@ func run() error {
 			}
 		}
 	}
-	report(os.Stdout, c, single, results)
+	report(os.Stdout, c, results)
 	return nil
 }
 
@@ -196,6 +218,7 @@ type result struct {
 	latencies   []float64
 	evalsPerReq float64
 	meanBatch   float64
+	single      float64 // the peer's evaluations/s, measured just before
 }
 
 // load runs one configuration: a fresh server on a loopback port, clients
@@ -333,7 +356,7 @@ func quantile(xs []float64, q float64) float64 {
 	return s[min(len(s)-1, int(q*float64(len(s))))]
 }
 
-func report(w io.Writer, c config, single float64, rs []result) {
+func report(w io.Writer, c config, rs []result) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "batching\tclients\trequests\terrors\tmismatches\tevals/s ÷ single run\tmean batch\tp50 ms\tp99 ms\t\n")
 	for _, r := range rs {
@@ -347,8 +370,8 @@ func report(w io.Writer, c config, single float64, rs []result) {
 			mb = fmt.Sprintf("%.0f", r.meanBatch)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%s\t%.0f\t%.0f\t\n", on, r.clients, len(r.ok), r.errors, r.mismatches,
-			tput/single, mb, 1000*quantile(r.latencies, 0.5), 1000*quantile(r.latencies, 0.99))
+			tput/r.single, mb, 1000*quantile(r.latencies, 0.5), 1000*quantile(r.latencies, 0.99))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nsingle run: %d samples in one sampler.Collect (the sample command's call), every core; n = %d per request\n", c.singleN, c.n)
+	fmt.Fprintf(w, "\nsingle run: %d samples in one sampler.Collect (the sample command's call), every core, measured just before each configuration; n = %d per request\n", c.singleN, c.n)
 }
