@@ -108,6 +108,11 @@ type sampleRequest struct {
 	Denoise *bool           `json:"denoise"`
 	Sigmas  json.RawMessage `json:"sigmas"` // "geom:MAX,MIN,L", a comma list, or an array
 	Init    string          `json:"init"`
+	Method  string          `json:"method"` // ode: rk45 or heun
+	Eta     float64         `json:"eta"`    // ddim
+	Times   []int           `json:"times"`  // ddim: ascending time steps
+	RTol    float64         `json:"rtol"`   // ode
+	ATol    float64         `json:"atol"`
 }
 
 // SampleResponse is the JSON answer of a sample request.
@@ -144,11 +149,18 @@ func PlanSample(spec *importer.ModelSpec, req sampleRequest, maxN int) (*Plan, e
 		return nil, badRequest("step_lr", "step_lr: want a positive step size, got %v", req.StepLR)
 	case req.SNR < 0 || math.IsInf(req.SNR, 0) || math.IsNaN(req.SNR):
 		return nil, badRequest("snr", "snr: want a positive ratio, got %v", req.SNR)
+	case req.Eta < 0:
+		return nil, badRequest("eta", "eta: must not be negative, got %v", req.Eta)
+	case req.RTol < 0:
+		return nil, badRequest("rtol", "rtol: must not be negative, got %v", req.RTol)
+	case req.ATol < 0:
+		return nil, badRequest("atol", "atol: must not be negative, got %v", req.ATol)
 	}
 	if req.Sampler != "" && !contains(sampler.Names(), req.Sampler) {
 		return nil, badRequest("sampler", "sampler: unknown sampler %q (want %s)", req.Sampler, strings.Join(sampler.Names(), ", "))
 	}
-	ov := sampler.Overrides{Sampler: req.Sampler, Steps: req.Steps, StepLR: req.StepLR, SNR: req.SNR, Denoise: req.Denoise}
+	ov := sampler.Overrides{Sampler: req.Sampler, Steps: req.Steps, StepLR: req.StepLR, SNR: req.SNR, Denoise: req.Denoise,
+		Method: req.Method, Eta: req.Eta, Times: req.Times, RTol: req.RTol, ATol: req.ATol}
 	sp := spec
 	if len(req.Sigmas) > 0 && string(req.Sigmas) != "null" {
 		sig, err := parseSigmas(req.Sigmas)
@@ -182,7 +194,7 @@ func samplerField(err error) string {
 	case strings.Contains(msg, "time input") || strings.Contains(msg, "time-conditioned") || strings.Contains(msg, "unknown sampler"):
 		return "sampler"
 	}
-	for _, f := range []struct{ word, field string }{{"step", "step_lr"}, {"snr", "snr"}, {"σ", "sigmas"}, {"sigma", "sigmas"}, {"steps", "steps"}} {
+	for _, f := range []struct{ word, field string }{{"method", "method"}, {"η", "eta"}, {"eta", "eta"}, {"times", "times"}, {"rtol", "rtol"}, {"atol", "atol"}, {"step", "step_lr"}, {"snr", "snr"}, {"σ", "sigmas"}, {"sigma", "sigmas"}, {"steps", "steps"}} {
 		if strings.Contains(msg, f.word) {
 			if f.word == "step" && strings.Contains(msg, "steps") {
 				return "steps"
@@ -219,24 +231,11 @@ func parseSigmas(raw json.RawMessage) ([]float64, error) {
 	return list, nil
 }
 
-// parseInit is the sample command's --init: uniform:LO,HI or gaussian:STD;
-// by default uniform over the model's data range, else N(0, σ_max²), and
-// N(0, 1) for ddpm.
+// parseInit is the sample command's --init: uniform:LO,HI or gaussian:STD,
+// by default sampler.DefaultInit.
 func parseInit(s string, spec *importer.ModelSpec, smp sampler.Sampler) (sampler.Init, error) {
 	if s == "" {
-		switch {
-		case smp.Name() == "ddpm":
-			return sampler.Gaussian{Std: 1}, nil
-		case len(spec.DataRange) == 2:
-			return sampler.Uniform{Lo: spec.DataRange[0], Hi: spec.DataRange[1]}, nil
-		}
-		if sigmas, ok := sampler.Describe(smp)["sigmas"].([]float64); ok {
-			return sampler.Gaussian{Std: sigmas[0]}, nil
-		}
-		if spec.Sigmas != nil {
-			return sampler.Gaussian{Std: spec.Sigmas[0]}, nil
-		}
-		return sampler.Gaussian{Std: sampler.DefaultSigmaMax}, nil
+		return sampler.DefaultInit(spec, smp), nil
 	}
 	kind, args, _ := strings.Cut(s, ":")
 	var vals []float64

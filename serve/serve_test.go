@@ -100,7 +100,7 @@ func cliSamples(t testing.TB, path string, ov sampler.Overrides, n int, seed uin
 	}
 	defer plan.Close()
 	x, _, err := sampler.Collect(context.Background(), smp, sampler.ModelSource(plan, spec),
-		sampler.Config{N: n, Dim: 2, Seed: seed, Init: sampler.Uniform{Lo: spec.DataRange[0], Hi: spec.DataRange[1]}})
+		sampler.Config{N: n, Dim: 2, Seed: seed, Init: sampler.DefaultInit(spec, smp)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +126,9 @@ func TestBatchedSamplesAreTheCLIs(t *testing.T) {
 		{"swissroll", `{"n": 1500, "seed": 8, "steps": 2}`, sampler.Overrides{Steps: 2}, 1500, 8},
 		{"swissroll", `{"n": 9, "seed": 4, "sampler": "pc"}`, sampler.Overrides{Sampler: "pc"}, 9, 4},
 		{"swissroll", `{"n": 3, "seed": 5, "sampler": "ula", "steps": 50}`, sampler.Overrides{Sampler: "ula", Steps: 50}, 3, 5},
+		{"swissroll", `{"n": 8, "seed": 9, "sampler": "ode", "method": "heun", "steps": 20}`, sampler.Overrides{Sampler: "ode", Method: "heun", Steps: 20}, 8, 9},
+		{"swissroll", `{"n": 8, "seed": 10, "sampler": "ode"}`, sampler.Overrides{Sampler: "ode"}, 8, 10},
+		{"8gaussians", `{"n": 6, "seed": 2, "sampler": "em", "steps": 30}`, sampler.Overrides{Sampler: "em", Steps: 30}, 6, 2},
 		{"8gaussians", `{"n": 12, "seed": 1, "steps": 15}`, sampler.Overrides{Steps: 15}, 12, 1},
 		{"8gaussians", `{"n": 12, "seed": 6, "sampler": "cas"}`, sampler.Overrides{Sampler: "cas"}, 12, 6},
 	}
