@@ -176,4 +176,10 @@ func TestToken(t *testing.T) {
 	if code, _, _ := do(t, ts, "GET", "/healthz", ""); code != 200 {
 		t.Errorf("probe: %d", code)
 	}
+	if code, _, _ := do(t, ts, "GET", "/metrics", ""); code != 401 {
+		t.Errorf("metrics without the token: %d", code)
+	}
+	if code, _, _ := do(t, ts, "POST", "/v1/models/swissroll/sample", `{"n": 1, "steps": 1}`, "Authorization", "Bearer s3cret"); code != 200 {
+		t.Errorf("sample with the token: %d", code)
+	}
 }
