@@ -19,7 +19,9 @@ import (
 
 // startServe runs `ebmrun serve` as a process on a free loopback port and
 // returns its URL; stderr collects what it says.
-func startServe(t *testing.T, args ...string) (*exec.Cmd, string, *bytes.Buffer) {
+// The returned channel is closed once the process has closed its stderr
+// (it exited); only then may stderr be read and Wait be called.
+func startServe(t *testing.T, args ...string) (*exec.Cmd, string, *bytes.Buffer, <-chan struct{}) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"serve", "--addr", "127.0.0.1:0", "--backend", "native"}, args...)...)
 	cmd.Env = append(os.Environ(), "EBMRUN_TEST_MAIN=1")
@@ -38,8 +40,9 @@ func startServe(t *testing.T, args ...string) (*exec.Cmd, string, *bytes.Buffer)
 		line, err := r.ReadString('\n')
 		stderr.WriteString(line)
 		if m := re.FindStringSubmatch(line); m != nil {
-			go io.Copy(&stderr, r)
-			return cmd, m[1], &stderr
+			done := make(chan struct{})
+			go func() { io.Copy(&stderr, r); close(done) }()
+			return cmd, m[1], &stderr, done
 		}
 		if err != nil {
 			t.Fatalf("serve did not start: %s", stderr.String())
@@ -57,7 +60,7 @@ func TestServeMatchesSampleAndDrains(t *testing.T) {
 	}
 	tok := filepath.Join(dir, "token")
 	os.WriteFile(tok, []byte("abc123\n"), 0o600)
-	cmd, url, stderr := startServe(t, "--models", dir, "--token-file", tok)
+	cmd, url, stderr, exited := startServe(t, "--models", dir, "--token-file", tok)
 
 	req, _ := http.NewRequest("POST", url+"/v1/models/swissroll/sample", strings.NewReader(`{"n": 30, "seed": 7, "steps": 10, "sampler": "ald"}`))
 	req.Header.Set("Accept", "application/x-npy")
@@ -93,17 +96,14 @@ func TestServeMatchesSampleAndDrains(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- cmd.Wait() }()
 	select {
-	case err := <-errc:
-		if err != nil {
-			t.Fatalf("after SIGTERM: %v; stderr %s", err, stderr)
-		}
+	case <-exited:
 	case <-time.After(20 * time.Second):
-		t.Fatalf("still running 20 s after SIGTERM; stderr %s", stderr)
+		t.Fatal("still running 20 s after SIGTERM")
 	}
-	time.Sleep(50 * time.Millisecond)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v; stderr %s", err, stderr)
+	}
 	if s := stderr.String(); !strings.Contains(s, "ebmrun: draining") || !strings.Contains(s, "ebmrun: stopped") {
 		t.Errorf("stderr: %s", s)
 	}
