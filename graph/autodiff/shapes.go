@@ -59,6 +59,7 @@ func (b *builder) infer(n *graph.Node) error {
 			b.info[o] = &vinfo{}
 		}
 	}
+	b.fold(n)
 	return nil
 }
 
@@ -166,6 +167,8 @@ func (b *builder) inferOp(n *graph.Node, ins []*vinfo) ([]*vinfo, error) {
 		return []*vinfo{{dt: dt}}, nil
 	case op == "Range":
 		return []*vinfo{ranked(in0.dt, graph.Shape{graph.Unknown})}, nil
+	case op == "Resize" || op == "Upsample":
+		return b.inferResize(n, ins)
 	}
 	return b.inferFallback(n)
 }
@@ -231,7 +234,54 @@ func inferBroadcast(op string, ins []*vinfo) ([]*vinfo, error) {
 		return nil, err
 	}
 	out.shape, out.ranked = s, true
+	if out.dt == graph.Int64 && len(ins) == 2 && ins[0] != nil && ins[1] != nil {
+		out.sval = svalArith(op, ins[0].sval, ins[1].sval)
+	}
 	return []*vinfo{out}, nil
+}
+
+// svalArith carries shape-vector values through the arithmetic exporters
+// emit on sizes (PyTorch's x.reshape(n, c, h*w) multiplies two dimensions):
+// known operands give known results, a factor 1 or a term 0 keeps the other
+// side's symbol, anything else is unknown.
+func svalArith(op string, a, b []graph.Dim) []graph.Dim {
+	if a == nil || b == nil || (len(a) != len(b) && len(a) != 1 && len(b) != 1) {
+		return nil
+	}
+	n := max(len(a), len(b))
+	out := make([]graph.Dim, n)
+	for i := range out {
+		x, y := a[i%len(a)], b[i%len(b)]
+		isK := func(d graph.Dim, v int64) bool { return d.Known() && d.Value == v }
+		switch {
+		case x.Known() && y.Known():
+			switch op {
+			case "Add":
+				out[i] = graph.Dim{Value: x.Value + y.Value}
+			case "Sub":
+				out[i] = graph.Dim{Value: x.Value - y.Value}
+			case "Mul":
+				out[i] = graph.Dim{Value: x.Value * y.Value}
+			case "Div":
+				if y.Value == 0 {
+					return nil
+				}
+				out[i] = graph.Dim{Value: x.Value / y.Value}
+			default:
+				return nil
+			}
+			if out[i].Value < 0 {
+				out[i] = graph.Unknown
+			}
+		case op == "Mul" && isK(y, 1), (op == "Add" || op == "Sub") && isK(y, 0), op == "Div" && isK(y, 1):
+			out[i] = x
+		case op == "Mul" && isK(x, 1), op == "Add" && isK(x, 0):
+			out[i] = y
+		default:
+			out[i] = graph.Unknown
+		}
+	}
+	return out
 }
 
 func inferShapeOp(n *graph.Node, in *vinfo) []*vinfo {

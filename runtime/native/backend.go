@@ -38,6 +38,7 @@ func (Backend) Prepare(m *graph.Model, opts runtime.Options) (runtime.Plan, erro
 	if err := g.Validate(); err != nil {
 		return nil, fmt.Errorf("native: %w", err)
 	}
+	g = widenIntArgs(g)
 	opset := m.Opset("")
 	if opset == 0 {
 		opset = defaultOpset
@@ -205,6 +206,7 @@ func (p *plan) compile(g *graph.Graph, order []*graph.Node, opset int64) error {
 		return fmt.Errorf("native: %w", errors.Join(errs...))
 	}
 	live = fuse(live, p.outputs)
+	live = fuseGroupNorms(live, p.outputs, consts)
 
 	slot := map[string]int{}
 	p.consts = map[int]*graph.Tensor{}

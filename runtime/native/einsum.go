@@ -1,0 +1,486 @@
+package native
+
+import (
+	"fmt"
+
+	"github.com/ebmrun/ebmrun/graph"
+)
+
+// einsumKernel is Einsum with ONNX's (numpy's) full equation language:
+// explicit or implicit output, one ellipsis per term with broadcasting, and
+// repeated labels (diagonals). It runs as a chain of matrix products: each
+// operand first has its diagonals taken and its private labels summed, then
+// the operands are folded left to right, every pair as a batched GEMM
+// [batch, left, contracted] × [batch, contracted, right], and the result is
+// laid out in the output's order. Layout copies are skipped where an operand
+// already sits in the order a product wants (NIN "nchw,cd->ndhw" copies x
+// once; attention "nchw,ncij->nhwij" copies only its left operand).
+type einsumKernel struct{ eq *graph.EinsumEq }
+
+const einMax = graph.EinsumLetters + maxRank // label ids: letters, then ellipsis dimensions
+
+func compileEinsum(c *compileCtx) (kernel, error) {
+	eq, err := graph.ParseEinsum(c.node.AttrString("equation", ""), len(c.node.Inputs))
+	if err != nil {
+		return nil, fmt.Errorf("Einsum: %w", err)
+	}
+	return &einsumKernel{eq: eq}, nil
+}
+
+// einPlan is the expanded equation for the inputs' ranks.
+type einPlan struct {
+	ops     [][]int // per operand: label of each axis
+	out     []int
+	outSize []int64
+}
+
+// einStep is one action of a compiled Einsum: a strided gather-sum (the
+// layouts, diagonals and private sums) or a batched GEMM. Operands name
+// their data: 0…n−1 the inputs, einBuf+b scratch buffer b, einOut the
+// output.
+type einStep struct {
+	gemm      bool
+	src, dst  int
+	view      einView // gather: the source's labels, sizes and strides
+	keep, sum []int
+	size      [einMax]int64
+	n         int64 // gather: elements written
+	a, b      int   // gemm operands (c is dst)
+	nb, m, kk int64
+	nn        int64
+}
+
+const (
+	einBuf = 1000
+	einOut = -1
+)
+
+type einsumState struct {
+	key   []int64 // ranks and shapes the steps were compiled for
+	steps []einStep
+	g     gemmState
+	bufs  [5][]float32
+}
+
+func (*einsumKernel) newState() any { return new(einsumState) }
+
+// expand labels every operand's axes (graph.EinsumEq.Expand), checks the
+// label sizes agree up to broadcasting, and returns the output's sizes.
+func (k *einsumKernel) expand(in []*graph.Tensor, p *einPlan) error {
+	ranks := make([]int, len(in))
+	for i, x := range in {
+		if x.DType != graph.Float32 {
+			return fmt.Errorf("Einsum computes float32, operand %d is %s", i, x.DType)
+		}
+		ranks[i] = len(x.Shape)
+	}
+	ops, out, err := k.eq.Expand(ranks)
+	if err != nil {
+		return err
+	}
+	p.ops, p.out = ops, out
+	var size [einMax]int64
+	var seen [einMax]bool
+	for i, labs := range p.ops {
+		for j, l := range labs {
+			d := in[i].Shape[j]
+			switch {
+			case !seen[l] || size[l] == 1:
+				size[l] = d
+			case d != size[l] && d != 1:
+				return fmt.Errorf("Einsum label sizes disagree: %d and %d", size[l], d)
+			}
+			seen[l] = true
+		}
+	}
+	p.outSize = p.outSize[:0]
+	for _, l := range p.out {
+		p.outSize = append(p.outSize, size[l])
+	}
+	return nil
+}
+
+// infer derives the output shape without allocating (it runs on every
+// call): the same walk as graph.EinsumEq.Expand, into fixed arrays.
+func (k *einsumKernel) infer(in, out []*graph.Tensor) error {
+	ell := 0
+	for i, t := range k.eq.Terms {
+		if in[i].DType != graph.Float32 {
+			return fmt.Errorf("Einsum computes float32, operand %d is %s", i, in[i].DType)
+		}
+		r := len(in[i].Shape)
+		switch {
+		case t.Ell < 0 && r != len(t.Labels):
+			return fmt.Errorf("Einsum operand %d has rank %d, its term %d labels", i, r, len(t.Labels))
+		case t.Ell >= 0 && r < len(t.Labels):
+			return fmt.Errorf("Einsum operand %d has rank %d, fewer than its term's %d labels", i, r, len(t.Labels))
+		case t.Ell >= 0:
+			ell = max(ell, r-len(t.Labels))
+		}
+	}
+	if ell > maxRank {
+		return fmt.Errorf("Einsum ellipsis of rank %d", ell)
+	}
+	var size [einMax]int64
+	var seen [einMax]bool
+	for i, t := range k.eq.Terms {
+		shape := in[i].Shape
+		ne := len(shape) - len(t.Labels)
+		pos := 0
+		note := func(l int) error {
+			d := shape[pos]
+			pos++
+			switch {
+			case !seen[l] || size[l] == 1:
+				size[l] = d
+			case d != size[l] && d != 1:
+				return fmt.Errorf("Einsum label sizes disagree: %d and %d", size[l], d)
+			}
+			seen[l] = true
+			return nil
+		}
+		for j := 0; j <= len(t.Labels); j++ {
+			if j == t.Ell {
+				for e := 0; e < ne; e++ {
+					if err := note(graph.EinsumLetters + ell - ne + e); err != nil {
+						return err
+					}
+				}
+			}
+			if j < len(t.Labels) {
+				if err := note(t.Labels[j]); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	var sh dims
+	r := 0
+	for j := 0; j <= len(k.eq.Out.Labels); j++ {
+		if j == k.eq.Out.Ell {
+			for e := 0; e < ell; e++ {
+				sh[r] = size[graph.EinsumLetters+e]
+				r++
+			}
+		}
+		if j < len(k.eq.Out.Labels) {
+			if r >= maxRank {
+				return fmt.Errorf("Einsum output of rank above %d", maxRank)
+			}
+			sh[r] = size[k.eq.Out.Labels[j]]
+			r++
+		}
+	}
+	setShape(out[0], graph.Float32, sh[:r])
+	return nil
+}
+
+// einView is a tensor seen through labels: sizes and strides per label (a
+// repeated label's strides add up: its diagonal).
+type einView struct {
+	data   []float32
+	labels []int
+	size   [einMax]int64
+	stride [einMax]int64
+}
+
+func viewOf(x []float32, shape []int64, labs []int) einView {
+	v := einView{data: x}
+	st := int64(1)
+	for j := len(shape) - 1; j >= 0; j-- {
+		l := labs[j]
+		if !containsLabel(v.labels, l) {
+			v.labels = append(v.labels, l)
+			v.size[l] = shape[j]
+		}
+		if shape[j] != 1 {
+			v.stride[l] += st
+		}
+		st *= shape[j]
+	}
+	// first-occurrence order
+	for i, j := 0, len(v.labels)-1; i < j; i, j = i+1, j-1 {
+		v.labels[i], v.labels[j] = v.labels[j], v.labels[i]
+	}
+	return v
+}
+
+func containsLabel(ls []int, l int) bool {
+	for _, m := range ls {
+		if m == l {
+			return true
+		}
+	}
+	return false
+}
+
+// gather writes dst[keep…] = Σ_sum src over the labels in sum, with sizes
+// from size (a label whose view size is 1 broadcasts: stride 0).
+func (v *einView) gather(dst []float32, keep, sum []int, size *[einMax]int64) {
+	var ks, kst, ss, sst [einMax]int64
+	for i, l := range keep {
+		ks[i], kst[i] = size[l], v.stride[l]
+	}
+	for i, l := range sum {
+		ss[i], sst[i] = size[l], v.stride[l]
+	}
+	nk, ns := len(keep), len(sum)
+	var ki, si [einMax]int64
+	for o := range dst {
+		base := int64(0)
+		for i := 0; i < nk; i++ {
+			base += ki[i] * kst[i]
+		}
+		var acc float32
+		if ns == 0 {
+			acc = v.data[base]
+		} else {
+			for {
+				off := base
+				for i := 0; i < ns; i++ {
+					off += si[i] * sst[i]
+				}
+				acc += v.data[off]
+				j := ns - 1
+				for ; j >= 0; j-- {
+					si[j]++
+					if si[j] < ss[j] {
+						break
+					}
+					si[j] = 0
+				}
+				if j < 0 {
+					break
+				}
+			}
+		}
+		dst[o] = acc
+		for j := nk - 1; j >= 0; j-- {
+			ki[j]++
+			if ki[j] < ks[j] {
+				break
+			}
+			ki[j] = 0
+		}
+	}
+}
+
+// inOrder reports whether the view is a dense array with exactly the labels
+// order (so a product can read it in place).
+func (v *einView) inOrder(order []int, size *[einMax]int64) bool {
+	st := int64(1)
+	for i := len(order) - 1; i >= 0; i-- {
+		l := order[i]
+		if v.size[l] != size[l] {
+			return false
+		}
+		if size[l] != 1 && v.stride[l] != st {
+			return false
+		}
+		st *= size[l]
+	}
+	return len(order) == len(v.labels) && int64(len(v.data)) == st
+}
+
+func (k *einsumKernel) run(x *exec, in, out []*graph.Tensor) error {
+	st := x.state.(*einsumState)
+	if !st.matches(in) {
+		if err := k.compile(st, in); err != nil {
+			return err
+		}
+	}
+	data := func(id int) []float32 {
+		switch {
+		case id == einOut:
+			return out[0].F32
+		case id >= einBuf:
+			return st.bufs[id-einBuf]
+		}
+		return in[id].F32
+	}
+	for i := range st.steps {
+		s := &st.steps[i]
+		if !s.gemm {
+			s.view.data = data(s.src)
+			s.view.gather(data(s.dst)[:s.n], s.keep, s.sum, &s.size)
+			continue
+		}
+		a, b, c := data(s.a), data(s.b), data(s.dst)
+		g := &st.g.g
+		for q := int64(0); q < s.nb; q++ {
+			if s.kk == 0 {
+				clear(c[q*s.m*s.nn : (q+1)*s.m*s.nn])
+				continue
+			}
+			*g = gemm{m: int(s.m), n: int(s.nn), k: int(s.kk), alpha: 1, a: a[q*s.m*s.kk:], lda: int(s.kk),
+				b: b[q*s.kk*s.nn:], ldb: int(s.nn), c: c[q*s.m*s.nn:], ldc: int(s.nn), w: &st.g.w}
+			g.run(x.pool)
+		}
+	}
+	return nil
+}
+
+// matches reports whether the compiled steps are for these input shapes.
+func (st *einsumState) matches(in []*graph.Tensor) bool {
+	if st.steps == nil {
+		return false
+	}
+	i := 0
+	for _, t := range in {
+		if i >= len(st.key) || st.key[i] != int64(len(t.Shape)) {
+			return false
+		}
+		i++
+		for _, d := range t.Shape {
+			if i >= len(st.key) || st.key[i] != d {
+				return false
+			}
+			i++
+		}
+	}
+	return i == len(st.key)
+}
+
+// compile plans the steps for the inputs' shapes: each operand has its
+// diagonals taken and private labels summed (in place when there are
+// none), the operands are folded left to right as batched GEMMs
+// [batch, left, contracted]·[batch, contracted, right], and the result is
+// laid out (and any label left over summed) into the output.
+func (k *einsumKernel) compile(st *einsumState, in []*graph.Tensor) error {
+	p := &einPlan{}
+	if err := k.expand(in, p); err != nil {
+		return err
+	}
+	st.key = st.key[:0]
+	for _, t := range in {
+		st.key = append(st.key, int64(len(t.Shape)))
+		st.key = append(st.key, t.Shape...)
+	}
+	st.steps = st.steps[:0]
+	need := func(l int, from int) bool { // label used by the output or an operand ≥ from
+		if containsLabel(p.out, l) {
+			return true
+		}
+		for i := from; i < len(p.ops); i++ {
+			if containsLabel(p.ops[i], l) {
+				return true
+			}
+		}
+		return false
+	}
+	// Buffers: 0 and 1 hold the running product in turn, 2 the reduced
+	// right operand, 3 and 4 the operands laid out for the product.
+	buf := func(i int, n int64) int {
+		if len(st.bufs[i]) < int(n) { // a buffer serves several steps: the largest
+			st.bufs[i] = growSlice(st.bufs[i], int(n))
+		}
+		return einBuf + i
+	}
+	gather := func(v einView, src, dst int, keep, sum []int, size *[einMax]int64) {
+		n := int64(1)
+		for _, l := range keep {
+			n *= size[l]
+		}
+		st.steps = append(st.steps, einStep{src: src, dst: dst, view: v, keep: keep, sum: sum, size: *size, n: n})
+	}
+	type operand struct {
+		v  einView
+		id int
+	}
+	reduce := func(i, bi int) operand {
+		v := viewOf(nil, in[i].Shape, p.ops[i])
+		var keep, sum []int
+		for _, l := range v.labels {
+			used := containsLabel(p.out, l)
+			for j := range p.ops {
+				if j != i && containsLabel(p.ops[j], l) {
+					used = true
+				}
+			}
+			if used {
+				keep = append(keep, l)
+			} else {
+				sum = append(sum, l)
+			}
+		}
+		if len(sum) == 0 && len(keep) == len(p.ops[i]) {
+			return operand{v, i} // no diagonal, nothing to sum: read in place
+		}
+		shape := make([]int64, len(keep))
+		n := int64(1)
+		for j, l := range keep {
+			shape[j] = v.size[l]
+			n *= v.size[l]
+		}
+		id := buf(bi, n)
+		gather(v, i, id, keep, sum, &v.size)
+		return operand{viewOf(nil, shape, keep), id}
+	}
+	cur := 0
+	acc := reduce(0, cur)
+	for i := 1; i < len(p.ops); i++ {
+		b := reduce(i, 2)
+		var batch, left, contr, right []int
+		var size [einMax]int64
+		for _, l := range acc.v.labels {
+			size[l] = acc.v.size[l]
+			if containsLabel(b.v.labels, l) {
+				size[l] = max(acc.v.size[l], b.v.size[l])
+				if need(l, i+1) {
+					batch = append(batch, l)
+				} else {
+					contr = append(contr, l)
+				}
+			} else {
+				left = append(left, l)
+			}
+		}
+		for _, l := range b.v.labels {
+			if !containsLabel(acc.v.labels, l) {
+				size[l] = b.v.size[l]
+				right = append(right, l)
+			}
+		}
+		prodOf := func(ls []int) int64 {
+			n := int64(1)
+			for _, l := range ls {
+				n *= size[l]
+			}
+			return n
+		}
+		s := einStep{gemm: true, a: acc.id, b: b.id, nb: prodOf(batch), m: prodOf(left), kk: prodOf(contr), nn: prodOf(right)}
+		aOrder := append(append(append([]int(nil), batch...), left...), contr...)
+		bOrder := append(append(append([]int(nil), batch...), contr...), right...)
+		if !acc.v.inOrder(aOrder, &size) {
+			s.a = buf(3, s.nb*s.m*s.kk)
+			gather(acc.v, acc.id, s.a, aOrder, nil, &size)
+		}
+		if !b.v.inOrder(bOrder, &size) {
+			s.b = buf(4, s.nb*s.kk*s.nn)
+			gather(b.v, b.id, s.b, bOrder, nil, &size)
+		}
+		cOrder := append(append(append([]int(nil), batch...), left...), right...)
+		cur = 1 - cur
+		s.dst = buf(cur, s.nb*s.m*s.nn)
+		st.steps = append(st.steps, s)
+		shape := make([]int64, len(cOrder))
+		for j, l := range cOrder {
+			shape[j] = size[l]
+		}
+		acc = operand{viewOf(nil, shape, cOrder), s.dst}
+	}
+	var size [einMax]int64
+	copy(size[:], acc.v.size[:])
+	var sum []int
+	for _, l := range acc.v.labels {
+		if !containsLabel(p.out, l) {
+			sum = append(sum, l)
+		}
+	}
+	gather(acc.v, acc.id, einOut, p.out, sum, &size)
+	return nil
+}
+
+func init() {
+	register("Einsum", compileEinsum)
+}
