@@ -31,7 +31,7 @@ type call struct {
 // between steps: a new one's first call simply lands in the next batch.
 type scheduler struct {
 	in       chan *call
-	sessions chan *sampler.ModelScorer
+	sessions chan *session
 	maxBatch int
 	delay    time.Duration
 	mixed    bool // the model takes a noise level per row
@@ -45,7 +45,7 @@ type scheduler struct {
 }
 
 func newScheduler(src sampler.Source, sessions, maxBatch int, delay time.Duration, mixed bool, m *modelMetrics) (*scheduler, error) {
-	s := &scheduler{in: make(chan *call, 1024), sessions: make(chan *sampler.ModelScorer, sessions),
+	s := &scheduler{in: make(chan *call, 1024), sessions: make(chan *session, sessions),
 		maxBatch: maxBatch, delay: delay, mixed: mixed, m: m, quit: make(chan struct{})}
 	for range sessions {
 		sc, err := src()
@@ -57,10 +57,18 @@ func newScheduler(src sampler.Source, sessions, maxBatch int, delay time.Duratio
 		if !ok {
 			return nil, errors.New("serve: the scheduler needs model scorers")
 		}
-		s.sessions <- ms
+		s.sessions <- &session{ms: ms}
 	}
 	go s.loop()
 	return s, nil
+}
+
+// session is a backend session with the scratch its merged calls reuse, so
+// steady-state batches allocate nothing here.
+type session struct {
+	ms     *sampler.ModelScorer
+	x, dst []float32
+	noise  []sampler.Noise
 }
 
 // stream is a Scorer for one request's goroutine.
@@ -133,12 +141,12 @@ func (s *scheduler) loop() {
 }
 
 // run scores a merged batch and hands each call its rows.
-func (s *scheduler) run(sess *sampler.ModelScorer, batch []*call, chains int) {
+func (s *scheduler) run(sess *session, batch []*call, chains int) {
 	s.m.batchSize.Observe(float64(chains))
 	s.m.evals.Add(float64(chains))
 	if len(batch) == 1 {
 		c := batch[0]
-		if err := sess.Score(c.dst, c.x, c.n, c.nz); err != nil {
+		if err := sess.ms.Score(c.dst, c.x, c.n, c.nz); err != nil {
 			c.err = err
 		}
 		return
@@ -164,8 +172,8 @@ func (s *scheduler) run(sess *sampler.ModelScorer, batch []*call, chains int) {
 	}
 	for _, nz := range order {
 		cs := byNoise[nz]
-		x, dst, n := gather(cs)
-		if err := sess.Score(dst, x, n, nz); err != nil {
+		x, dst, n := sess.gather(cs)
+		if err := sess.ms.Score(dst, x, n, nz); err != nil {
 			for _, c := range cs {
 				c.err = err
 			}
@@ -175,27 +183,34 @@ func (s *scheduler) run(sess *sampler.ModelScorer, batch []*call, chains int) {
 	}
 }
 
-func (s *scheduler) runMixed(sess *sampler.ModelScorer, batch []*call, chains int) error {
-	noise := make([]sampler.Noise, 0, chains)
+func (s *scheduler) runMixed(sess *session, batch []*call, chains int) error {
+	noise := sess.noise[:0]
 	for _, c := range batch {
 		for range c.n {
 			noise = append(noise, c.nz)
 		}
 	}
-	x, dst, _ := gather(batch)
-	if err := sess.ScoreEach(dst, x, noise); err != nil {
+	sess.noise = noise
+	x, dst, _ := sess.gather(batch)
+	if err := sess.ms.ScoreEach(dst, x, noise); err != nil {
 		return err
 	}
 	scatter(batch, dst)
 	return nil
 }
 
-func gather(cs []*call) (x, dst []float32, n int) {
+// gather copies the calls' states into the session's scratch.
+func (se *session) gather(cs []*call) (x, dst []float32, n int) {
+	x = se.x[:0]
 	for _, c := range cs {
 		x = append(x, c.x...)
 		n += c.n
 	}
-	return x, make([]float32, len(x)), n
+	se.x = x
+	if cap(se.dst) < len(x) {
+		se.dst = make([]float32, len(x))
+	}
+	return x, se.dst[:len(x)], n
 }
 
 func scatter(cs []*call, dst []float32) {
@@ -221,8 +236,8 @@ func (s *scheduler) closeSessions() error {
 	var errs []error
 	for {
 		select {
-		case ms := <-s.sessions:
-			if err := ms.Close(); err != nil {
+		case se := <-s.sessions:
+			if err := se.ms.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("serve: closing a session: %w", err))
 			}
 		default:
