@@ -59,74 +59,98 @@ func NewWindow(n *Node, in, kernel []int64) (Window, error) {
 	}
 	ceil := n.AttrInt("ceil_mode", 0) != 0
 	for i := 0; i < k; i++ {
-		in, kk, s, d := g.In[i], g.Kernel[i], g.Strides[i], g.Dilations[i]
 		g.Out[i] = -1
-		if kk < 0 {
-			continue
-		}
-		ext := d*(kk-1) + 1
-		if transpose {
-			if in < 0 {
-				continue
-			}
-			full := s*(in-1) + g.OutPad[i] + ext
-			switch {
-			case outShape != nil || auto == "SAME_UPPER" || auto == "SAME_LOWER":
-				want := in * s
-				if outShape != nil {
-					want = outShape[i]
-				}
-				// A wanted size beyond what the input reaches stays zero there.
-				total := max(full-want, 0)
-				if auto == "SAME_UPPER" {
-					g.PadBegin[i], g.PadEnd[i] = total/2, total-total/2
-				} else {
-					g.PadBegin[i], g.PadEnd[i] = total-total/2, total/2
-				}
-				g.Out[i] = want
-			case auto == "VALID":
+		if g.In[i] < 0 || g.Kernel[i] < 0 {
+			if auto == "VALID" {
 				g.PadBegin[i], g.PadEnd[i] = 0, 0
-				g.Out[i] = full
-			default:
-				g.Out[i] = full - g.PadBegin[i] - g.PadEnd[i]
-			}
-			if g.Out[i] < 0 {
-				return g, errors.New("negative output size")
 			}
 			continue
 		}
-		switch auto {
-		case "SAME_UPPER", "SAME_LOWER":
-			if in < 0 {
-				continue
-			}
-			want := (in + s - 1) / s
-			total := max((want-1)*s+ext-in, 0)
-			if auto == "SAME_UPPER" {
-				g.PadBegin[i], g.PadEnd[i] = total/2, total-total/2
-			} else {
-				g.PadBegin[i], g.PadEnd[i] = total-total/2, total/2
-			}
-		case "VALID":
-			g.PadBegin[i], g.PadEnd[i] = 0, 0
+		a := Axis{In: g.In[i], Kernel: g.Kernel[i], Stride: g.Strides[i], Dilation: g.Dilations[i],
+			PadBegin: g.PadBegin[i], PadEnd: g.PadEnd[i], OutPad: g.OutPad[i], Want: -1}
+		if outShape != nil {
+			a.Want = outShape[i]
 		}
-		if in < 0 {
-			continue
+		if err := a.Resolve(auto, transpose, ceil); err != nil {
+			return g, err
 		}
-		span := in + g.PadBegin[i] + g.PadEnd[i] - ext
-		if span < 0 {
-			return g, fmt.Errorf("kernel extent %d exceeds padded input %d", ext, in+g.PadBegin[i]+g.PadEnd[i])
-		}
-		o := span/s + 1
-		if ceil && span%s != 0 {
-			o++
-			if (o-1)*s >= in+g.PadBegin[i] { // the last window would start in the end padding
-				o--
-			}
-		}
-		g.Out[i] = o
+		g.PadBegin[i], g.PadEnd[i], g.Out[i] = a.PadBegin, a.PadEnd, a.Out
 	}
 	return g, nil
+}
+
+// Axis is one spatial axis of a window op, all sizes known. Resolve fills
+// Out and, where auto_pad or output_shape decide them, the pads. It
+// allocates nothing, so kernels call it on every run.
+type Axis struct {
+	In, Kernel, Stride, Dilation int64
+	PadBegin, PadEnd             int64 // explicit pads; resolved
+	OutPad                       int64 // ConvTranspose's output_padding
+	Want                         int64 // ConvTranspose's output_shape entry, or −1
+	Out                          int64
+}
+
+// Resolve computes the axis' pads and output size for auto_pad (NOTSET,
+// VALID, SAME_UPPER, SAME_LOWER), as ConvTranspose when transpose, with
+// ceil_mode when ceil (pools).
+func (a *Axis) Resolve(autoPad string, transpose, ceil bool) error {
+	in, s, d := a.In, a.Stride, a.Dilation
+	if s < 1 || d < 1 || a.Kernel < 1 {
+		return fmt.Errorf("kernel %d, stride %d, dilation %d: sizes must be positive", a.Kernel, s, d)
+	}
+	ext := d*(a.Kernel-1) + 1
+	if transpose {
+		full := s*(in-1) + a.OutPad + ext
+		switch {
+		case a.Want >= 0 || autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER":
+			want := in * s
+			if a.Want >= 0 {
+				want = a.Want
+			}
+			// A wanted size beyond what the input reaches stays zero there.
+			total := max(full-want, 0)
+			if autoPad == "SAME_UPPER" {
+				a.PadBegin, a.PadEnd = total/2, total-total/2
+			} else {
+				a.PadBegin, a.PadEnd = total-total/2, total/2
+			}
+			a.Out = want
+		case autoPad == "VALID":
+			a.PadBegin, a.PadEnd = 0, 0
+			a.Out = full
+		default:
+			a.Out = full - a.PadBegin - a.PadEnd
+		}
+		if a.Out < 0 {
+			return errors.New("negative output size")
+		}
+		return nil
+	}
+	switch autoPad {
+	case "SAME_UPPER", "SAME_LOWER":
+		want := (in + s - 1) / s
+		total := max((want-1)*s+ext-in, 0)
+		if autoPad == "SAME_UPPER" {
+			a.PadBegin, a.PadEnd = total/2, total-total/2
+		} else {
+			a.PadBegin, a.PadEnd = total-total/2, total/2
+		}
+	case "VALID":
+		a.PadBegin, a.PadEnd = 0, 0
+	}
+	span := in + a.PadBegin + a.PadEnd - ext
+	if span < 0 {
+		return fmt.Errorf("kernel extent %d exceeds padded input %d", ext, in+a.PadBegin+a.PadEnd)
+	}
+	o := span/s + 1
+	if ceil && span%s != 0 {
+		o++
+		if (o-1)*s >= in+a.PadBegin { // the last window would start in the end padding
+			o--
+		}
+	}
+	a.Out = o
+	return nil
 }
 
 // Static reports an error unless every spatial size is known.
