@@ -74,7 +74,9 @@ func (b *Facts) Infer(n *Node) error {
 		}
 	}
 	var outs []*Fact
-	if o := Op(n.OpType); o != nil && o.Infer != nil && (n.Domain == "" || n.Domain == "ai.onnx") {
+	// A node short of its required inputs has unknown outputs here;
+	// CheckNode reports it.
+	if o := Op(n.OpType); o != nil && o.Infer != nil && (n.Domain == "" || n.Domain == "ai.onnx") && o.hasRequired(n, b.Opset) {
 		var err error
 		if outs, err = o.Infer(b, n, ins); err != nil {
 			return &NodeError{Node: n.Label(), Op: n.OpType, Err: err}

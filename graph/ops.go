@@ -277,3 +277,32 @@ func init() {
 		mustOp(op).Check = checkPool
 	}
 }
+
+// Arity reports, at opset, the least and most inputs and outputs of the op
+// and which input positions are required (a required input may not be
+// empty-named). exact is false past the opsets whose schemas the table
+// holds, where only the minimums are known (the maximums are then
+// math.MaxInt32).
+func (o *OpDef) Arity(opset int64) (minIn, maxIn, minOut, maxOut int, required []bool, exact bool) {
+	s, exact := o.version(opset)
+	minIn, maxIn, minOut, maxOut = s.minIn, s.maxIn, s.minOut, s.maxOut
+	if !exact {
+		maxIn, maxOut = math.MaxInt32, math.MaxInt32
+	}
+	for _, k := range s.inputs {
+		required = append(required, k != 'O')
+	}
+	return minIn, maxIn, minOut, maxOut, required, exact
+}
+
+// hasRequired reports whether n has every input its schema requires at
+// opset (or, past the table's schemas, at the newest known version).
+func (o *OpDef) hasRequired(n *Node, opset int64) bool {
+	s, _ := o.version(opset)
+	for i, k := range s.inputs {
+		if k != 'O' && n.Input(i) == "" {
+			return false
+		}
+	}
+	return true
+}

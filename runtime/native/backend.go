@@ -35,9 +35,6 @@ func (Backend) Prepare(m *graph.Model, opts runtime.Options) (runtime.Plan, erro
 		return nil, errors.New("native: model has no graph")
 	}
 	g := m.Graph
-	if err := g.Validate(); err != nil {
-		return nil, fmt.Errorf("native: %w", err)
-	}
 	opset := m.Opset("")
 	if opset == 0 {
 		opset = defaultOpset
@@ -48,6 +45,9 @@ func (Backend) Prepare(m *graph.Model, opts runtime.Options) (runtime.Plan, erro
 	// Arity, required inputs and attribute ranges, from the op table: the
 	// kernels' constructors may then index their inputs and trust them.
 	if err := graph.CheckNodes(g, opset); err != nil {
+		return nil, fmt.Errorf("native: %w", err)
+	}
+	if err := g.Validate(); err != nil {
 		return nil, fmt.Errorf("native: %w", err)
 	}
 	if err := checkDTypes(g); err != nil {
