@@ -6,7 +6,9 @@ package runtimetest
 // values), when they use ops the backend does not claim (see OpClaimer) or
 // ops outside the default domain, or when their inputs or outputs are of an
 // element type sessions do not exchange (float64, float16, int32, uint8,
-// string, …): Run logs every exclusion with its reason.
+// string, …): Run logs every exclusion with its reason. Nothing else
+// excludes a test: a claimed op the backend refuses is a failure unless
+// Refused lists it.
 var Excluded = map[string]string{
 	// Random outputs: the references come from numpy's generator.
 	"test_bernoulli":                     "random output",
@@ -44,6 +46,38 @@ const (
 		"(\"Batchwise recurrent operations (layout == 1) are not supported\")"
 	onnxruntimeAlignCorners = "onnxruntime 1.30 and the ONNX 1.12 reference disagree on align_corners " +
 		"coordinates when Resize is given scales (e.g. 4 where the reference has 3.142857)"
+)
+
+// Refused lists, per backend, node tests of ops the backend claims whose
+// attribute or mode it does not implement: its Prepare refuses them with
+// graph.ErrUnsupportedOp and a message that says what. The suite checks
+// that it still refuses each (a stale entry fails); a claimed op's test
+// refused without an entry here is a failure.
+var Refused = map[string]map[string]string{
+	"native": {
+		"test_averagepool_3d_default":                                nativeNo3D,
+		"test_maxpool_3d_default":                                    nativeNo3D,
+		"test_convtranspose_3d":                                      nativeNo3D,
+		"test_batchnorm_epsilon_training_mode":                       nativeNoTrainingBN,
+		"test_batchnorm_example_training_mode":                       nativeNoTrainingBN,
+		"test_maxpool_with_argmax_2d_precomputed_strides":            "MaxPool's storage_order=1 (column-major argmax indices) is not implemented",
+		"test_resize_downsample_scales_cubic":                        nativeNoCubic,
+		"test_resize_downsample_scales_cubic_A_n0p5_exclude_outside": nativeNoCubic,
+		"test_resize_downsample_scales_cubic_align_corners":          nativeNoCubic,
+		"test_resize_downsample_sizes_cubic":                         nativeNoCubic,
+		"test_resize_upsample_scales_cubic":                          nativeNoCubic,
+		"test_resize_upsample_scales_cubic_A_n0p5_exclude_outside":   nativeNoCubic,
+		"test_resize_upsample_scales_cubic_align_corners":            nativeNoCubic,
+		"test_resize_upsample_scales_cubic_asymmetric":               nativeNoCubic,
+		"test_resize_upsample_sizes_cubic":                           nativeNoCubic,
+	},
+}
+
+const (
+	nativeNo3D         = "pools and ConvTranspose over 3 spatial dimensions are not implemented (1 and 2 are)"
+	nativeNoTrainingBN = "BatchNormalization in training mode (batch statistics, running-mean outputs) is not implemented; " +
+		"score models run in inference mode"
+	nativeNoCubic = "Resize mode \"cubic\" is not implemented (nearest and linear are)"
 )
 
 // Loosened is a float32 tolerance for one node test, with the reason.
