@@ -102,6 +102,9 @@ func Hang(key, opType string, part any) {
 	if _, dup := o.hooks[key]; dup {
 		panic(fmt.Sprintf("graph: %s hung twice on %s", key, opType))
 	}
+	if key == HookVJP && o.NonDiff {
+		panic(fmt.Sprintf("graph: gradient rule hung on %s, which the table marks non-differentiable", opType))
+	}
 	o.hooks[key] = part
 }
 
