@@ -22,3 +22,4 @@ build:
 
 fixtures:
 	/usr/bin/python3 testdata/make_fixtures.py
+	/usr/bin/python3 testdata/research/make_research.py

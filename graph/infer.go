@@ -3,6 +3,7 @@ package graph
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Fact is what inference knows about one value: its element type, its
@@ -955,3 +956,120 @@ func inferArg(n *Node, x *Fact) ([]*Fact, error) {
 
 var boolOps = map[string]bool{"And": true, "Or": true, "Xor": true, "Equal": true, "Less": true, "Greater": true,
 	"LessOrEqual": true, "GreaterOrEqual": true, "Not": true, "IsNaN": true, "IsInf": true}
+
+func init() {
+	// GatherElements: the indices' shape, the data's type.
+	on(func(_ *Facts, _ *Node, ins []*Fact) ([]*Fact, error) {
+		data := in0(ins)
+		if len(ins) < 2 || ins[1] == nil || !ins[1].HasShape {
+			return []*Fact{{DType: data.DType}}, nil
+		}
+		return []*Fact{ranked(data.DType, ins[1].Shape)}, nil
+	}, "GatherElements")
+	on(func(b *Facts, n *Node, ins []*Fact) ([]*Fact, error) { return b.inferPad(n, ins) }, "Pad")
+	on(func(_ *Facts, n *Node, ins []*Fact) ([]*Fact, error) { return inferEinsum(n, ins) }, "Einsum")
+}
+
+// inferPad adds constant pads (attribute before opset 11, input from 11,
+// optionally for some axes only from 18) to the input's dimensions.
+func (b *Facts) inferPad(n *Node, ins []*Fact) ([]*Fact, error) {
+	x := in0(ins)
+	out := &Fact{DType: x.DType}
+	if !x.HasShape {
+		return []*Fact{out}, nil
+	}
+	r := len(x.Shape)
+	pads := n.AttrInts("pads", nil)
+	if name := n.Input(1); name != "" {
+		t := b.Consts[name]
+		if t == nil {
+			s := make(Shape, r)
+			for i := range s {
+				s[i] = Unknown
+			}
+			out.Shape, out.HasShape = s, true
+			return []*Fact{out}, nil
+		}
+		v, err := t.AsInt64s()
+		if err != nil {
+			return []*Fact{out}, nil
+		}
+		pads = v
+	}
+	axes := allAxes(r)
+	if name := n.Input(3); name != "" {
+		t := b.Consts[name]
+		if t == nil {
+			return []*Fact{out}, nil
+		}
+		v, err := t.AsInt64s()
+		if err != nil {
+			return []*Fact{out}, nil
+		}
+		axes = normAxes(v, r)
+	}
+	if len(pads) != 2*len(axes) {
+		return nil, fmt.Errorf("%d pads for %d axes", len(pads), len(axes))
+	}
+	s := append(Shape(nil), x.Shape...)
+	for k, a := range axes {
+		if a < 0 || int(a) >= r {
+			return nil, fmt.Errorf("Pad axis %d out of range for rank %d", a, r)
+		}
+		if d := s[a]; d.Known() {
+			v := d.Value + pads[k] + pads[k+len(axes)]
+			if v < 0 {
+				return nil, fmt.Errorf("padded dimension %d is negative", a)
+			}
+			s[a] = Dim{Value: v}
+		} else if pads[k]+pads[k+len(axes)] != 0 {
+			s[a] = Unknown
+		}
+	}
+	out.Shape, out.HasShape = s, true
+	return []*Fact{out}, nil
+}
+
+// inferEinsum reads an explicit equation ("ij,jk->ik") without ellipses;
+// other forms leave the shape unknown.
+func inferEinsum(n *Node, ins []*Fact) ([]*Fact, error) {
+	out := &Fact{DType: in0(ins).DType}
+	eq := strings.ReplaceAll(n.AttrString("equation", ""), " ", "")
+	lhs, rhs, explicit := strings.Cut(eq, "->")
+	if !explicit || strings.Contains(eq, ".") {
+		return []*Fact{out}, nil
+	}
+	terms := strings.Split(lhs, ",")
+	if len(terms) != len(ins) {
+		return nil, fmt.Errorf("equation %q has %d operands, the node %d inputs", eq, len(terms), len(ins))
+	}
+	size := map[rune]Dim{}
+	for i, term := range terms {
+		in := ins[i]
+		if in == nil || !in.HasShape {
+			continue
+		}
+		if len(in.Shape) != len([]rune(term)) {
+			return nil, fmt.Errorf("operand %d of rank %d for %q", i, len(in.Shape), term)
+		}
+		for j, c := range term {
+			d := in.Shape[j]
+			if old, ok := size[c]; ok && old.Known() && d.Known() && old.Value != d.Value && old.Value != 1 && d.Value != 1 {
+				return nil, fmt.Errorf("index %c is %d in one operand and %d in another", c, old.Value, d.Value)
+			}
+			if old, ok := size[c]; !ok || !old.Known() || old.Value == 1 {
+				size[c] = d
+			}
+		}
+	}
+	s := Shape{}
+	for _, c := range rhs {
+		d, ok := size[c]
+		if !ok {
+			d = Unknown
+		}
+		s = append(s, d)
+	}
+	out.Shape, out.HasShape = s, true
+	return []*Fact{out}, nil
+}

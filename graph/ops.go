@@ -52,6 +52,10 @@ type OpDef struct {
 	// NonDiff marks ops whose outputs never carry a gradient: they produce
 	// shapes, indices, masks, comparisons or constants.
 	NonDiff bool
+	// IntArgs are the inputs that carry only integer arguments (an axis, a
+	// list of axes), where int32 and int64 mean the same: exporters write
+	// int32 there (PyTorch's CumSum axis).
+	IntArgs []int
 
 	versions []schema
 	hooks    map[string]any
@@ -273,6 +277,8 @@ func init() {
 	for _, op := range nonDiffOps {
 		mustOp(op).NonDiff = true
 	}
+	mustOp("CumSum").IntArgs = []int{1}
+	mustOp("Pad").IntArgs = []int{3}
 	for _, op := range []string{"Conv", "ConvTranspose"} {
 		mustOp(op).Check = checkWindow
 	}

@@ -50,6 +50,7 @@ func (Backend) Prepare(m *graph.Model, opts runtime.Options) (runtime.Plan, erro
 	if err := g.Validate(); err != nil {
 		return nil, fmt.Errorf("native: %w", err)
 	}
+	g = widenIntArgs(g)
 	if err := checkDTypes(g); err != nil {
 		return nil, err
 	}

@@ -150,6 +150,56 @@ var OpCases = func() []OpCase {
 	cases = append(cases, OpCase{Name: "Upsample_nearest", Op: "Upsample", Opset: 11, Attrs: []*graph.Attribute{graph.StringAttr("mode", "nearest")},
 		In:   []*graph.Tensor{f32Of([]int64{1, 1, 2, 2}, opInput[:4], ident), graph.NewFloat32([]int64{4}, []float32{1, 1, 2, 3})},
 		Want: []*graph.Tensor{f32Of([]int64{1, 1, 4, 6}, up, ident)}})
+	// CumSum along axis 1 of [3, 4]: plain, exclusive, and reversed.
+	for _, v := range []struct {
+		name               string
+		exclusive, reverse int64
+	}{{"CumSum", 0, 0}, {"CumSum_exclusive", 1, 0}, {"CumSum_reverse", 0, 1}} {
+		want := make([]float64, 12)
+		for r := 0; r < 3; r++ {
+			acc := 0.0
+			for k := 0; k < 4; k++ {
+				j := k
+				if v.reverse != 0 {
+					j = 3 - k
+				}
+				e := float64(float32(opInput[4*r+j]))
+				if v.exclusive != 0 {
+					want[4*r+j] = acc
+					acc += e
+				} else {
+					acc += e
+					want[4*r+j] = acc
+				}
+			}
+		}
+		cases = append(cases, OpCase{Name: v.name, Op: "CumSum", Opset: 14,
+			Attrs: []*graph.Attribute{graph.IntAttr("exclusive", v.exclusive), graph.IntAttr("reverse", v.reverse)},
+			In:    []*graph.Tensor{f32Of([]int64{3, 4}, opInput, ident), graph.ScalarInt64(1)},
+			Want:  []*graph.Tensor{f32Of([]int64{3, 4}, want, ident)}})
+	}
+	// Einsum: a batched product with a transposed operand, "bij,bkj->bik",
+	// and a trace-like contraction with a repeated index, "ii->i".
+	a := f32Of([]int64{2, 2, 3}, opInput, ident)
+	bt := f32Of([]int64{2, 2, 3}, opInput, func(x float64) float64 { return 0.5*x + 1 })
+	prod := make([]float64, 8)
+	for bb := 0; bb < 2; bb++ {
+		for i := 0; i < 2; i++ {
+			for k := 0; k < 2; k++ {
+				sum := 0.0
+				for j := 0; j < 3; j++ {
+					sum += float64(a.F32[bb*6+i*3+j]) * float64(bt.F32[bb*6+k*3+j])
+				}
+				prod[bb*4+i*2+k] = sum
+			}
+		}
+	}
+	sq := f32Of([]int64{3, 3}, opInput[:9], ident)
+	cases = append(cases,
+		OpCase{Name: "Einsum_batched_transposed", Op: "Einsum", Opset: 12, Attrs: []*graph.Attribute{graph.StringAttr("equation", "bij,bkj->bik")},
+			In: []*graph.Tensor{a, bt}, Want: []*graph.Tensor{f32Of([]int64{2, 2, 2}, prod, ident)}},
+		OpCase{Name: "Einsum_diagonal", Op: "Einsum", Opset: 12, Attrs: []*graph.Attribute{graph.StringAttr("equation", "ii->i")},
+			In: []*graph.Tensor{sq}, Want: []*graph.Tensor{graph.NewFloat32([]int64{3}, []float32{sq.F32[0], sq.F32[4], sq.F32[8]})}})
 	// CastLike: int64 to the float32 of the second input, and back.
 	ints := graph.NewInt64([]int64{4}, []int64{-3, 0, 2, 1 << 20})
 	cases = append(cases,
