@@ -26,11 +26,7 @@ func readWindow(n *graph.Node) (window, error) {
 		dilations: n.AttrInts("dilations", nil),
 		ceil:      n.AttrInt("ceil_mode", 0) != 0,
 	}
-	switch w.autoPad {
-	case "NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER":
-	default:
-		return w, fmt.Errorf("auto_pad %q is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER", w.autoPad)
-	}
+	// Prepare has checked the attributes' ranges (graph's op table).
 	if k := len(w.kernel); k > 2 {
 		return w, unsupported("%d spatial dimensions (1 and 2 are supported)", k)
 	}
