@@ -3,7 +3,6 @@ package graph
 import (
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // Fact is what inference knows about one value: its element type, its
@@ -93,6 +92,7 @@ func (b *Facts) Infer(n *Node) error {
 			b.Values[o] = &Fact{}
 		}
 	}
+	b.fold(n)
 	return nil
 }
 
@@ -325,7 +325,54 @@ func inferBroadcast(op string, ins []*Fact) ([]*Fact, error) {
 		return nil, err
 	}
 	out.Shape, out.HasShape = s, true
+	if out.DType == Int64 && len(ins) == 2 && ins[0] != nil && ins[1] != nil {
+		out.Value = valueArith(op, ins[0].Value, ins[1].Value)
+	}
 	return []*Fact{out}, nil
+}
+
+// valueArith carries shape-vector values through the arithmetic exporters
+// emit on sizes (PyTorch's x.reshape(n, c, h*w) multiplies two dimensions):
+// known operands give known results, a factor 1 or a term 0 keeps the other
+// side's symbol, anything else is unknown.
+func valueArith(op string, a, b []Dim) []Dim {
+	if a == nil || b == nil || (len(a) != len(b) && len(a) != 1 && len(b) != 1) {
+		return nil
+	}
+	n := max(len(a), len(b))
+	out := make([]Dim, n)
+	for i := range out {
+		x, y := a[i%len(a)], b[i%len(b)]
+		isK := func(d Dim, v int64) bool { return d.Known() && d.Value == v }
+		switch {
+		case x.Known() && y.Known():
+			switch op {
+			case "Add":
+				out[i] = Dim{Value: x.Value + y.Value}
+			case "Sub":
+				out[i] = Dim{Value: x.Value - y.Value}
+			case "Mul":
+				out[i] = Dim{Value: x.Value * y.Value}
+			case "Div":
+				if y.Value == 0 {
+					return nil
+				}
+				out[i] = Dim{Value: x.Value / y.Value}
+			default:
+				return nil
+			}
+			if out[i].Value < 0 {
+				out[i] = Unknown
+			}
+		case op == "Mul" && isK(y, 1), (op == "Add" || op == "Sub") && isK(y, 0), op == "Div" && isK(y, 1):
+			out[i] = x
+		case op == "Mul" && isK(x, 1), op == "Add" && isK(x, 0):
+			out[i] = y
+		default:
+			out[i] = Unknown
+		}
+	}
+	return out
 }
 
 func inferShapeOp(n *Node, in *Fact) []*Fact {
@@ -967,7 +1014,6 @@ func init() {
 		return []*Fact{ranked(data.DType, ins[1].Shape)}, nil
 	}, "GatherElements")
 	on(func(b *Facts, n *Node, ins []*Fact) ([]*Fact, error) { return b.inferPad(n, ins) }, "Pad")
-	on(func(_ *Facts, n *Node, ins []*Fact) ([]*Fact, error) { return inferEinsum(n, ins) }, "Einsum")
 }
 
 // inferPad adds constant pads (attribute before opset 11, input from 11,
@@ -1025,50 +1071,6 @@ func (b *Facts) inferPad(n *Node, ins []*Fact) ([]*Fact, error) {
 		} else if pads[k]+pads[k+len(axes)] != 0 {
 			s[a] = Unknown
 		}
-	}
-	out.Shape, out.HasShape = s, true
-	return []*Fact{out}, nil
-}
-
-// inferEinsum reads an explicit equation ("ij,jk->ik") without ellipses;
-// other forms leave the shape unknown.
-func inferEinsum(n *Node, ins []*Fact) ([]*Fact, error) {
-	out := &Fact{DType: in0(ins).DType}
-	eq := strings.ReplaceAll(n.AttrString("equation", ""), " ", "")
-	lhs, rhs, explicit := strings.Cut(eq, "->")
-	if !explicit || strings.Contains(eq, ".") {
-		return []*Fact{out}, nil
-	}
-	terms := strings.Split(lhs, ",")
-	if len(terms) != len(ins) {
-		return nil, fmt.Errorf("equation %q has %d operands, the node %d inputs", eq, len(terms), len(ins))
-	}
-	size := map[rune]Dim{}
-	for i, term := range terms {
-		in := ins[i]
-		if in == nil || !in.HasShape {
-			continue
-		}
-		if len(in.Shape) != len([]rune(term)) {
-			return nil, fmt.Errorf("operand %d of rank %d for %q", i, len(in.Shape), term)
-		}
-		for j, c := range term {
-			d := in.Shape[j]
-			if old, ok := size[c]; ok && old.Known() && d.Known() && old.Value != d.Value && old.Value != 1 && d.Value != 1 {
-				return nil, fmt.Errorf("index %c is %d in one operand and %d in another", c, old.Value, d.Value)
-			}
-			if old, ok := size[c]; !ok || !old.Known() || old.Value == 1 {
-				size[c] = d
-			}
-		}
-	}
-	s := Shape{}
-	for _, c := range rhs {
-		d, ok := size[c]
-		if !ok {
-			d = Unknown
-		}
-		s = append(s, d)
 	}
 	out.Shape, out.HasShape = s, true
 	return []*Fact{out}, nil

@@ -104,7 +104,7 @@ func newBuilder(m *graph.Model) (*builder, error) {
 		declared[v.Name] = v
 	}
 	for _, n := range order {
-		if err := b.f.Infer(n); err != nil {
+		if err := b.infer(n); err != nil {
 			return nil, fmt.Errorf("autodiff: %w", err)
 		}
 		for _, o := range n.Outputs {
@@ -129,6 +129,10 @@ func newBuilder(m *graph.Model) (*builder, error) {
 	}
 	return b, nil
 }
+
+// infer records the facts of n's outputs (and, for integer argument
+// arithmetic, their values) with graph's engine.
+func (b *builder) infer(n *graph.Node) error { return b.f.Infer(n) }
 
 // forwardOrder is the topological order of the nodes now in the graph.
 func (b *builder) forwardOrder() ([]*graph.Node, error) {
@@ -194,7 +198,7 @@ func (b *builder) node(op string, inputs, outputs []string, attrs ...*graph.Attr
 	for _, o := range outputs {
 		b.producer[o] = n
 	}
-	if err := b.f.Infer(n); err != nil {
+	if err := b.infer(n); err != nil {
 		panic(fmt.Sprintf("autodiff: emitted node %s: %v", op, err))
 	}
 	return n

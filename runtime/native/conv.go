@@ -120,6 +120,9 @@ type convState struct {
 }
 
 func compileConv(c *compileCtx) (kernel, error) {
+	if ndSpatial(c) {
+		return compileConvND(c)
+	}
 	w, err := readWindow(c.node)
 	if err != nil {
 		return nil, err
@@ -256,6 +259,9 @@ type convTransposeKernel struct {
 }
 
 func compileConvTranspose(c *compileCtx) (kernel, error) {
+	if ndSpatial(c) {
+		return compileConvTransposeND(c)
+	}
 	w, err := readWindow(c.node)
 	if err != nil {
 		return nil, err

@@ -2,8 +2,6 @@ package native
 
 import (
 	"fmt"
-	"sort"
-	"strings"
 
 	"github.com/ebmrun/ebmrun/graph"
 )
@@ -17,127 +15,16 @@ import (
 // laid out in the output's order. Layout copies are skipped where an operand
 // already sits in the order a product wants (NIN "nchw,cd->ndhw" copies x
 // once; attention "nchw,ncij->nhwij" copies only its left operand).
-type einsumKernel struct {
-	terms    []einTerm
-	out      einTerm
-	implicit bool
-}
+type einsumKernel struct{ eq *graph.EinsumEq }
 
-// einTerm is one side of the equation: letter labels (0–51) in order, with
-// the ellipsis at position ell (−1: none).
-type einTerm struct {
-	labels []int
-	ell    int
-}
-
-const (
-	einLetters = 52
-	einMax     = einLetters + maxRank // label ids: letters, then ellipsis dimensions
-)
-
-func einLabel(r rune) (int, bool) {
-	switch {
-	case r >= 'a' && r <= 'z':
-		return int(r - 'a'), true
-	case r >= 'A' && r <= 'Z':
-		return 26 + int(r-'A'), true
-	}
-	return 0, false
-}
-
-func parseEinTerm(s string) (einTerm, error) {
-	t := einTerm{ell: -1}
-	for i := 0; i < len(s); i++ {
-		if strings.HasPrefix(s[i:], "...") {
-			if t.ell >= 0 {
-				return t, fmt.Errorf("term %q has two ellipses", s)
-			}
-			t.ell = len(t.labels)
-			i += 2
-			continue
-		}
-		l, ok := einLabel(rune(s[i]))
-		if !ok {
-			return t, fmt.Errorf("term %q: %q is not a letter", s, s[i])
-		}
-		t.labels = append(t.labels, l)
-	}
-	return t, nil
-}
+const einMax = graph.EinsumLetters + maxRank // label ids: letters, then ellipsis dimensions
 
 func compileEinsum(c *compileCtx) (kernel, error) {
-	eq := strings.ReplaceAll(c.node.AttrString("equation", ""), " ", "")
-	k, err := parseEinsum(eq, len(c.node.Inputs))
+	eq, err := graph.ParseEinsum(c.node.AttrString("equation", ""), len(c.node.Inputs))
 	if err != nil {
 		return nil, fmt.Errorf("Einsum: %w", err)
 	}
-	return k, nil
-}
-
-func parseEinsum(eq string, inputs int) (*einsumKernel, error) {
-	k := &einsumKernel{}
-	lhs, rhs, explicit := strings.Cut(eq, "->")
-	for _, s := range strings.Split(lhs, ",") {
-		t, err := parseEinTerm(s)
-		if err != nil {
-			return nil, err
-		}
-		k.terms = append(k.terms, t)
-	}
-	if len(k.terms) != inputs {
-		return nil, fmt.Errorf("equation %q has %d operands, node has %d inputs", eq, len(k.terms), inputs)
-	}
-	var count [einLetters]int
-	anyEll := false
-	for _, t := range k.terms {
-		for _, l := range t.labels {
-			count[l]++
-		}
-		anyEll = anyEll || t.ell >= 0
-	}
-	if explicit {
-		t, err := parseEinTerm(rhs)
-		if err != nil {
-			return nil, err
-		}
-		seen := [einLetters]bool{}
-		for _, l := range t.labels {
-			if seen[l] {
-				return nil, fmt.Errorf("equation %q repeats an output label", eq)
-			}
-			if count[l] == 0 {
-				return nil, fmt.Errorf("equation %q: output label not in any input", eq)
-			}
-			seen[l] = true
-		}
-		if t.ell >= 0 && !anyEll {
-			return nil, fmt.Errorf("equation %q: output ellipsis without an input one", eq)
-		}
-		k.out = t
-		return k, nil
-	}
-	// Implicit output: the ellipsis, then the labels used once, in alphabetical (ASCII) order.
-	k.implicit = true
-	k.out = einTerm{ell: -1}
-	if anyEll {
-		k.out.ell = 0
-	}
-	var once []rune
-	for l, n := range count {
-		if n == 1 {
-			if l < 26 {
-				once = append(once, rune('a'+l))
-			} else {
-				once = append(once, rune('A'+l-26))
-			}
-		}
-	}
-	sort.Slice(once, func(i, j int) bool { return once[i] < once[j] })
-	for _, r := range once {
-		l, _ := einLabel(r)
-		k.out.labels = append(k.out.labels, l)
-	}
-	return k, nil
+	return &einsumKernel{eq: eq}, nil
 }
 
 // einPlan is the shape-dependent part, rebuilt when input shapes change.
@@ -156,47 +43,26 @@ type einsumState struct {
 
 func (*einsumKernel) newState() any { return new(einsumState) }
 
-// expand gives every axis of every operand a label, numbering ellipsis
-// dimensions right-aligned, and returns the output's labels and sizes.
+// expand labels every operand's axes (graph.EinsumEq.Expand), checks the
+// label sizes agree up to broadcasting, and returns the output's sizes.
 func (k *einsumKernel) expand(in []*graph.Tensor, p *einPlan) error {
-	ellRank := 0
-	p.ops = p.ops[:0]
-	for i, t := range k.terms {
-		r := len(in[i].Shape)
-		if t.ell < 0 {
-			if r != len(t.labels) {
-				return fmt.Errorf("Einsum operand %d has rank %d, its term has %d labels", i, r, len(t.labels))
-			}
-		} else if r < len(t.labels) {
-			return fmt.Errorf("Einsum operand %d has rank %d, fewer than its term's %d labels", i, r, len(t.labels))
-		} else {
-			ellRank = max(ellRank, r-len(t.labels))
-		}
-	}
-	var size [einMax]int64
-	var seen [einMax]bool
-	for i, t := range k.terms {
-		x := in[i]
+	ranks := make([]int, len(in))
+	for i, x := range in {
 		if x.DType != graph.Float32 {
 			return fmt.Errorf("Einsum computes float32, operand %d is %s", i, x.DType)
 		}
-		labs := make([]int, 0, len(x.Shape))
-		ne := len(x.Shape) - len(t.labels)
-		for j, l := range t.labels {
-			if j == t.ell {
-				for e := 0; e < ne; e++ {
-					labs = append(labs, einLetters+ellRank-ne+e)
-				}
-			}
-			labs = append(labs, l)
-		}
-		if t.ell == len(t.labels) {
-			for e := 0; e < ne; e++ {
-				labs = append(labs, einLetters+ellRank-ne+e)
-			}
-		}
+		ranks[i] = len(x.Shape)
+	}
+	ops, out, err := k.eq.Expand(ranks)
+	if err != nil {
+		return err
+	}
+	p.ops, p.out = ops, out
+	var size [einMax]int64
+	var seen [einMax]bool
+	for i, labs := range p.ops {
 		for j, l := range labs {
-			d := x.Shape[j]
+			d := in[i].Shape[j]
 			switch {
 			case !seen[l] || size[l] == 1:
 				size[l] = d
@@ -204,21 +70,6 @@ func (k *einsumKernel) expand(in []*graph.Tensor, p *einPlan) error {
 				return fmt.Errorf("Einsum label sizes disagree: %d and %d", size[l], d)
 			}
 			seen[l] = true
-		}
-		p.ops = append(p.ops, labs)
-	}
-	p.out = p.out[:0]
-	for j, l := range k.out.labels {
-		if j == k.out.ell {
-			for e := 0; e < ellRank; e++ {
-				p.out = append(p.out, einLetters+e)
-			}
-		}
-		p.out = append(p.out, l)
-	}
-	if k.out.ell == len(k.out.labels) {
-		for e := 0; e < ellRank; e++ {
-			p.out = append(p.out, einLetters+e)
 		}
 	}
 	p.outSize = p.outSize[:0]

@@ -8,9 +8,8 @@ import (
 
 // padKernel is Pad in every opset form: pads and value as attributes (opset
 // 2–10), as inputs (11 on), with an axes input (18 on); modes constant,
-// reflect, edge and wrap (19). Negative pads crop. Output index j of an axis
-// reads input index j−begin, mapped into the input by the mode: the input is
-// padded first and cropped after, as ONNX's reference does.
+// reflect, edge and wrap (19). Negative pads crop, before the positive ones
+// pad, as ONNX's reference does (graph.PadIndex maps the indices).
 type padKernel struct {
 	mode      string
 	padsAttr  []int64 // opset < 11
@@ -114,8 +113,9 @@ func (k *padKernel) infer(in, out []*graph.Tensor) error {
 		if sh[i] < 0 {
 			return fmt.Errorf("pads %d, %d crop axis %d of size %d below zero", begin[i], end[i], i, d)
 		}
-		if sh[i] > 0 && d == 0 && k.mode != "constant" {
-			return fmt.Errorf("Pad mode %q cannot pad an empty axis %d", k.mode, i)
+		kept := d - max(-begin[i], 0) - max(-end[i], 0)
+		if k.mode != "constant" && sh[i] > 0 && kept <= 0 {
+			return fmt.Errorf("Pad mode %q cannot pad axis %d: nothing is left of it after cropping", k.mode, i)
 		}
 	}
 	if v := arg(in, 2); v != nil && !k.attrForm {
@@ -130,43 +130,8 @@ func (k *padKernel) infer(in, out []*graph.Tensor) error {
 	return nil
 }
 
-// padSource maps position s (relative to the input's start) of an axis of
-// size d into the input, or −1 when it lies outside in constant mode.
-func padSource(mode string, s, d int64) int {
-	if s >= 0 && s < d {
-		return int(s)
-	}
-	switch mode {
-	case "edge":
-		if s < 0 {
-			return 0
-		}
-		return int(d - 1)
-	case "wrap":
-		m := s % d
-		if m < 0 {
-			m += d
-		}
-		return int(m)
-	case "reflect":
-		if d == 1 {
-			return 0
-		}
-		period := 2 * (d - 1)
-		m := s % period
-		if m < 0 {
-			m += period
-		}
-		if m >= d {
-			m = period - m
-		}
-		return int(m)
-	}
-	return -1
-}
-
 func (k *padKernel) run(x *exec, in, out []*graph.Tensor) error {
-	begin, _, err := k.pads(in)
+	begin, end, err := k.pads(in)
 	if err != nil {
 		return err
 	}
@@ -177,7 +142,7 @@ func (k *padKernel) run(x *exec, in, out []*graph.Tensor) error {
 		n := int(dst.Shape[a])
 		st.maps[a] = growSlice(st.maps[a], n)[:n]
 		for j := 0; j < n; j++ {
-			st.maps[a][j] = padSource(k.mode, int64(j)-begin[a], src.Shape[a])
+			st.maps[a][j] = int(graph.PadIndex(k.mode, int64(j), begin[a], end[a], src.Shape[a]))
 		}
 	}
 	switch src.DType {

@@ -16,6 +16,9 @@ type poolKernel struct {
 
 func compilePool(isMax bool) opFunc {
 	return func(c *compileCtx) (kernel, error) {
+		if ndSpatial(c) {
+			return compilePoolND(c, isMax)
+		}
 		w, err := readWindow(c.node)
 		if err != nil {
 			return nil, err

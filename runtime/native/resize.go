@@ -192,20 +192,23 @@ func (k *resizeKernel) infer(in, out []*graph.Tensor) error {
 	return nil
 }
 
-// source maps output coordinate o along an axis to the input coordinate.
-// The output length it uses is in·scale unrounded, as ONNX's reference does.
-func (k *resizeKernel) source(o int, in int64, scale, roiLo, roiHi float64) float64 {
+// source maps output coordinate o along an axis resized from in to outLen
+// elements at scale to the input coordinate. align_corners and
+// tf_crop_and_resize divide by the unrounded output length in·scale, as
+// ONNX's reference does; pytorch_half_pixel tests the integer length and
+// half_pixel_symmetric adjusts by their ratio, as onnxruntime does.
+func (k *resizeKernel) source(o int, in, outLen int64, scale, roiLo, roiHi float64) float64 {
 	x := float64(o)
 	out := scale * float64(in)
 	switch k.coord {
 	case "half_pixel":
 		return (x+0.5)/scale - 0.5
 	case "half_pixel_symmetric":
-		adj := out / (scale * float64(in))
+		adj := float64(outLen) / out
 		center := float64(in) / 2
 		return center*(1-adj) + (x+0.5)/scale - 0.5
 	case "pytorch_half_pixel":
-		if out > 1 {
+		if outLen > 1 {
 			return (x+0.5)/scale - 0.5
 		}
 		return 0
@@ -270,7 +273,7 @@ func (k *resizeKernel) run(x *exec, in, out []*graph.Tensor) error {
 		rl, rh := math.Float64frombits(uint64(lo[ax])), math.Float64frombits(uint64(hi[ax]))
 		for o := 0; o < int(sh[ax]); o++ {
 			j := base[ax] + o
-			src := k.source(o, n, sc[ax], rl, rh)
+			src := k.source(o, n, sh[ax], sc[ax], rl, rh)
 			if k.coord == "tf_crop_and_resize" && (src < 0 || src > float64(n-1)) {
 				st.i0[j], st.i1[j], st.w[j] = -1, -1, 0
 				continue

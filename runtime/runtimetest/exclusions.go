@@ -55,9 +55,6 @@ const (
 // refused without an entry here is a failure.
 var Refused = map[string]map[string]string{
 	"native": {
-		"test_averagepool_3d_default":                                nativeNo3D,
-		"test_maxpool_3d_default":                                    nativeNo3D,
-		"test_convtranspose_3d":                                      nativeNo3D,
 		"test_batchnorm_epsilon_training_mode":                       nativeNoTrainingBN,
 		"test_batchnorm_example_training_mode":                       nativeNoTrainingBN,
 		"test_maxpool_with_argmax_2d_precomputed_strides":            "MaxPool's storage_order=1 (column-major argmax indices) is not implemented",
@@ -74,7 +71,6 @@ var Refused = map[string]map[string]string{
 }
 
 const (
-	nativeNo3D         = "pools and ConvTranspose over 3 spatial dimensions are not implemented (1 and 2 are)"
 	nativeNoTrainingBN = "BatchNormalization in training mode (batch statistics, running-mean outputs) is not implemented; " +
 		"score models run in inference mode"
 	nativeNoCubic = "Resize mode \"cubic\" is not implemented (nearest and linear are)"

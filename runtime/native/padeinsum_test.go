@@ -1,0 +1,83 @@
+package native
+
+import (
+	"testing"
+
+	"github.com/ebmrun/ebmrun/graph"
+)
+
+// TestPad covers Pad's modes and opset forms with the ONNX operator
+// document's examples and hand-computed cases.
+func TestPad(t *testing.T) {
+	data := f32(sh(3, 2), 1.0, 1.2, 2.3, 3.4, 4.5, 5.7)
+	mode := func(m string) *graph.Attribute { return graph.StringAttr("mode", m) }
+	runCases(t, []opCase{
+		{name: "reflect", op: "Pad", attrs: []*graph.Attribute{mode("reflect")}, in: []*graph.Tensor{data, i64(sh(4), 0, 2, 0, 0)},
+			want: []*graph.Tensor{f32(sh(3, 4), 1.0, 1.2, 1.0, 1.2, 2.3, 3.4, 2.3, 3.4, 4.5, 5.7, 4.5, 5.7)}},
+		{name: "edge", op: "Pad", attrs: []*graph.Attribute{mode("edge")}, in: []*graph.Tensor{data, i64(sh(4), 0, 2, 0, 0)},
+			want: []*graph.Tensor{f32(sh(3, 4), 1.0, 1.0, 1.0, 1.2, 2.3, 2.3, 2.3, 3.4, 4.5, 4.5, 4.5, 5.7)}},
+		{name: "constant", op: "Pad", in: []*graph.Tensor{data, i64(sh(4), 0, 2, 0, 0), f32(sh(), 0)},
+			want: []*graph.Tensor{f32(sh(3, 4), 0, 0, 1.0, 1.2, 0, 0, 2.3, 3.4, 0, 0, 4.5, 5.7)}},
+		{name: "wrap", op: "Pad", opset: 19, attrs: []*graph.Attribute{mode("wrap")}, in: []*graph.Tensor{data, i64(sh(4), 2, 1, 1, 1)},
+			want: []*graph.Tensor{f32(sh(6, 4), 3.4, 2.3, 3.4, 2.3, 5.7, 4.5, 5.7, 4.5, 1.2, 1.0, 1.2, 1.0,
+				3.4, 2.3, 3.4, 2.3, 5.7, 4.5, 5.7, 4.5, 1.2, 1.0, 1.2, 1.0)}},
+		{name: "negative", op: "Pad", in: []*graph.Tensor{f32(sh(3), 1, 2, 3), i64(sh(2), -1, 1)},
+			want: []*graph.Tensor{f32(sh(3), 2, 3, 0)}},
+		{name: "reflect-twice", op: "Pad", attrs: []*graph.Attribute{mode("reflect")}, in: []*graph.Tensor{f32(sh(2), 1, 2), i64(sh(2), 3, 0)},
+			want: []*graph.Tensor{f32(sh(5), 2, 1, 2, 1, 2)}},
+		{name: "reflect-crop", op: "Pad", attrs: []*graph.Attribute{mode("reflect")}, in: []*graph.Tensor{f32(sh(3), 1, 2, 3), i64(sh(2), -1, 2)},
+			want: []*graph.Tensor{f32(sh(4), 2, 3, 2, 3)}}, // crop first, then reflect what is left
+		{name: "axes", op: "Pad", opset: 18, in: []*graph.Tensor{f32(sh(2, 2), 1, 2, 3, 4), i64(sh(2), 1, 1), f32(sh(), 9), i64(sh(1), -1)},
+			want: []*graph.Tensor{f32(sh(2, 4), 9, 1, 2, 9, 9, 3, 4, 9)}},
+		{name: "opset2", op: "Pad", opset: 2, attrs: []*graph.Attribute{graph.IntsAttr("pads", 1, 0), graph.FloatAttr("value", 5)},
+			in: []*graph.Tensor{f32(sh(2), 1, 2)}, want: []*graph.Tensor{f32(sh(3), 5, 1, 2)}},
+		{name: "int64", op: "Pad", in: []*graph.Tensor{i64(sh(2), 7, 8), i64(sh(2), 0, 2), i64(sh(), -1)},
+			want: []*graph.Tensor{i64(sh(4), 7, 8, -1, -1)}},
+	})
+	for _, bad := range []opCase{
+		{name: "crop-below-zero", op: "Pad", in: []*graph.Tensor{f32(sh(2), 1, 2), i64(sh(2), -2, -1)}, want: []*graph.Tensor{nil}},
+		{name: "pads-length", op: "Pad", in: []*graph.Tensor{f32(sh(2), 1, 2), i64(sh(3), 0, 0, 0)}, want: []*graph.Tensor{nil}},
+		{name: "edge-of-empty", op: "Pad", attrs: []*graph.Attribute{mode("edge")}, in: []*graph.Tensor{f32(sh(0)), i64(sh(2), 1, 0)}, want: []*graph.Tensor{nil}},
+	} {
+		if _, err := runOp(t, bad, false); err == nil {
+			t.Errorf("%s: no error", bad.name)
+		}
+	}
+}
+
+// TestEinsum covers the equation language beyond the research forms:
+// implicit outputs (alphabetical, upper case first), traces and diagonals,
+// ellipses that broadcast, three operands, full sums.
+func TestEinsum(t *testing.T) {
+	eq := func(s string) []*graph.Attribute { return []*graph.Attribute{graph.StringAttr("equation", s)} }
+	a23 := f32(sh(2, 3), 1, 2, 3, 4, 5, 6)
+	m33 := f32(sh(3, 3), 1, 2, 3, 4, 5, 6, 7, 8, 9)
+	runCases(t, []opCase{
+		{name: "implicit-matmul", op: "Einsum", attrs: eq("ij,jk"), in: []*graph.Tensor{a23, f32(sh(3, 1), 1, 0, -1)},
+			want: []*graph.Tensor{f32(sh(2, 1), -2, -2)}},
+		{name: "implicit-transpose", op: "Einsum", attrs: eq("ba"), in: []*graph.Tensor{a23},
+			want: []*graph.Tensor{f32(sh(3, 2), 1, 4, 2, 5, 3, 6)}},
+		{name: "implicit-upper-first", op: "Einsum", attrs: eq("aB"), in: []*graph.Tensor{a23},
+			want: []*graph.Tensor{f32(sh(3, 2), 1, 4, 2, 5, 3, 6)}},
+		{name: "trace", op: "Einsum", attrs: eq("ii"), in: []*graph.Tensor{m33}, want: []*graph.Tensor{f32(sh(), 15)}},
+		{name: "diagonal", op: "Einsum", attrs: eq("ii->i"), in: []*graph.Tensor{m33}, want: []*graph.Tensor{f32(sh(3), 1, 5, 9)}},
+		{name: "sum", op: "Einsum", attrs: eq("ij->"), in: []*graph.Tensor{a23}, want: []*graph.Tensor{f32(sh(), 21)}},
+		{name: "column-sum", op: "Einsum", attrs: eq("ij -> j"), in: []*graph.Tensor{a23}, want: []*graph.Tensor{f32(sh(3), 5, 7, 9)}},
+		{name: "ellipsis-broadcast", op: "Einsum", attrs: eq("...j,...j->..."), in: []*graph.Tensor{a23, f32(sh(1, 3), 1, 1, 0)},
+			want: []*graph.Tensor{f32(sh(2), 3, 9)}},
+		{name: "ellipsis-implicit", op: "Einsum", attrs: eq("...ij,...jk"), in: []*graph.Tensor{f32(sh(2, 1, 2), 1, 2, 3, 4), f32(sh(2, 1), 10, 1)},
+			want: []*graph.Tensor{f32(sh(2, 1, 1), 12, 34)}},
+		{name: "outer-three", op: "Einsum", attrs: eq("i,j,k->kji"), in: []*graph.Tensor{f32(sh(2), 1, 2), f32(sh(1), 3), f32(sh(2), 1, -1)},
+			want: []*graph.Tensor{f32(sh(2, 1, 2), 3, 6, -3, -6)}},
+		{name: "chain-three", op: "Einsum", attrs: eq("ij,jk,kl->il"), in: []*graph.Tensor{a23, m33, f32(sh(3, 1), 1, 1, 1)},
+			want: []*graph.Tensor{f32(sh(2, 1), 1*6+2*15+3*24, 4*6+5*15+6*24)}},
+		{name: "batch-diagonal", op: "Einsum", attrs: eq("bii->bi"), in: []*graph.Tensor{f32(sh(2, 2, 2), 1, 2, 3, 4, 5, 6, 7, 8)},
+			want: []*graph.Tensor{f32(sh(2, 2), 1, 4, 5, 8)}},
+	})
+	for _, e := range []string{"ij,jk->ii", "ij->k", "i.j->i", "......i->i", "ij->jj"} {
+		_, err := runOp(t, opCase{name: e, op: "Einsum", attrs: eq(e), in: []*graph.Tensor{m33}, want: []*graph.Tensor{nil}}, false)
+		if err == nil {
+			t.Errorf("%q: want an error", e)
+		}
+	}
+}
