@@ -1,4 +1,4 @@
-"""The NCSN MLP of DESIGN.md's W1 in PyTorch, with its weights read from an
+"""The NCSN MLP of docs/design.md's W1 in PyTorch, with its weights read from an
 ONNX file, for the benchmark peers (bench/w1/ald_torch.py, bench/w3/ssm_torch.py).
 
 concat(x, log σ) → 3×128 SiLU → 2, divided by σ. check() makes sure the torch

@@ -19,7 +19,7 @@ import (
 // Objective is a score-matching objective Evaluate computes.
 type Objective string
 
-// Objectives (DESIGN.md, "Losses"); every value is a per-sample quantity
+// Objectives (docs/design.md, "Losses"); every value is a per-sample quantity
 // averaged over the data.
 const (
 	// SSM is sliced score matching: vᵀ∇x(vᵀs) + ½(vᵀs)², one VJP per

@@ -28,23 +28,45 @@ func (e *UnknownOpsError) Error() string {
 
 func (e *UnknownOpsError) Unwrap() error { return graph.ErrUnsupportedOp }
 
+// UnsupportedError is a well-formed model using something ebmrun does not
+// take. Feature names the kind of thing, for callers that act on it: "IR
+// version", "opset", "opset domain", "value type", "sparse initializers",
+// "segmented tensors" or "attribute type". It wraps ErrUnsupported.
+type UnsupportedError struct {
+	Feature string
+	Msg     string // the full sentence; empty: Feature + " are not supported"
+}
+
+func (e *UnsupportedError) Error() string {
+	if e.Msg != "" {
+		return e.Msg
+	}
+	return e.Feature + " are not supported"
+}
+
+func (e *UnsupportedError) Unwrap() error { return ErrUnsupported }
+
+func unsupported(feature, format string, args ...any) *UnsupportedError {
+	return &UnsupportedError{Feature: feature, Msg: fmt.Sprintf(format, args...)}
+}
+
 // Check decides whether ebmrun can take the model: IR version 3–10, the
 // default-domain opset 11–21 and no other domain, op types that ONNX defines
 // (all unknown ones reported together), and a structurally valid graph.
 func Check(m *graph.Model) error {
 	if m.IRVersion < MinIR || m.IRVersion > MaxIR {
-		return fmt.Errorf("importer: IR version %d is not supported (supported: %d–%d): %w", m.IRVersion, MinIR, MaxIR, ErrUnsupported)
+		return fmt.Errorf("importer: %w", unsupported("IR version", "IR version %d is not supported (supported: %d–%d)", m.IRVersion, MinIR, MaxIR))
 	}
 	v := m.Opset("")
 	if v == 0 && m.IRVersion >= 3 {
 		return fmt.Errorf("importer: the model imports no default-domain opset: %w", ErrMalformed)
 	}
 	if v < MinOpset || v > MaxOpset {
-		return fmt.Errorf("importer: opset %d of the default ONNX domain is not supported (supported: %d–%d): %w", v, MinOpset, MaxOpset, ErrUnsupported)
+		return fmt.Errorf("importer: %w", unsupported("opset", "opset %d of the default ONNX domain is not supported (supported: %d–%d)", v, MinOpset, MaxOpset))
 	}
 	for _, o := range m.Opsets {
 		if o.Domain != "" && o.Domain != "ai.onnx" {
-			return fmt.Errorf("importer: opset domain %q (version %d) is not supported; only the default ONNX domain is: %w", o.Domain, o.Version, ErrUnsupported)
+			return fmt.Errorf("importer: %w", unsupported("opset domain", "opset domain %q (version %d) is not supported; only the default ONNX domain is", o.Domain, o.Version))
 		}
 	}
 	if err := unknownOps(m.Graph, v); err != nil {
@@ -52,7 +74,7 @@ func Check(m *graph.Model) error {
 	}
 	for _, vi := range append(append([]graph.ValueInfo{}, m.Graph.Inputs...), m.Graph.Outputs...) {
 		if vi.NonTensor != "" {
-			return fmt.Errorf("importer: value %q has type %s; only tensors are supported: %w", vi.Name, vi.NonTensor, ErrUnsupported)
+			return fmt.Errorf("importer: %w", unsupported("value type", "value %q has type %s; only tensors are supported", vi.Name, vi.NonTensor))
 		}
 	}
 	if err := m.Graph.Validate(); err != nil {

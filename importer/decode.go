@@ -173,7 +173,7 @@ func (d *decoder) graph(gp *pb.GraphProto, depth int) (*graph.Graph, error) {
 	}
 	g := &graph.Graph{Name: gp.GetName(), Doc: gp.GetDocString()}
 	if len(gp.SparseInitializer) > 0 {
-		return nil, fmt.Errorf("sparse initializers: %w", ErrUnsupported)
+		return nil, &UnsupportedError{Feature: "sparse initializers"}
 	}
 	for _, tp := range gp.Initializer {
 		t, err := d.tensor(tp)
@@ -335,7 +335,7 @@ func (d *decoder) tensor(tp *pb.TensorProto) (*graph.Tensor, error) {
 		return nil, fmt.Errorf("%w: unknown element type %d", ErrMalformed, tp.GetDataType())
 	}
 	if tp.Segment != nil {
-		return nil, fmt.Errorf("segmented tensors: %w", ErrUnsupported)
+		return nil, &UnsupportedError{Feature: "segmented tensors"}
 	}
 	shape := append([]int64{}, tp.Dims...)
 	n, err := graph.CheckedNumElements(shape)

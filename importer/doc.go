@@ -15,4 +15,11 @@
 // Roles come from the ebmrun.* metadata keys (MetaKind, MetaSigmas, …),
 // else from input names, dtypes and shapes; Overrides (command-line flags)
 // win over both, and ModelSpec.Reasons records where each decision came from.
+// A β schedule without a σ schedule marks a diffusion model, whose second
+// input is then its time step (often called labels) and whose output is ε.
+// ModelSpec.Metadata is the spec as those keys, and SetMetadata writes them
+// into ONNX bytes changing nothing else (`ebmrun meta`).
+//
+// A well-formed model using something ebmrun does not take fails with an
+// *UnsupportedError naming the feature (it wraps ErrUnsupported).
 package importer

@@ -182,7 +182,7 @@ func encodeAttr(a *graph.Attribute) (*pb.AttributeProto, error) {
 			ap.Graphs = append(ap.Graphs, gp)
 		}
 	default:
-		return nil, fmt.Errorf("attribute type %s: %w", a.Type, ErrUnsupported)
+		return nil, unsupported("attribute type", "attribute type %s is not supported", a.Type)
 	}
 	return ap, nil
 }

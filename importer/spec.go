@@ -2,6 +2,7 @@ package importer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -64,7 +65,7 @@ type Betas struct {
 }
 
 // ModelSpec says which input is the data, how the noise level is given, and
-// what the output means — the score-model contract of DESIGN.md.
+// what the output means — the score-model contract of docs/design.md.
 type ModelSpec struct {
 	XInput     string
 	CondInput  string // "" when Condition is CondNone
@@ -78,18 +79,26 @@ type ModelSpec struct {
 	Sampler    SamplerDefaults
 	Betas      *Betas
 	Provenance map[string]any
+	// FixedBatch is the batch size the data input was exported with when it
+	// is fixed ([16,2] rather than [N,2]); 0 for a dynamic batch. Such a
+	// model runs only on batches of exactly that many samples.
+	FixedBatch int
 	// Reasons says, per role ("x", "condition", "output", "kind", "sigmas",
 	// "data_shape", "data_range"), where the decision came from:
 	// "metadata", "flag", or "inferred from …".
 	Reasons map[string]string
 }
 
-// Overrides are roles set by the user (flags); empty fields are not set.
+// Overrides are roles and facts set by the user (flags); empty fields are
+// not set. Each wins over the model's metadata.
 type Overrides struct {
 	XInput, CondInput, Output string
 	Condition                 Condition
 	Kind                      OutputKind
 	Sigmas                    []float64
+	DataShape                 []int64
+	DataRange                 []float64 // [lo, hi]
+	Betas                     *Betas
 }
 
 // Spec decides the model's roles: metadata first, then names, dtypes and
@@ -141,14 +150,17 @@ func Spec(m *graph.Model, ov Overrides) (*ModelSpec, error) {
 		s.Condition, s.CondInput = Condition(meta(MetaCondition)), meta(MetaConditionInput)
 		s.Reasons["condition"] = "metadata"
 	default:
-		s.CondInput, s.Condition, s.Reasons["condition"] = inferCondition(rest)
+		// A β schedule without a σ schedule marks a diffusion model, whose
+		// second input is its time step whatever it is called.
+		diffusion := (ov.Betas != nil || meta(MetaBetas) != "") && len(ov.Sigmas) == 0 && meta(MetaSigmas) == ""
+		s.CondInput, s.Condition, s.Reasons["condition"] = inferCondition(rest, diffusion)
 	}
 	if s.Condition != CondNone && s.CondInput == "" && len(rest) == 1 {
 		s.CondInput = rest[0].Name
 	}
 	if s.Condition == "" && s.CondInput != "" {
 		if c, ok := byName[s.CondInput]; ok {
-			_, s.Condition, _ = inferCondition([]graph.ValueInfo{c})
+			_, s.Condition, _ = inferCondition([]graph.ValueInfo{c}, false)
 		}
 	}
 	switch s.Condition {
@@ -205,7 +217,7 @@ func Spec(m *graph.Model, ov Overrides) (*ModelSpec, error) {
 	case meta(MetaKind) != "":
 		s.Kind, s.Reasons["kind"] = OutputKind(meta(MetaKind)), "metadata"
 	default:
-		s.Kind, s.Reasons["kind"] = inferKind(*out, x)
+		s.Kind, s.Reasons["kind"] = inferKind(*out, x, s.Condition)
 	}
 	switch s.Kind {
 	case OutScore, OutEps, OutEnergy:
@@ -217,8 +229,11 @@ func Spec(m *graph.Model, ov Overrides) (*ModelSpec, error) {
 	if err := s.readFacts(m, ov, x); err != nil {
 		return nil, err
 	}
-	if s.Condition == CondLabels && s.Sigmas == nil {
-		s.Reasons["sigmas"] = "unknown: a label-conditioned model needs its σ schedule (metadata " + MetaSigmas + " or --sigmas)"
+	if (s.Condition == CondLabels || s.Condition == CondSigma) && s.Sigmas == nil {
+		s.Reasons["sigmas"] = "unknown: the model is sampled only on the σ it was trained on; give --sigmas or store them with `ebmrun meta MODEL -o OUT --sigmas …`"
+	}
+	if x.HasShape && len(x.Shape) > 0 && x.Shape[0].Known() && x.Shape[0].Value > 0 {
+		s.FixedBatch = int(x.Shape[0].Value)
 	}
 	return s, nil
 }
@@ -239,7 +254,9 @@ func (s *ModelSpec) readFacts(m *graph.Model, ov Overrides, x graph.ValueInfo) e
 			return fmt.Errorf("importer: σ schedule entry %d is %v; every σ must be positive and finite", i, v)
 		}
 	}
-	if v := meta(MetaDataShape); v != "" {
+	if len(ov.DataShape) > 0 {
+		s.DataShape, s.Reasons["data_shape"] = ov.DataShape, "flag"
+	} else if v := meta(MetaDataShape); v != "" {
 		if err := json.Unmarshal([]byte(v), &s.DataShape); err != nil {
 			return fmt.Errorf("importer: metadata %s: %v", MetaDataShape, err)
 		}
@@ -254,7 +271,12 @@ func (s *ModelSpec) readFacts(m *graph.Model, ov Overrides, x graph.ValueInfo) e
 			s.DataShape, s.Reasons["data_shape"] = dims, "inferred from the shape of "+x.Name
 		}
 	}
-	if v := meta(MetaDataRange); v != "" {
+	if len(ov.DataRange) > 0 {
+		if len(ov.DataRange) != 2 || !(ov.DataRange[0] < ov.DataRange[1]) {
+			return fmt.Errorf("importer: data range %v: want [lo, hi] with lo < hi", ov.DataRange)
+		}
+		s.DataRange, s.Reasons["data_range"] = ov.DataRange, "flag"
+	} else if v := meta(MetaDataRange); v != "" {
 		if err := json.Unmarshal([]byte(v), &s.DataRange); err != nil || len(s.DataRange) != 2 || !(s.DataRange[0] < s.DataRange[1]) {
 			return fmt.Errorf("importer: metadata %s must be [lo, hi] with lo < hi, got %s", MetaDataRange, v)
 		}
@@ -265,11 +287,18 @@ func (s *ModelSpec) readFacts(m *graph.Model, ov Overrides, x graph.ValueInfo) e
 			return fmt.Errorf("importer: metadata %s: %v", MetaSampler, err)
 		}
 	}
-	if v := meta(MetaBetas); v != "" {
+	if ov.Betas != nil {
+		b := *ov.Betas
+		s.Betas, s.Reasons["betas"] = &b, "flag"
+	} else if v := meta(MetaBetas); v != "" {
 		s.Betas = new(Betas)
 		if err := json.Unmarshal([]byte(v), s.Betas); err != nil {
 			return fmt.Errorf("importer: metadata %s: %v", MetaBetas, err)
 		}
+		s.Reasons["betas"] = "metadata"
+	}
+	if b := s.Betas; b != nil && !(b.Steps >= 1 && b.Start > 0 && b.End > 0 && b.Start < 1 && b.End < 1) {
+		return fmt.Errorf("importer: β schedule %+v: want 0 < start, end < 1 and at least one step", *b)
 	}
 	if v := meta(MetaProvenance); v != "" {
 		if err := json.Unmarshal([]byte(v), &s.Provenance); err != nil {
@@ -282,21 +311,42 @@ func (s *ModelSpec) readFacts(m *graph.Model, ov Overrides, x graph.ValueInfo) e
 // WriteMetadata stores the spec in the model's metadata under the ebmrun.*
 // keys, so a model exported by ebmrun needs no flags.
 func (s *ModelSpec) WriteMetadata(m *graph.Model) error {
+	kv, err := s.Metadata()
+	if err != nil {
+		return err
+	}
+	for _, k := range MetaKeys {
+		if v, ok := kv[k]; ok {
+			m.SetMeta(k, v)
+		}
+	}
+	return nil
+}
+
+// MetaKeys are the metadata keys ebmrun reads, in the order it writes them.
+var MetaKeys = []string{MetaKind, MetaCondition, MetaXInput, MetaConditionInput, MetaOutput, MetaSigmas,
+	MetaDataShape, MetaDataRange, MetaSampler, MetaBetas, MetaProvenance}
+
+// Metadata is the spec as ebmrun.* metadata: key → value, JSON where the
+// key's value is structured. Facts that are unknown have no key.
+func (s *ModelSpec) Metadata() (map[string]string, error) {
+	kv := map[string]string{
+		MetaKind:      string(s.Kind),
+		MetaCondition: string(s.Condition),
+		MetaXInput:    s.XInput,
+		MetaOutput:    s.Output,
+	}
+	if s.CondInput != "" {
+		kv[MetaConditionInput] = s.CondInput
+	}
 	set := func(k string, v any) error {
 		b, err := json.Marshal(v)
 		if err != nil {
-			return err
+			return fmt.Errorf("importer: writing metadata %s: %w", k, err)
 		}
-		m.SetMeta(k, string(b))
+		kv[k] = string(b)
 		return nil
 	}
-	m.SetMeta(MetaKind, string(s.Kind))
-	m.SetMeta(MetaCondition, string(s.Condition))
-	m.SetMeta(MetaXInput, s.XInput)
-	if s.CondInput != "" {
-		m.SetMeta(MetaConditionInput, s.CondInput)
-	}
-	m.SetMeta(MetaOutput, s.Output)
 	var errs []error
 	if s.Sigmas != nil {
 		errs = append(errs, set(MetaSigmas, s.Sigmas))
@@ -316,12 +366,7 @@ func (s *ModelSpec) WriteMetadata(m *graph.Model) error {
 	if s.Provenance != nil {
 		errs = append(errs, set(MetaProvenance, s.Provenance))
 	}
-	for _, err := range errs {
-		if err != nil {
-			return fmt.Errorf("importer: writing metadata: %w", err)
-		}
-	}
-	return nil
+	return kv, errors.Join(errs...)
 }
 
 var (
@@ -329,6 +374,9 @@ var (
 	sigmaNames = []string{"sigma", "sigmas", "noise_level", "noise_levels", "std", "log_sigma"}
 	labelNames = []string{"labels", "label", "y", "noise_label", "level", "levels", "sigma_index", "idx"}
 	timeNames  = []string{"t", "time", "times", "timestep", "timesteps", "step", "steps"}
+	// diffusionTimeNames are read as a time step when the model has a β
+	// schedule: DDPM code often calls it labels.
+	diffusionTimeNames = append([]string{"labels", "label", "noise_label", "noise_labels"}, timeNames...)
 )
 
 func has(list []string, name string) bool {
@@ -368,9 +416,19 @@ func inferX(ins []graph.ValueInfo) (string, string) {
 	return ins[0].Name, "inferred: first input"
 }
 
-func inferCondition(rest []graph.ValueInfo) (string, Condition, string) {
+func inferCondition(rest []graph.ValueInfo, diffusion bool) (string, Condition, string) {
 	if len(rest) == 0 {
 		return "", CondNone, "inferred: the model has only a data input"
+	}
+	if diffusion {
+		for _, in := range rest {
+			if has(diffusionTimeNames, in.Name) {
+				return in.Name, CondTime, fmt.Sprintf("inferred from name %q and the model's β schedule (%s): a diffusion time step", in.Name, MetaBetas)
+			}
+		}
+		if len(rest) == 1 && (rest[0].DType == graph.Int64 || rest[0].DType == graph.Float32) {
+			return rest[0].Name, CondTime, fmt.Sprintf("inferred: the one other input %q, with the model's β schedule (%s), is a diffusion time step", rest[0].Name, MetaBetas)
+		}
 	}
 	for _, in := range rest {
 		switch {
@@ -392,7 +450,7 @@ func inferCondition(rest []graph.ValueInfo) (string, Condition, string) {
 	return "", "", fmt.Sprintf("could not tell which of %s is the noise condition", names(rest))
 }
 
-func inferKind(out, x graph.ValueInfo) (OutputKind, string) {
+func inferKind(out, x graph.ValueInfo, cond Condition) (OutputKind, string) {
 	n := strings.ToLower(out.Name)
 	switch {
 	case strings.Contains(n, "energy") || n == "e":
@@ -404,6 +462,9 @@ func inferKind(out, x graph.ValueInfo) (OutputKind, string) {
 	}
 	if out.HasShape && len(out.Shape) == 1 || (out.HasShape && len(out.Shape) == 2 && out.Shape[1].Known() && out.Shape[1].Value == 1 && x.HasShape && len(x.Shape) == 2 && !(x.Shape[1].Known() && x.Shape[1].Value == 1)) {
 		return OutEnergy, "inferred: one scalar per sample"
+	}
+	if cond == CondTime {
+		return OutEps, "inferred: a time-conditioned model's output shaped like the data predicts the noise ε"
 	}
 	return OutScore, "inferred: output shaped like the data"
 }

@@ -36,7 +36,7 @@ def swiss_roll(n):
 
 
 class NCSNMLP(nn.Module):
-    """concat(x, log σ) → 3×128 SiLU → 2, divided by σ (DESIGN.md, W1)."""
+    """concat(x, log σ) → 3×128 SiLU → 2, divided by σ (docs/design.md, W1)."""
 
     def __init__(self):
         super().__init__()

@@ -3,7 +3,6 @@ package runtime
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -98,7 +97,8 @@ func Names() []string {
 // "ort" when its library loads and "native" otherwise, and logs its choice.
 func Get(name string) (Backend, error) {
 	if name == "" || name == "auto" {
-		return Auto()
+		b, _, err := Auto()
+		return b, err
 	}
 	mu.Lock()
 	b, ok := backends[name]
@@ -112,24 +112,28 @@ func Get(name string) (Backend, error) {
 	return b, nil
 }
 
-// Auto picks onnxruntime when it loads and the pure-Go backend otherwise.
-func Auto() (Backend, error) {
+// Auto picks onnxruntime when it loads and the pure-Go backend otherwise,
+// and says which and why in one line, for the caller to show or not.
+func Auto() (Backend, string, error) {
 	mu.Lock()
 	ort, nat := backends["ort"], backends["native"]
 	mu.Unlock()
+	reason := ""
 	if ort != nil {
 		err := ort.Available()
 		if err == nil {
-			slog.Info("backend auto: picked ort (onnxruntime loaded)")
-			return ort, nil
+			return ort, "picked ort (onnxruntime loaded)", nil
 		}
 		why, _, _ := strings.Cut(err.Error(), "\n")
-		slog.Info("backend auto: picked native; onnxruntime did not load (" + strings.TrimSuffix(why, ":") + "; `ebmrun inspect MODEL` says why)")
+		reason = "picked native; onnxruntime did not load (" + strings.TrimSuffix(why, ":") + "; `ebmrun inspect MODEL` says why)"
 	}
 	if nat == nil {
-		return nil, errors.New("runtime: no backend registered")
+		return nil, "", errors.New("runtime: no backend registered")
 	}
-	return nat, nil
+	if reason == "" {
+		reason = "picked native (onnxruntime is not registered)"
+	}
+	return nat, reason, nil
 }
 
 // ComputeTimer is implemented by sessions that can say how long the backend

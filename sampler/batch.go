@@ -33,6 +33,8 @@ type Batch struct {
 	steps   int
 	step    int // steps taken in this batch, over all levels
 	hook    func(b *Batch, level, step int, sigma float64)
+	box     *Box
+	escape  *Escape // the first step a state left box, in this batch
 }
 
 // newBatch makes a batch with room for n chains of dim values.
@@ -130,6 +132,9 @@ func (b *Batch) diverged(level, step int, nz Noise, bad int, inScore bool) error
 func (b *Batch) Done(level, step int, nz Noise) error {
 	if bad := b.countNonFinite(b.X); bad > 0 {
 		return b.diverged(level, step, nz, bad, false)
+	}
+	if b.box != nil && b.escape == nil && countOutside(b.X, b.Dim, b.box.at(float64(nz.Sigma))) > 0 {
+		b.escape = &Escape{Level: level + 1, Levels: b.levels, Step: step + 1, Steps: b.steps, Sigma: float64(nz.Sigma), Time: nz.Time}
 	}
 	b.step++
 	if b.hook != nil {

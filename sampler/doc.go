@@ -2,7 +2,7 @@
 // Langevin (ULA), annealed Langevin dynamics (ALD, NCSN, with NCSNv2's final
 // denoising), consistent annealed sampling (CAS), the predictor–corrector
 // sampler of the VE SDE (PC) and DDPM ancestral sampling, exactly as
-// DESIGN.md's "Samplers" section writes them.
+// docs/design.md's "Samplers" section writes them.
 //
 // A sampler needs only a Scorer: something that fills dst with the score
 // s(x, σ) of a batch. ModelSource adapts a prepared runtime.Plan and its
@@ -26,4 +26,15 @@
 // Samplers are plain structs: zero fields take the documented defaults
 // (NCSN's: σ 1 → 0.01 over L = 10 levels, T = 100 steps per level,
 // ε = 2e-5), and Validate says what is wrong with a setting before a run.
+//
+// FromSpec makes the sampler for a model as `ebmrun sample` does: by name
+// (Names lists them), with the caller's Overrides, then the model's
+// recommended settings — only those made for that sampler — then the
+// sampler's own defaults; it refuses a σ- or label-conditioned model whose σ
+// schedule is unknown (ErrNoSchedule). Describe lists the settings a sampler
+// runs with.
+//
+// Config.Stop ends a run at the next batch boundary with the samples
+// finished (ErrStopped); Config.Box reports chains that leave a plausible
+// range (Stats.Escape), where a step size is too large.
 package sampler

@@ -71,7 +71,52 @@ type Config struct {
 	// Progress, when set, is increased by the number of chain steps taken
 	// as the run goes (Evals per sample when done). Workers add to it.
 	Progress *atomic.Int64
+
+	// Stop, when closed, ends the run at the next batch boundary: no new
+	// batch starts, those in progress finish and are delivered, and Run
+	// returns ErrStopped with Stats covering the samples delivered (always
+	// the first ones of the shard). Cancelling ctx instead abandons the
+	// batches in progress.
+	Stop <-chan struct{}
+
+	// Box, when set, is a plausible range for every value of a sample;
+	// Stats.Escape records the first step at which a chain's state left it
+	// (widened by Box.PerSigma·σ at noise level σ) and how many samples end
+	// outside it. Values outside are not an error: a step size too large for
+	// the model shows here first.
+	Box *Box
 }
+
+// Box is the range [Lo, Hi] in every coordinate, widened by PerSigma·σ
+// while the chains carry noise of level σ.
+type Box struct{ Lo, Hi, PerSigma float64 }
+
+// at is the box at noise level sigma.
+func (b Box) at(sigma float64) Box {
+	w := b.PerSigma * sigma
+	return Box{Lo: b.Lo - w, Hi: b.Hi + w}
+}
+
+// Escape says where chains first left Config.Box.
+type Escape struct {
+	Level, Levels int // 1-based σ level (DDPM: the step counted from the start)
+	Step, Steps   int // 1-based step within the level
+	Sigma         float64
+	Time          int // DDPM time step, −1 otherwise
+	Outside       int // samples delivered with a value outside the box
+}
+
+// Where names the step the chains first left the box, as errors do.
+func (e *Escape) Where() string {
+	return where(e.Level-1, e.Levels, e.Step-1, e.Steps, e.Sigma, e.Time)
+}
+
+func (e *Escape) before(o *Escape) bool {
+	return o == nil || e.Level < o.Level || e.Level == o.Level && e.Step < o.Step
+}
+
+// ErrStopped is returned by Run when Config.Stop ended the run early.
+var ErrStopped = errors.New("sampler: stopped before the end of the run")
 
 // TracePoint is one recorded chain state.
 type TracePoint struct {
@@ -93,6 +138,8 @@ type Stats struct {
 	// 0 otherwise. Seconds·Workers − ComputeSeconds is the Go-side overhead.
 	ComputeSeconds float64
 	Trace          []TracePoint
+	// Escape is where the first chain left Config.Box; nil when none did.
+	Escape *Escape
 }
 
 // computeTimer is implemented by scorers that know their backend's compute
@@ -208,9 +255,12 @@ func Run(ctx context.Context, smp Sampler, src Source, cfg Config, sink func(x [
 			defer wg.Done()
 			if err := runWorker(ctx, smp, src, cfg, start, end, first, chunks, pool, &next, &calls, &compute, func(k int, buf []float32) {
 				results <- result{k, buf}
-			}, func(tp []TracePoint) {
+			}, func(tp []TracePoint, esc *Escape) {
 				traceMu.Lock()
 				st.Trace = append(st.Trace, tp...)
+				if esc != nil && esc.before(st.Escape) {
+					st.Escape = esc
+				}
 				traceMu.Unlock()
 			}); err != nil {
 				cancel(err)
@@ -223,15 +273,21 @@ func Run(ctx context.Context, smp Sampler, src Source, cfg Config, sink func(x [
 	// buffer pool bounds how many can wait.
 	pending := map[int][]float32{}
 	want := 0
+	delivered, outside := start, 0
 	for r := range results {
 		pending[r.k] = r.buf
 		for buf, ok := pending[want]; ok && ctx.Err() == nil; buf, ok = pending[want] {
 			delete(pending, want)
 			c0 := (first + want) * cfg.Batch
 			lo, hi := max(start, c0), min(end, c0+cfg.Batch)
-			if err := sink(buf[(lo-c0)*cfg.Dim:(hi-c0)*cfg.Dim], lo, hi-lo); err != nil {
+			x := buf[(lo-c0)*cfg.Dim : (hi-c0)*cfg.Dim]
+			if cfg.Box != nil {
+				outside += countOutside(x, cfg.Dim, *cfg.Box)
+			}
+			if err := sink(x, lo, hi-lo); err != nil {
 				cancel(err)
 			}
+			delivered = hi
 			pool <- buf
 			want++
 		}
@@ -247,13 +303,38 @@ func Run(ctx context.Context, smp Sampler, src Source, cfg Config, sink func(x [
 	if c := compute.Load(); c > 0 {
 		st.ComputeSeconds = time.Duration(c).Seconds()
 	}
+	if st.Escape != nil {
+		st.Escape.Outside = outside
+	}
+	if delivered < end {
+		// Only a stop ends the loop early without an error.
+		st.End = delivered
+		st.Evals = int64(delivered-start) * int64(smp.Evals())
+		return st, ErrStopped
+	}
 	st.Evals = int64(end-start) * int64(smp.Evals())
 	return st, nil
 }
 
+// countOutside counts the samples with a value outside the box (NaN
+// included).
+func countOutside(x []float32, dim int, b Box) int {
+	lo, hi := float32(b.Lo), float32(b.Hi)
+	n := 0
+	for i := 0; i+dim <= len(x); i += dim {
+		for _, v := range x[i : i+dim] {
+			if !(v >= lo && v <= hi) {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
 // runWorker takes batches in index order until none are left.
 func runWorker(ctx context.Context, smp Sampler, src Source, cfg Config, start, end, first, chunks int,
-	pool chan []float32, next, calls, compute *atomic.Int64, emit func(int, []float32), trace func([]TracePoint)) (err error) {
+	pool chan []float32, next, calls, compute *atomic.Int64, emit func(int, []float32), trace func([]TracePoint, *Escape)) (err error) {
 	sc, err := src()
 	if err != nil {
 		return err
@@ -289,6 +370,7 @@ func runWorker(ctx context.Context, smp Sampler, src Source, cfg Config, start, 
 	counted := &countingScorer{Scorer: sc, calls: calls}
 	b := newBatch(min(cfg.Batch, cfg.N), cfg.Dim)
 	b.ctx = ctx
+	b.box = cfg.Box
 	var tps []TracePoint
 	b.hook = func(b *Batch, level, step int, sigma float64) {
 		// Only the shard's own chains count; a batch may hold others.
@@ -310,6 +392,12 @@ func runWorker(ctx context.Context, smp Sampler, src Source, cfg Config, start, 
 		case <-ctx.Done():
 			return nil
 		}
+		select {
+		case <-cfg.Stop: // nil: never
+			pool <- buf
+			return nil
+		default:
+		}
 		k := int(next.Add(1) - 1)
 		if k >= chunks {
 			pool <- buf
@@ -325,14 +413,15 @@ func runWorker(ctx context.Context, smp Sampler, src Source, cfg Config, start, 
 			cfg.Init.Draw(b.X[i*cfg.Dim:(i+1)*cfg.Dim], b.rng[i])
 		}
 		tps = tps[:0]
+		b.escape = nil
 		if err := smp.Sample(counted, b); err != nil {
 			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 				return nil
 			}
 			return err
 		}
-		if len(tps) > 0 {
-			trace(tps)
+		if len(tps) > 0 || b.escape != nil {
+			trace(tps, b.escape)
 			tps = nil
 		}
 		emit(k, buf)
@@ -350,13 +439,17 @@ func (c *countingScorer) Score(dst, x []float32, n int, nz Noise) error {
 }
 
 // Collect runs the sampler and returns all the shard's samples in one
-// slice ((End−Start)×Dim values) — for runs that fit in memory.
+// slice ((End−Start)×Dim values) — for runs that fit in memory. A run ended
+// by Config.Stop returns the samples delivered with ErrStopped.
 func Collect(ctx context.Context, smp Sampler, src Source, cfg Config) ([]float32, *Stats, error) {
 	var out []float32
 	st, err := Run(ctx, smp, src, cfg, func(x []float32, start, n int) error {
 		out = append(out, x...)
 		return nil
 	})
+	if errors.Is(err, ErrStopped) {
+		return out, st, err
+	}
 	if err != nil {
 		return nil, nil, err
 	}

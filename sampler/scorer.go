@@ -61,6 +61,9 @@ type ModelScorer struct {
 	cond   *graph.Tensor
 	out    *graph.Tensor
 	xShape []int64
+	// padX and padOut hold the last, padded slice of a batch for a model
+	// with a fixed batch size.
+	padX, padOut []float32
 }
 
 var _ Scorer = (*ModelScorer)(nil)
@@ -151,12 +154,41 @@ func (m *ModelScorer) ComputeTime() (time.Duration, bool) {
 // Close closes the session.
 func (m *ModelScorer) Close() error { return m.sess.Close() }
 
-// Score runs the model on x at the given noise.
+// Score runs the model on x at the given noise. A model exported with a
+// fixed batch size (spec.FixedBatch) is run on slices of that many samples,
+// the last one padded with zeros, so any n works.
 func (m *ModelScorer) Score(dst, x []float32, n int, nz Noise) error {
 	if n <= 0 || len(x)%n != 0 || len(dst) < len(x) {
 		return fmt.Errorf("sampler: score of %d samples from %d values into %d", n, len(x), len(dst))
 	}
 	d := len(x) / n
+	fb := m.spec.FixedBatch
+	if fb <= 0 || n == fb {
+		return m.score(dst, x, n, d, nz)
+	}
+	for i := 0; i < n; i += fb {
+		k := min(fb, n-i)
+		if k == fb {
+			if err := m.score(dst[i*d:(i+k)*d], x[i*d:(i+k)*d], k, d, nz); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(m.padX) < fb*d {
+			m.padX, m.padOut = make([]float32, fb*d), make([]float32, fb*d)
+		}
+		copy(m.padX, x[i*d:(i+k)*d])
+		clear(m.padX[k*d:])
+		if err := m.score(m.padOut[:fb*d], m.padX[:fb*d], fb, d, nz); err != nil {
+			return err
+		}
+		copy(dst[i*d:(i+k)*d], m.padOut)
+	}
+	return nil
+}
+
+// score runs the model once on n samples of d values.
+func (m *ModelScorer) score(dst, x []float32, n, d int, nz Noise) error {
 	if len(m.spec.DataShape) == 0 {
 		m.xShape = append(m.xShape[:1], int64(d))
 	} else if graph.NumElements(m.xShape[1:]) != int64(d) {

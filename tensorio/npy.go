@@ -152,6 +152,24 @@ func NpyHeader(dt graph.DType, shape []int64) ([]byte, error) {
 	return append(h, dict...), nil
 }
 
+// NpyHeaderOfSize is NpyHeader padded with spaces to exactly size bytes, so
+// a header written before the data can be rewritten in place with another
+// shape (fewer rows of a run cut short). size must be a multiple of 64 and
+// at least NpyHeader's own length.
+func NpyHeaderOfSize(dt graph.DType, shape []int64, size int) ([]byte, error) {
+	h, err := NpyHeader(dt, shape)
+	if err != nil {
+		return nil, err
+	}
+	if size%64 != 0 || size < len(h) || size-10 > math.MaxUint16 {
+		return nil, fmt.Errorf("tensorio: npy header of %d bytes does not fit in %d", len(h), size)
+	}
+	out := append(h[:len(h)-1:len(h)-1], strings.Repeat(" ", size-len(h))...)
+	out = append(out, '\n')
+	binary.LittleEndian.PutUint16(out[8:10], uint16(size-10))
+	return out, nil
+}
+
 // WriteNpy writes t to w as a .npy array.
 func WriteNpy(w io.Writer, t *graph.Tensor) error {
 	h, err := NpyHeader(t.DType, t.Shape)

@@ -65,3 +65,23 @@ func TestWriteAtomicLeavesNothingOnError(t *testing.T) {
 		t.Errorf("left files behind: %v", entries)
 	}
 }
+
+// A header rewritten in place with fewer rows keeps its size and reads back.
+func TestNpyHeaderOfSize(t *testing.T) {
+	full, err := NpyHeader(graph.Float32, []int64{100000, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NpyHeaderOfSize(graph.Float32, []int64{3, 2}, len(full))
+	if err != nil || len(h) != len(full) {
+		t.Fatalf("%d bytes, %v; want %d", len(h), err, len(full))
+	}
+	data := make([]byte, 3*2*4)
+	got, err := ReadNpy(bytes.NewReader(append(h, data...)))
+	if err != nil || len(got.Shape) != 2 || got.Shape[0] != 3 || got.Shape[1] != 2 {
+		t.Errorf("read back %v, %v", got, err)
+	}
+	if _, err := NpyHeaderOfSize(graph.Float32, []int64{3, 2}, 32); err == nil {
+		t.Error("a header larger than its room was accepted")
+	}
+}

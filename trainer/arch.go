@@ -14,7 +14,7 @@ import (
 const Opset = 17
 
 // Names of the inference graph's inputs and output (the score-model
-// contract of DESIGN.md: x [N, …data], σ [N], score like x).
+// contract of docs/design.md: x [N, …data], σ [N], score like x).
 const (
 	InputX     = "x"
 	InputSigma = "sigma"
@@ -164,7 +164,7 @@ func dataInput(b *netBuilder, dataShape []int64) (x, sigma string) {
 	return x, sigma
 }
 
-// MLP is the NCSN MLP for vectors (DESIGN.md, W1): the input x ‖ log σ goes
+// MLP is the NCSN MLP for vectors (docs/design.md, W1): the input x ‖ log σ goes
 // through Depth hidden layers of Width units with activation Act, then a
 // linear layer back to the data dimension, and the result is divided by σ.
 // The zero value is the default: 3 × 128, SiLU.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/ebmrun/ebmrun/tensorio"
 )
@@ -24,6 +25,11 @@ type checkpoint struct {
 	Params      [][]float32
 	M, V        [][]float32
 	EMA         [][]float32
+	// Settings are the fingerprint by name; Flags what the caller asked to
+	// keep with the checkpoint (the command line that made it). Both are
+	// absent from checkpoints of older builds.
+	Settings []Setting
+	Flags    map[string]string
 }
 
 // ErrCheckpointMismatch is wrapped when a checkpoint was written by a run
@@ -42,12 +48,53 @@ func (t *Trainer) SaveCheckpoint(path string) error {
 		M:           t.opt.m,
 		V:           t.opt.v,
 		EMA:         t.ema,
+		Settings:    t.cfg.settings(t.data),
+		Flags:       t.ckptFlags,
 	}
 	err := tensorio.WriteAtomic(path, func(w io.Writer) error { return gob.NewEncoder(w).Encode(&c) })
 	if err != nil {
 		return fmt.Errorf("trainer: checkpoint: %w", err)
 	}
 	return nil
+}
+
+// SetCheckpointFlags stores flags (a command line's settings, by flag
+// name) in every checkpoint this trainer writes; ReadCheckpointFlags reads
+// them back, so a resumed run can take its settings from the checkpoint.
+func (t *Trainer) SetCheckpointFlags(flags map[string]string) { t.ckptFlags = flags }
+
+// ReadCheckpointFlags returns the flags stored with SetCheckpointFlags; nil
+// for a checkpoint written without them.
+func ReadCheckpointFlags(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("trainer: %w", err)
+	}
+	defer f.Close()
+	var c checkpoint
+	if err := gob.NewDecoder(f).Decode(&c); err != nil {
+		return nil, fmt.Errorf("trainer: checkpoint %s: %w", path, err)
+	}
+	return c.Flags, nil
+}
+
+// diffSettings lists the settings whose values differ, "name saved → now";
+// "" when the saved ones are unknown.
+func diffSettings(saved, now []Setting) string {
+	if len(saved) == 0 {
+		return ""
+	}
+	old := map[string]string{}
+	for _, s := range saved {
+		old[s.Name] = s.Value
+	}
+	var out []string
+	for _, s := range now {
+		if v, ok := old[s.Name]; !ok || v != s.Value {
+			out = append(out, fmt.Sprintf("%s %s in the checkpoint, %s now", s.Name, v, s.Value))
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // LoadCheckpoint restores the state saved by SaveCheckpoint. The trainer
@@ -67,6 +114,9 @@ func (t *Trainer) LoadCheckpoint(path string) error {
 		return fmt.Errorf("trainer: checkpoint %s has format %d, this build reads %d", path, c.Format, checkpointFormat)
 	}
 	if want := t.cfg.fingerprint(t.data); c.Fingerprint != want {
+		if diff := diffSettings(c.Settings, t.cfg.settings(t.data)); diff != "" {
+			return fmt.Errorf("trainer: %s: %w: %s", path, ErrCheckpointMismatch, diff)
+		}
 		return fmt.Errorf("trainer: %s: %w:\n  saved: %s\n  now:   %s", path, ErrCheckpointMismatch, c.Fingerprint, want)
 	}
 	if len(c.Params) != len(t.params) || len(c.M) != len(t.params) || len(c.V) != len(t.params) || len(c.EMA) != len(t.params) {

@@ -147,6 +147,22 @@ func (c Config) fingerprint(data Data) string {
 		c.Beta1, c.Beta2, c.AdamEps, c.WeightDecay, c.ClipNorm, c.Warmup, c.EMA, c.Seed)
 }
 
+// Setting is one named value of a run's fingerprint.
+type Setting struct{ Name, Value string }
+
+// settings are the fingerprint's values by name, so a mismatch can be
+// reported as the few settings that differ.
+func (c Config) settings(data Data) []Setting {
+	c = c.withDefaults()
+	f := fmt.Sprint
+	return []Setting{
+		{"arch", c.Arch.Name()}, {"arch settings", fmt.Sprintf("%+v", c.Arch)}, {"data", data.Name()}, {"data shape", f(data.Shape())},
+		{"loss", c.Loss}, {"projection", c.Projection}, {"fd-eps", f(c.FDEps)}, {"sigmas", f(c.Sigmas)}, {"batch", f(c.Batch)},
+		{"lr", f(c.LR)}, {"adam", fmt.Sprintf("%v,%v,%v", c.Beta1, c.Beta2, c.AdamEps)}, {"weight-decay", f(c.WeightDecay)},
+		{"clip", f(c.ClipNorm)}, {"warmup", f(c.Warmup)}, {"ema", f(c.EMA)}, {"seed", f(c.Seed)},
+	}
+}
+
 func has(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {

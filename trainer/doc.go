@@ -4,7 +4,7 @@
 // An Arch (MLP for vectors, UNet for images) builds the network with
 // graph.Builder as an inference graph: inputs x [N, …data] and σ [N],
 // output score = net(x, log σ)/σ. A loss (LossDSM, LossSSM, LossSSMVR,
-// LossFDSSM; DESIGN.md "Losses", weighted by λ(σ) = σ²) is written around
+// LossFDSSM; docs/design.md "Losses", weighted by λ(σ) = σ²) is written around
 // that graph, and graph/autodiff differentiates it with respect to the
 // parameters, which become inputs. The sliced losses differentiate twice:
 // vᵀ∇x(vᵀs) is itself a gradient graph. The result — forward, loss and

@@ -10,7 +10,7 @@ import (
 	"github.com/ebmrun/ebmrun/graph/autodiff"
 )
 
-// Losses, by the names Config.Loss takes (DESIGN.md, "Losses"). Every loss
+// Losses, by the names Config.Loss takes (docs/design.md, "Losses"). Every loss
 // is taken on perturbed data x̃ = x + σz with σ drawn per sample from the
 // schedule, and weighted by λ(σ) = σ², which makes each level's term O(1).
 const (

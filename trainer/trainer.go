@@ -44,6 +44,8 @@ type Trainer struct {
 	stats       StepStats
 
 	fwd *forward
+
+	ckptFlags map[string]string
 }
 
 // StepStats describe one step. The slices are reused by the next Step.

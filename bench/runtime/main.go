@@ -7,7 +7,7 @@
 //	go run . -batch 1,1000,10000 -time 1s -repeat 3
 //
 // It is a separate Go module so that onnx-go and gorgonia never enter the
-// product's dependency graph (DESIGN.md, Dependencies).
+// product's dependency graph (docs/design.md, Dependencies).
 // README.md says what is measured and how to read the table.
 package main
 

@@ -3,7 +3,7 @@
 
 Loads the weights of the ONNX model (concat(x, log σ) → 3×128 SiLU → 2, / σ)
 into a torch MLP of the same architecture, checks it reproduces the fixture's
-expected outputs, then times the ALD loop DESIGN.md describes:
+expected outputs, then times the ALD loop docs/design.md describes:
 for each σ_i, α_i = ε·σ_i²/σ_L², T steps of x ← x + α_i·s(x, σ_i) + √(2α_i)·z.
 
     /usr/bin/python3 bench/w1/ald_torch.py --model testdata/models/ncsn_mlp/model.onnx --n 1000

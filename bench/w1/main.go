@@ -1,4 +1,4 @@
-// Command w1 is benchmark W1 of DESIGN.md: annealed Langevin dynamics
+// Command w1 is benchmark W1 of docs/design.md: annealed Langevin dynamics
 // (L = 10 levels, T = 100 steps, ε = 2e-5) on the toy NCSN MLP
 // testdata/models/ncsn_mlp/model.onnx for N = 1 000 and 10 000 2-D samples.
 //

@@ -1,4 +1,4 @@
-// Command w2 is benchmark W2 of DESIGN.md: the NCSN MLP (x ‖ log σ →
+// Command w2 is benchmark W2 of docs/design.md: the NCSN MLP (x ‖ log σ →
 // 3 × 128 SiLU → 2, divided by σ) trained with multi-σ denoising score
 // matching on the swiss roll, batch 512, 3 000 Adam steps, by ebmrun's
 // trainer and by PyTorch (bench/w2/train_torch.py, the same model, loss,

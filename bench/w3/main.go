@@ -1,4 +1,4 @@
-// Command w3 is benchmark W3 of DESIGN.md: the sliced score matching
+// Command w3 is benchmark W3 of docs/design.md: the sliced score matching
 // objective of the toy NCSN MLP testdata/models/ncsn_mlp/model.onnx on
 // 10 000 points at one σ, one Rademacher projection per point.
 //

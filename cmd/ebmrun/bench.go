@@ -14,6 +14,7 @@ import (
 	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/importer"
 	"github.com/ebmrun/ebmrun/runtime"
+	"github.com/ebmrun/ebmrun/sampler"
 )
 
 func init() { commands = append(commands, newBenchCmd) }
@@ -25,7 +26,7 @@ type benchRow struct {
 	RunSeconds  float64 `json:"seconds_per_run"`
 	EvalsPerSec float64 `json:"evaluations_per_second"`
 	// SamplesPerSec is evaluations/s divided by the evaluations one sample
-	// takes in the model's default sampler (levels × steps per level).
+	// takes in the sampler sample would pick (sampler.FromSpec).
 	SamplesPerSec float64 `json:"samples_per_second"`
 	// BackendSeconds is the time inside the backend's own compute call per
 	// run, where the backend measures it; OverheadPct is the Go-side rest
@@ -48,8 +49,8 @@ func newBenchCmd() *cobra.Command {
 		Short: "Measure evaluations per second per backend and batch size",
 		Long: `bench runs the model repeatedly on each backend and batch size with generated
 inputs and reports evaluations per second (one evaluation = one sample's score),
-samples per second for the model's default annealed sampler (levels × steps
-evaluations per sample), and, where the backend measures its own compute time,
+samples per second for the sampler ebmrun sample would pick (its evaluations
+per sample), and, where the backend measures its own compute time,
 the Go-side overhead around it. Machines are noisy: compare figures from the same
 run, not across runs.`,
 		Args: cobra.ExactArgs(1),
@@ -71,16 +72,12 @@ run, not across runs.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, trimPrefix(err, "importer: "))
 			}
-			levels, steps := 10, 100 // NCSN defaults
+			perSample := (&sampler.ALD{}).Evals() // NCSN's defaults
 			if spec, err := importer.Spec(m, sf.overrides()); err == nil {
-				if len(spec.Sigmas) > 0 {
-					levels = len(spec.Sigmas)
-				}
-				if spec.Sampler.Steps > 0 {
-					steps = spec.Sampler.Steps
+				if smp, err := sampler.FromSpec(spec, sampler.Overrides{}); err == nil {
+					perSample = smp.Evals()
 				}
 			}
-			perSample := levels * steps
 			var rows []benchRow
 			for _, name := range names {
 				for _, n := range sizes {

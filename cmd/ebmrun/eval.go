@@ -60,7 +60,7 @@ func newEvalCmd() *cobra.Command {
 		Use:   "eval MODEL --data FILE [--sigma S | --all-sigmas]",
 		Short: "Score-matching objectives of a model on data: SSM, SSM-VR, exact, FD-SSM, DSM, Fisher divergence",
 		Long: `eval computes a score-matching objective of the score model in MODEL on a data
-set, with its standard error over samples (DESIGN.md, "Losses"):
+set, with its standard error over samples (docs/design.md, "Losses"):
 
   ssm      sliced score matching  vᵀ∇x(vᵀs) + ½(vᵀs)²   (one VJP per projection)
   ssm-vr   its variance-reduced form  vᵀ∇x(vᵀs) + ½‖s‖²
@@ -94,13 +94,13 @@ One --seed fixes the perturbations and projections, whatever --batch is.`,
 	fl.BoolVar(&f.allSigmas, "all-sigmas", false, "evaluate at every level of the model's σ schedule")
 	fl.StringVar(&f.sigmas, "sigmas", "", "the model's σ schedule, if its metadata lacks it: geom:MAX,MIN,L or a comma list")
 	fl.StringVar(&f.objective, "objective", string(eval.SSM), "ssm, ssm-vr, exact, fd-ssm, dsm or fisher")
-	fl.IntVar(&f.projections, "projections", 1, "projections per sample (ssm, ssm-vr, fd-ssm)")
+	countVar(fl, &f.projections, "projections", "", 1, "projections per sample (ssm, ssm-vr, fd-ssm)")
 	fl.StringVar(&f.projection, "projection", string(eval.Rademacher), "rademacher, gaussian or sphere")
 	fl.Float64Var(&f.epsilon, "epsilon", 0, "fd-ssm's step ε (default 0.01·σ, 1e-3 on clean data)")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the perturbations, projections and toy data")
 	fl.StringVar(&f.backend, "backend", "auto", "auto, native, ort or ort-cuda")
-	fl.IntVar(&f.batch, "batch", eval.DefaultBatch, "samples per model call")
-	fl.IntVar(&f.threads, "threads", 0, "threads of the session (default: all cores)")
+	countVar(fl, &f.batch, "batch", "", eval.DefaultBatch, "samples per model call")
+	countVar(fl, &f.threads, "threads", "", 0, "threads of the session (default: all cores)")
 	fl.BoolVar(&f.asJSON, "json", false, "print the results as JSON: one object, or a list for several σ")
 	f.spec.register(c)
 	return c
@@ -151,7 +151,7 @@ func runEval(c *cobra.Command, path string, f *evalFlags) error {
 		return usageError{trimPrefix(err, "eval: ")}
 	}
 
-	backend, err := runtime.Get(f.backend)
+	backend, err := getBackend(c, f.backend)
 	if err != nil {
 		return err
 	}

@@ -52,6 +52,7 @@ type inspectReport struct {
 	Metadata   map[string]string    `json:"metadata"`
 	Spec       *specReport          `json:"spec,omitempty"`
 	SpecError  string               `json:"spec_error,omitempty"`
+	Warnings   []string             `json:"warnings,omitempty"`
 	Backends   []backendReport      `json:"backends"`
 }
 
@@ -62,15 +63,18 @@ type valueReport struct {
 }
 
 type specReport struct {
-	XInput    string            `json:"x_input"`
-	Condition string            `json:"condition"`
-	CondInput string            `json:"condition_input,omitempty"`
-	Output    string            `json:"output"`
-	Kind      string            `json:"kind"`
-	Sigmas    []float64         `json:"sigmas,omitempty"`
-	DataShape []int64           `json:"data_shape,omitempty"`
-	DataRange []float64         `json:"data_range,omitempty"`
-	Reasons   map[string]string `json:"reasons"`
+	XInput    string          `json:"x_input"`
+	Condition string          `json:"condition"`
+	CondInput string          `json:"condition_input,omitempty"`
+	Output    string          `json:"output"`
+	Kind      string          `json:"kind"`
+	Sigmas    []float64       `json:"sigmas,omitempty"`
+	DataShape []int64         `json:"data_shape,omitempty"`
+	DataRange []float64       `json:"data_range,omitempty"`
+	Betas     *importer.Betas `json:"betas,omitempty"`
+	// FixedBatch is the data input's batch size when it was exported fixed.
+	FixedBatch int               `json:"fixed_batch,omitempty"`
+	Reasons    map[string]string `json:"reasons"`
 }
 
 // opSupport says, from graph's op table, which registered backends run an
@@ -196,8 +200,9 @@ func inspect(path string, m *graph.Model, ov importer.Overrides) *inspectReport 
 		r.Spec = &specReport{
 			XInput: s.XInput, Condition: string(s.Condition), CondInput: s.CondInput,
 			Output: s.Output, Kind: string(s.Kind), Sigmas: s.Sigmas,
-			DataShape: s.DataShape, DataRange: s.DataRange, Reasons: s.Reasons,
+			DataShape: s.DataShape, DataRange: s.DataRange, Betas: s.Betas, FixedBatch: s.FixedBatch, Reasons: s.Reasons,
 		}
+		r.Warnings = specWarnings(path, s)
 	}
 	for _, name := range runtime.Names() {
 		br := backendReport{Name: name}
@@ -298,6 +303,12 @@ func printInspect(w io.Writer, r *inspectReport) {
 			fmt.Fprintf(tw, "  data range\t%v\t(%s)\n", s.DataRange, s.Reasons["data_range"])
 		}
 	}
+	if len(r.Warnings) > 0 {
+		fmt.Fprintln(tw, "warnings")
+		for _, w := range r.Warnings {
+			fmt.Fprintf(tw, "  %s\n", w)
+		}
+	}
 	fmt.Fprintln(tw, "backends")
 	if len(r.Backends) == 0 {
 		fmt.Fprintln(tw, "  none registered")
@@ -309,6 +320,36 @@ func printInspect(w io.Writer, r *inspectReport) {
 			fmt.Fprintf(tw, "  %s\tcannot: %s\n", b.Name, b.Reason)
 		}
 	}
+}
+
+// specWarnings are what a user should fix before sampling: a missing σ
+// schedule, a batch size fixed at export.
+func specWarnings(path string, s *importer.ModelSpec) []string {
+	var out []string
+	if (s.Condition == importer.CondSigma || s.Condition == importer.CondLabels) && s.Sigmas == nil {
+		w := fmt.Sprintf("no σ schedule: sample refuses this %s model until it has one; store the σ it was trained on once with `ebmrun meta %s -o OUT --sigmas geom:MAX,MIN,L` (or pass --sigmas)", condWord(s.Condition), path)
+		if s.Condition == importer.CondLabels {
+			w += fmt.Sprintf("; if %q is a DDPM time step, give its β schedule instead (--betas linear:START,END,STEPS)", s.CondInput)
+		}
+		out = append(out, w)
+	}
+	if s.FixedBatch > 0 {
+		out = append(out, fmt.Sprintf("fixed batch: input %q was exported for batches of exactly %d; ebmrun runs it %d samples at a time, padding the last, which is slower than one call per batch; re-export with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={%q: {0: \"N\"}, …}) for every input and output)", s.XInput, s.FixedBatch, s.FixedBatch, s.XInput))
+	}
+	return out
+}
+
+// condWord names a condition in prose.
+func condWord(c importer.Condition) string {
+	switch c {
+	case importer.CondSigma:
+		return "σ-conditioned"
+	case importer.CondLabels:
+		return "label-conditioned"
+	case importer.CondTime:
+		return "time-conditioned"
+	}
+	return "unconditional"
 }
 
 func orDash(s string) string {

@@ -15,9 +15,8 @@ import (
 
 // ebmrun runs the command line in-process and returns stdout, stderr and the
 // exit status. The note of which backend "auto" picked is dropped from
-// stderr: it goes through slog's process-wide logger, so with tests in
-// parallel it lands in whichever run set the logger last. TestAutoNote
-// checks it on its own.
+// stderr, so tests need not depend on whether onnxruntime is installed;
+// TestAutoNote checks it.
 func ebmrun(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -34,8 +33,9 @@ func ebmrun(t *testing.T, args ...string) (string, string, int) {
 const autoNote = "ebmrun: backend auto: picked "
 
 // TestAutoNote: --backend auto says on stderr, in one line, which backend it
-// picked. Not parallel, so no other run shares the process-wide logger.
+// picked — on the run's own stderr, so tests in parallel do not mix notes.
 func TestAutoNote(t *testing.T) {
+	t.Parallel()
 	path := testenv.Path(t, "testdata", "models", "ncsn_mlp", "model.onnx")
 	var out, errb bytes.Buffer
 	code := run([]string{"sample", path, "-n", "4", "--steps", "1", "-o", filepath.Join(t.TempDir(), "s.npy"), "--backend", "auto"}, &out, &errb)
@@ -133,5 +133,24 @@ func TestUsageErrors(t *testing.T) {
 	_, stderr, code := ebmrun(t, "inspect", filepath.Join(os.TempDir(), "does-not-exist.onnx"))
 	if code != 1 || !strings.Contains(stderr, "does-not-exist.onnx") {
 		t.Errorf("missing file: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// Why a backend cannot run a model is one short line (onnxruntime's long
+// provider errors are not repeated).
+func TestInspectBackendReasonsShort(t *testing.T) {
+	t.Parallel()
+	stdout, stderr, code := ebmrun(t, "inspect", testenv.Path(t, "testdata", "models", "ncsn_mlp", "model.onnx"), "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r inspectReport
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range r.Backends {
+		if len(b.Reason) > 300 || strings.Contains(b.Reason, "\n") {
+			t.Errorf("%s: reason of %d characters: %q", b.Name, len(b.Reason), b.Reason)
+		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 
@@ -48,6 +47,8 @@ successors.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.Version = versionLine()
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
@@ -60,7 +61,6 @@ successors.`,
 
 // run executes the command line and returns the process exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	slog.SetDefault(slog.New(newLineHandler(stderr, slog.LevelInfo)))
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
 	err := root.Execute()

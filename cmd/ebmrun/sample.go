@@ -13,10 +13,13 @@ import (
 	"io"
 	"math"
 	"os"
+	"os/signal"
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"gonum.org/v1/plot"
@@ -64,12 +67,15 @@ whose extension picks the format: .npy (float32, shape [N, …data shape]),
 histogram for many points; images [C,H,W]: a grid of the first 100).
 OUT is written atomically and never overwritten without --force.
 
-Samplers (DESIGN.md): ald (annealed Langevin, NCSN), ula (Langevin at the
+Samplers (docs/design.md): ald (annealed Langevin, NCSN), ula (Langevin at the
 smallest σ), cas (consistent annealed sampling), pc (VE predictor–corrector),
 ddpm (ancestral sampling of ε-models with a time input). The σ schedule is
---sigmas, else the model's own (metadata), else NCSN's (1 → 0.01, L = 10);
-unset settings take the model's recommendations, then NCSN's defaults
-(T = 100 steps per level, ε = 2e-5).
+--sigmas, else the model's own (metadata); a model with a σ or label input
+and neither is refused (store its schedule once with ebmrun meta --sigmas),
+an unconditional one uses NCSN's (1 → 0.01, L = 10). Unset settings take the
+model's recommendations when they are for the chosen sampler, else that
+sampler's own defaults (ald: T = 100 steps per level, ε = 2e-5; ula: 1000
+steps; pc: 1 corrector step, snr 0.16; cas: η inside its allowed band).
 
 The same --seed and --batch give the same samples for any --workers, and
 --shard i/K writes exactly the i-th of K contiguous slices of the full run.
@@ -77,29 +83,37 @@ On the native backend any --batch gives the same samples too; onnxruntime
 rounds a matrix product differently by batch shape, so there another --batch
 changes the last bits.
 A sample that turns NaN or Inf stops the run with an error naming the σ level
-and step; nothing is written then.`,
+and step; nothing is written then. Samples that leave a plausible box (10×
+the data range, plus 10σ while still noisy) give a warning naming the level
+and step where they first did: usually a step size too large.
+
+Ctrl-C (SIGINT) or SIGTERM stops at the next batch boundary: the batches in
+progress finish, the samples done so far are written (.npy and .csv; a .png
+needs them all) and stderr says how many; a second signal abandons the
+batches in progress. No temporary file is left behind either way. A model
+exported with a fixed batch size is run in slices of that size.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error { return runSample(c, args[0], &f) },
 	}
 	fl := c.Flags()
-	fl.IntVarP(&f.n, "n", "n", 0, "number of samples (required)")
+	countVar(fl, &f.n, "n", "n", 0, "number of samples (required)")
 	fl.StringVarP(&f.out, "out", "o", "", "output file: .npy, .csv or .png (required)")
-	fl.StringVar(&f.sampler, "sampler", "", "ald, ula, cas, pc or ddpm (default: the model's, else ddpm for time-conditioned ε-models, else ald)")
+	fl.StringVar(&f.sampler, "sampler", "", strings.Join(sampler.Names(), ", ")+" (default: the model's, else ddpm for time-conditioned ε-models, else ald)")
 	fl.StringVar(&f.sigmas, "sigmas", "", "σ schedule: geom:MAX,MIN,L or a comma list, largest first (default: the model's)")
-	fl.IntVar(&f.steps, "steps", 0, "steps per σ level (ald), total steps (ula), corrector steps per level (pc); default 100, 1000, 1")
+	countVar(fl, &f.steps, "steps", "", 0, "steps per σ level (ald), total steps (ula), corrector steps per level (pc); default 100, 1000, 1")
 	fl.Float64Var(&f.stepLR, "step-lr", 0, "step size ε: α_i = ε·σ_i²/σ_L² (ald), α (ula), η = ε/σ_L² (cas); default 2e-5 (cas: in its allowed band)")
 	fl.Float64Var(&f.snr, "snr", 0, "signal-to-noise ratio of the pc corrector (default 0.16)")
 	fl.BoolVar(&f.denoise, "denoise", false, "finish with NCSNv2's denoising step x + σ_L²·s(x, σ_L) (ald, cas)")
 	fl.StringVar(&f.init, "init", "", "initial states: uniform:LO,HI or gaussian:STD (default: uniform over the model's data range, else N(0, σ_max²); ddpm: N(0, 1))")
 	fl.Uint64Var(&f.seed, "seed", 0, "random seed")
-	fl.IntVar(&f.batch, "batch", sampler.DefaultBatch, "chains advanced together per model call")
-	fl.IntVar(&f.workers, "workers", 0, "goroutines, each with its own session (default: the number of cores)")
-	fl.IntVar(&f.threads, "threads", 0, "threads per session (default: cores / workers)")
+	countVar(fl, &f.batch, "batch", "", sampler.DefaultBatch, "chains advanced together per model call")
+	countVar(fl, &f.workers, "workers", "", 0, "goroutines, each with its own session (default: the number of cores)")
+	countVar(fl, &f.threads, "threads", "", 0, "threads per session (default: cores / workers)")
 	fl.StringVar(&f.backend, "backend", "auto", "auto, native, ort or ort-cuda")
 	fl.StringVar(&f.shard, "shard", "", "i/K: write only the i-th (0-based) of K contiguous slices of the N samples")
 	fl.BoolVar(&f.force, "force", false, "overwrite OUT if it exists")
 	fl.BoolVar(&f.asJSON, "json", false, "print a JSON summary on stdout")
-	fl.IntVar(&f.trace, "trace", 0, "record every K-th step of the first 8 chains in OUT's name + .trace.csv")
+	countVar(fl, &f.trace, "trace", "", 0, "record every K-th step of the first 8 chains in OUT's name + .trace.csv")
 	f.spec.register(c)
 	return c
 }
@@ -122,6 +136,8 @@ type sampleSummary struct {
 	ComputeSeconds float64        `json:"compute_seconds,omitempty"`
 	Evals          int64          `json:"evaluations"`
 	EvalsPerSecond float64        `json:"evaluations_per_second"`
+	// Escape is where samples first left the plausible box; null if never.
+	Escape *sampler.Escape `json:"escape,omitempty"`
 }
 
 func runSample(c *cobra.Command, path string, f *sampleFlags) error {
@@ -158,6 +174,11 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 		return fmt.Errorf("%s: the shape of one sample is unknown (no ebmrun.data_shape metadata and the data input's shape is not fixed)", path)
 	}
 	cfg.Dim = int(graph.NumElements(spec.DataShape))
+	if fb := spec.FixedBatch; fb > 0 && !c.Flags().Changed("batch") {
+		// Whole multiples of the model's batch leave nothing to pad.
+		f.batch = (f.batch + fb - 1) / fb * fb
+		cfg.Batch = f.batch
+	}
 	smp, settings, err := buildSampler(c, f, spec)
 	if err != nil {
 		return err
@@ -166,11 +187,8 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 		return err
 	}
 	settings["init"] = initString(cfg.Init)
-	if err := smp.Validate(); err != nil {
-		return usageError{err}
-	}
 
-	backend, err := runtime.Get(f.backend)
+	backend, err := getBackend(c, f.backend)
 	if err != nil {
 		return err
 	}
@@ -188,16 +206,28 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 
 	var progress atomic.Int64
 	cfg.Progress = &progress
+	cfg.Box, settings["plausible_box"] = plausibleBox(spec, smp)
 	start, end := shardBounds(cfg)
-	stop := showProgress(c.ErrOrStderr(), &progress, int64(end-start)*int64(smp.Evals()), "sampling", "evals")
-	st, err := writeSamples(context.Background(), f.out, smp, sampler.ModelSource(plan, spec), cfg, spec)
-	stop()
+	sig := notifyStop(c.ErrOrStderr())
+	defer sig.release()
+	cfg.Stop = sig.stop
+	endProgress := showProgress(c.ErrOrStderr(), &progress, int64(end-start)*int64(smp.Evals()), "sampling", "evals")
+	st, err := writeSamples(sig.ctx, f.out, smp, sampler.ModelSource(plan, spec), cfg, spec)
+	endProgress()
+	if st != nil && st.Escape != nil {
+		e := st.Escape
+		fmt.Fprintf(c.ErrOrStderr(), "ebmrun: warning: samples left the plausible box %s at %s; %d of %d samples end outside it (a smaller --step-lr may help)\n",
+			settings["plausible_box"], e.Where(), e.Outside, st.End-st.Start)
+	}
+	if s := sig.received(); s != nil {
+		return interruptError(s, err, f.out, st, end-start)
+	}
 	if err != nil {
 		return err
 	}
 	sum := sampleSummary{Model: path, Output: f.out, Backend: backend.Name(), Sampler: smp.Name(), Settings: settings,
 		N: st.End - st.Start, Start: st.Start, End: st.End, Batch: f.batch, Workers: workers, Seed: f.seed,
-		Seconds: st.Seconds, ComputeSeconds: st.ComputeSeconds, Evals: st.Evals, EvalsPerSecond: st.EvalsPerSecond()}
+		Seconds: st.Seconds, ComputeSeconds: st.ComputeSeconds, Evals: st.Evals, EvalsPerSecond: st.EvalsPerSecond(), Escape: st.Escape}
 	if f.trace > 0 {
 		sum.Trace = tracePath(f.out)
 		if err := writeTrace(sum.Trace, st.Trace, f.force); err != nil {
@@ -264,86 +294,28 @@ func parseShard(s string) (int, int, error) {
 	return i, k, nil
 }
 
-// buildSampler makes the sampler from the flags, the model's recommended
-// settings and the defaults, in that order, and lists what it chose.
+// buildSampler makes the sampler through sampler.FromSpec from the flags
+// that were set, and lists what it chose.
 func buildSampler(c *cobra.Command, f *sampleFlags, spec *importer.ModelSpec) (sampler.Sampler, map[string]any, error) {
 	set := c.Flags().Changed
-	rec := spec.Sampler
-	name := f.sampler
-	switch {
-	case name != "":
-	case rec.Sampler != "":
-		name = rec.Sampler
-	case spec.Condition == importer.CondTime:
-		name = "ddpm"
-	default:
-		name = "ald"
+	ov := sampler.Overrides{Sampler: f.sampler}
+	if set("steps") {
+		ov.Steps = f.steps
 	}
-	steps := f.steps
-	if !set("steps") {
-		steps = rec.Steps
+	if set("step-lr") {
+		ov.StepLR = f.stepLR
 	}
-	stepLR := f.stepLR
-	if !set("step-lr") {
-		stepLR = rec.StepLR
+	if set("snr") {
+		ov.SNR = f.snr
 	}
-	snr := f.snr
-	if !set("snr") {
-		snr = rec.SNR
+	if set("denoise") {
+		ov.Denoise = &f.denoise
 	}
-	denoise := f.denoise || (!set("denoise") && rec.Denoise)
-	sigmas := spec.Sigmas // the flag, else the model's; nil: NCSN's
-	if sigmas == nil && name != "ddpm" {
-		sigmas = sampler.DefaultSigmas()
+	smp, err := sampler.FromSpec(spec, ov) // --sigmas is already spec.Sigmas
+	if err != nil {
+		return nil, nil, usageError{err}
 	}
-	if spec.Condition == importer.CondTime && name != "ddpm" {
-		return nil, nil, usagef("--sampler %s: a time-conditioned model is sampled with ddpm", name)
-	}
-	if spec.Condition != importer.CondTime && name == "ddpm" {
-		return nil, nil, usagef("--sampler ddpm: the model has no time input (its condition is %s)", spec.Condition)
-	}
-	settings := map[string]any{}
-	var smp sampler.Sampler
-	switch name {
-	case "ald":
-		smp = &sampler.ALD{Sigmas: sigmas, Steps: steps, StepLR: stepLR, Denoise: denoise}
-	case "ula":
-		smp = &sampler.ULA{Sigma: sigmas[len(sigmas)-1], Steps: steps, StepSize: stepLR}
-	case "cas":
-		smp = &sampler.CAS{Sigmas: sigmas, StepLR: stepLR, Denoise: denoise}
-	case "pc":
-		smp = &sampler.PC{Sigmas: sigmas, SNR: snr, CorrectorSteps: steps}
-	case "ddpm":
-		d := &sampler.DDPM{}
-		if b := spec.Betas; b != nil {
-			d.Betas = sampler.LinearBetas(b.Start, b.End, b.Steps)
-		}
-		smp = d
-	default:
-		return nil, nil, usagef("--sampler %q: want ald, ula, cas, pc or ddpm", name)
-	}
-	settings["evaluations_per_sample"] = smp.Evals()
-	switch s := smp.(type) {
-	case *sampler.ALD:
-		d := s.WithDefaults()
-		settings["steps"], settings["step_lr"], settings["denoise"] = d.Steps, d.StepLR, d.Denoise
-	case *sampler.ULA:
-		d := s.WithDefaults()
-		settings["sigma"], settings["steps"], settings["step_lr"] = d.Sigma, d.Steps, d.StepSize
-	case *sampler.CAS:
-		d := s.WithDefaults()
-		settings["step_lr"], settings["denoise"] = d.StepLR, d.Denoise
-	case *sampler.PC:
-		d := s.WithDefaults()
-		settings["snr"], settings["corrector_steps"], settings["norm_group"] = d.SNR, d.CorrectorSteps, d.NormGroup
-	case *sampler.DDPM:
-		d := s.WithDefaults()
-		settings["steps"], settings["beta_start"], settings["beta_end"] = len(d.Betas), d.Betas[0], d.Betas[len(d.Betas)-1]
-	}
-	if name != "ddpm" {
-		settings["sigmas"] = sigmas
-	}
-	return smp, settings, nil
+	return smp, sampler.Describe(smp), nil
 }
 
 // parseInit reads --init, or picks the default: uniform over the model's
@@ -356,11 +328,13 @@ func parseInit(s string, spec *importer.ModelSpec, smp sampler.Sampler) (sampler
 		case len(spec.DataRange) == 2:
 			return sampler.Uniform{Lo: spec.DataRange[0], Hi: spec.DataRange[1]}, nil
 		}
-		sigmas := spec.Sigmas
-		if sigmas == nil {
-			sigmas = sampler.DefaultSigmas()
+		if sigmas, ok := sampler.Describe(smp)["sigmas"].([]float64); ok {
+			return sampler.Gaussian{Std: sigmas[0]}, nil
 		}
-		return sampler.Gaussian{Std: sigmas[0]}, nil
+		if spec.Sigmas != nil {
+			return sampler.Gaussian{Std: spec.Sigmas[0]}, nil
+		}
+		return sampler.Gaussian{Std: sampler.DefaultSigmaMax}, nil
 	}
 	kind, args, _ := strings.Cut(s, ":")
 	var vals []float64
@@ -392,16 +366,20 @@ func initString(in sampler.Init) string {
 
 // writeSamples runs the sampler and writes OUT atomically in its format:
 // .npy and .csv stream batch by batch; .png needs every sample in memory.
+// A run ended by cfg.Stop writes the samples finished by then (.npy with
+// its header rewritten to their number), or nothing when there are none or
+// OUT is a .png; the error is then sampler.ErrStopped.
 func writeSamples(ctx context.Context, out string, smp sampler.Sampler, src sampler.Source, cfg sampler.Config, spec *importer.ModelSpec) (st *sampler.Stats, err error) {
+	var runErr error
 	run := func(sink func(x []float32, start, n int) error) error {
-		st, err = sampler.Run(ctx, smp, src, cfg, sink)
-		return err
+		st, runErr = sampler.Run(ctx, smp, src, cfg, sink)
+		return runErr
 	}
 	switch outFormat(out) {
 	case ".png":
 		x, s, err := sampler.Collect(ctx, smp, src, cfg)
 		if err != nil {
-			return nil, err
+			return s, err
 		}
 		return s, tensorio.WriteAtomic(out, func(w io.Writer) error { return writePNG(w, x, cfg.Dim, spec) })
 	case ".csv":
@@ -412,11 +390,15 @@ func writeSamples(ctx context.Context, out string, smp sampler.Sampler, src samp
 		err = tensorio.WriteAtomic(out, func(w io.Writer) error { return writeNpy(w, shape, run) })
 	}
 	// st is set by run inside WriteAtomic; read it only after that returns.
+	if err == nil && runErr != nil {
+		err = runErr // stopped, with what was finished written
+	}
 	return st, err
 }
 
 // writeNpy writes the header first — the shard's sample count is known
-// before the run — then each batch as it comes.
+// before the run — then each batch as it comes. A stopped run rewrites the
+// header in place with the number written.
 func writeNpy(w io.Writer, shape []int64, run func(func([]float32, int, int) error) error) error {
 	h, err := tensorio.NpyHeader(graph.Float32, shape)
 	if err != nil {
@@ -437,6 +419,22 @@ func writeNpy(w io.Writer, shape []int64, run func(func([]float32, int, int) err
 		_, err := bw.Write(buf)
 		return err
 	})
+	if errors.Is(err, sampler.ErrStopped) && written > 0 {
+		wa, ok := w.(io.WriterAt)
+		if !ok {
+			return err
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		part := append([]int64{int64(written)}, shape[1:]...)
+		h2, err := tensorio.NpyHeaderOfSize(graph.Float32, part, len(h))
+		if err != nil {
+			return err
+		}
+		_, err = wa.WriteAt(h2, 0)
+		return err
+	}
 	if err != nil {
 		return err
 	}
@@ -458,6 +456,7 @@ func writeCSV(w io.Writer, dim int, run func(func([]float32, int, int) error) er
 	}
 	bw.WriteByte('\n')
 	var line []byte
+	rows := 0
 	err := run(func(x []float32, _, n int) error {
 		for i := 0; i < n; i++ {
 			line = line[:0]
@@ -472,9 +471,10 @@ func writeCSV(w io.Writer, dim int, run func(func([]float32, int, int) error) er
 				return err
 			}
 		}
+		rows += n
 		return nil
 	})
-	if err != nil {
+	if err != nil && !(errors.Is(err, sampler.ErrStopped) && rows > 0) {
 		return err
 	}
 	return bw.Flush()
@@ -670,4 +670,85 @@ func imageGrid(w io.Writer, x []float32, ch, hgt, wid int, rng []float64) error 
 		}
 	}
 	return png.Encode(w, img)
+}
+
+// plausibleBox is the range samples should stay in: the data range widened
+// tenfold about its centre, else ±10; while the chains carry noise of level
+// σ, 10σ more on each side.
+func plausibleBox(spec *importer.ModelSpec, smp sampler.Sampler) (*sampler.Box, string) {
+	if r := spec.DataRange; len(r) == 2 {
+		mid, half := (r[0]+r[1])/2, (r[1]-r[0])/2
+		b := &sampler.Box{Lo: mid - 10*half, Hi: mid + 10*half, PerSigma: 10}
+		return b, fmt.Sprintf("[%g, %g] (10× the data range, ±10σ while noisy)", b.Lo, b.Hi)
+	}
+	return &sampler.Box{Lo: -10, Hi: 10, PerSigma: 10}, "[-10, 10] (±10σ more while noisy; the model states no data range)"
+}
+
+// stopSignals ends a run cleanly on SIGINT or SIGTERM: the first closes
+// stop (the batches in progress finish and are written), a second cancels
+// ctx (they are abandoned and nothing is written).
+type stopSignals struct {
+	ctx     context.Context
+	stop    chan struct{}
+	release func()
+	mu      sync.Mutex
+	sig     os.Signal
+}
+
+func notifyStop(stderr io.Writer) *stopSignals {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	s := &stopSignals{ctx: ctx, stop: make(chan struct{})}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			s.mu.Lock()
+			s.sig = sig
+			s.mu.Unlock()
+			close(s.stop)
+			fmt.Fprintf(stderr, "ebmrun: %s: finishing the batches in progress to write the samples done (again to abandon them)\n", sig)
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-sigs:
+			cancel(fmt.Errorf("a second %s", sig))
+		case <-done:
+		}
+	}()
+	s.release = func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel(nil)
+	}
+	return s
+}
+
+// received is the first signal, or nil.
+func (s *stopSignals) received() os.Signal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sig
+}
+
+// interruptError reports a run a signal ended, with the shell's exit status
+// for that signal (128 + its number).
+func interruptError(sig os.Signal, err error, out string, st *sampler.Stats, total int) error {
+	code := 130
+	if n, ok := sig.(syscall.Signal); ok {
+		code = 128 + int(n)
+	}
+	if errors.Is(err, sampler.ErrStopped) && st != nil && st.End > st.Start && outFormat(out) != ".png" {
+		return exitError{code, fmt.Errorf("interrupted (%s): wrote the %d of %d samples finished before it to %s", sig, st.End-st.Start, total, out)}
+	}
+	why := "no batch had finished"
+	switch {
+	case err != nil && !errors.Is(err, sampler.ErrStopped):
+		why = "the run was abandoned"
+	case outFormat(out) == ".png":
+		why = "a .png needs every sample"
+	}
+	return exitError{code, fmt.Errorf("interrupted (%s): %s; nothing written to %s", sig, why, out)}
 }

@@ -151,7 +151,8 @@ func TestSampleModels(t *testing.T) {
 	}{
 		{"ddpm_eps", nil, 0, "ddpm on"},
 		{"ncsnv1_labels", []string{"--sigmas", "geom:1,0.01,10", "--steps", "2"}, 0, "ald on"},
-		{"ncsnv1_labels", nil, 1, "needs its σ schedule"},
+		{"ncsnv1_labels", nil, 2, "σ schedule is unknown"},
+		{"conv_score", nil, 2, "(--sigmas, or store them in the model with `ebmrun meta --sigmas`)"},
 		{"energy_mlp", []string{"--steps", "5"}, 0, "ald on"}, // through −∇x E
 		{"ncsn_mlp", []string{"--sampler", "pc"}, 0, "pc on"},
 		{"ncsn_mlp", []string{"--sampler", "cas", "--denoise"}, 0, "cas on"},
@@ -202,17 +203,52 @@ func TestSampleUsageErrors(t *testing.T) {
 		{[]string{"-o", out}, "-n: want a positive number"},
 		{[]string{"-n", "5"}, "-o OUT is required"},
 		{[]string{"-n", "5", "-o", "s.txt"}, "want a .npy, .csv or .png"},
-		{[]string{"-n", "5", "-o", out, "--sampler", "hmc"}, `--sampler "hmc"`},
+		{[]string{"-n", "5", "-o", out, "--sampler", "hmc"}, `unknown sampler "hmc"`},
 		{[]string{"-n", "5", "-o", out, "--shard", "3/3"}, "0 ≤ i < K"},
 		{[]string{"-n", "5", "-o", out, "--init", "uniform:1"}, "--init"},
 		{[]string{"-n", "5", "-o", out, "--sigmas", "geom:1,2,3"}, "MAX > MIN"},
 		{[]string{"-n", "5", "-o", out, "--sampler", "cas", "--step-lr", "2e-5"}, "outside 1−γ < η < 1+γ"},
-		{[]string{"-n", "5", "-o", out, "--sampler", "ddpm"}, "no time input"},
+		{[]string{"-n", "5", "-o", out, "--sampler", "ddpm"}, "needs a model with a time input"},
 		{[]string{"-n", "5", "-o", out, "--bogus"}, "unknown flag"},
 	} {
 		_, stderr, code := ebmrun(t, append([]string{"sample", model}, tc.args...)...)
 		if code != 2 || !strings.Contains(stderr, tc.msg) || strings.Count(stderr, "\n") != 1 {
 			t.Errorf("%v: exit %d, %q; want exit 2 and one line with %q", tc.args, code, stderr, tc.msg)
+		}
+	}
+}
+
+// A model trained by ebmrun recommends ALD settings (100 steps per level,
+// ε = 5e-6); other samplers keep their own defaults instead.
+func TestSampleSamplerDefaults(t *testing.T) {
+	t.Parallel()
+	model := testenv.Path(t, "models", "swissroll", "model.onnx")
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		sampler string
+		key     string
+		want    float64
+		evals   float64
+	}{
+		{"ald", "steps", 100, 1001},
+		{"pc", "corrector_steps", 1, 20},
+		{"ula", "steps", 1000, 1000},
+		{"cas", "evaluations_per_sample", 10, 10},
+	} {
+		out := filepath.Join(dir, tc.sampler+".npy")
+		stdout, stderr, code := ebmrun(t, "sample", model, "-n", "8", "-o", out, "--sampler", tc.sampler, "--json", "--backend", "native")
+		if code != 0 {
+			t.Errorf("%s: exit %d: %s", tc.sampler, code, stderr)
+			continue
+		}
+		var sum struct {
+			Settings map[string]any `json:"settings"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
+			t.Fatal(err)
+		}
+		if sum.Settings[tc.key] != tc.want || sum.Settings["evaluations_per_sample"] != tc.evals {
+			t.Errorf("%s: %s = %v, %v evaluations; want %v and %v", tc.sampler, tc.key, sum.Settings[tc.key], sum.Settings["evaluations_per_sample"], tc.want, tc.evals)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,7 +21,6 @@ import (
 
 	"github.com/ebmrun/ebmrun/dataset"
 	"github.com/ebmrun/ebmrun/importer"
-	"github.com/ebmrun/ebmrun/runtime"
 	"github.com/ebmrun/ebmrun/sampler"
 	"github.com/ebmrun/ebmrun/trainer"
 )
@@ -59,7 +59,9 @@ autodiff), fd-ssm (finite-difference SSM, forward passes only).
 
 A checkpoint is written every --checkpoint-every steps, at the end, and on
 Ctrl-C (which then stops cleanly). --resume CKPT continues a run bit for bit
-as if it had not stopped; give it the same flags. The log (JSON lines: loss,
+as if it had not stopped, with the settings stored in the checkpoint: flags
+given again override them (--steps to train longer, --threads), and a change
+that would alter the run (--lr, say) is refused, naming only what differs. The log (JSON lines: loss,
 loss per σ level, step time) goes to --log.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runTrain(c, &f) },
@@ -67,32 +69,32 @@ loss per σ level, step time) goes to --log.`,
 	fl := c.Flags()
 	fl.StringVar(&f.data, "data", "", "toy distribution name, data file or folder of PNG images (required)")
 	fl.StringVar(&f.arch, "arch", "mlp", "network: mlp (vectors) or unet (images)")
-	fl.IntVar(&f.width, "width", 0, "mlp: hidden units (default 128)")
-	fl.IntVar(&f.depth, "depth", 0, "mlp: hidden layers (default 3)")
+	countVar(fl, &f.width, "width", "", 0, "mlp: hidden units (default 128)")
+	countVar(fl, &f.depth, "depth", "", 0, "mlp: hidden layers (default 3)")
 	fl.StringVar(&f.act, "act", "", "mlp: activation: "+strings.Join(trainer.Activations, ", ")+" (default silu)")
-	fl.IntVar(&f.channels, "channels", 0, "unet: channels of the first level (default 32)")
+	countVar(fl, &f.channels, "channels", "", 0, "unet: channels of the first level (default 32)")
 	fl.StringVar(&f.loss, "loss", "dsm", "loss: "+strings.Join(trainer.LossNames, ", "))
 	fl.StringVar(&f.proj, "projection", "", "slicing vectors of the SSM losses: rademacher, gaussian or sphere (default rademacher)")
 	fl.Float64Var(&f.fdEps, "fd-eps", 0, "fd-ssm: finite-difference step relative to σ (default 0.01)")
 	fl.StringVar(&f.sigmas, "sigmas", "", "σ schedule: geom:MAX,MIN,L or a comma list, largest first (default geom:1,0.01,10)")
-	fl.IntVar(&f.steps, "steps", 3000, "Adam steps in all")
-	fl.IntVar(&f.batch, "batch", 128, "samples per step")
+	countVar(fl, &f.steps, "steps", "", 3000, "Adam steps in all")
+	countVar(fl, &f.batch, "batch", "", 128, "samples per step")
 	fl.Float64Var(&f.lr, "lr", 1e-3, "Adam learning rate")
 	fl.Float64Var(&f.wd, "weight-decay", 0, "decoupled (AdamW) weight decay")
 	fl.Float64Var(&f.clip, "clip", 0, "clip gradients to this global L2 norm (0: off)")
-	fl.IntVar(&f.warmup, "warmup", 0, "steps of linear learning-rate warm-up")
+	countVar(fl, &f.warmup, "warmup", "", 0, "steps of linear learning-rate warm-up")
 	fl.Float64Var(&f.ema, "ema", 0.999, "decay of the weight average exported (negative: export the weights themselves)")
 	fl.Uint64Var(&f.seed, "seed", 0, "random seed: initial weights, batches, σ and noise")
 	fl.StringVar(&f.scale, "scale", "auto", "data scaling: auto (images from [0,255] to [0,1], else none), none, standardize, or range:LO,HI")
 	fl.Float64Var(&f.stepLR, "step-lr", 0, "annealed Langevin step size ε the model recommends (default 2e-5)")
 	fl.StringVarP(&f.out, "out", "o", "", "the ONNX model to write (required)")
 	fl.StringVar(&f.backend, "backend", "auto", "backend running the training step: auto (ort when it loads, else native), native, ort")
-	fl.IntVar(&f.threads, "threads", 0, "backend threads (default: every core)")
-	fl.StringVar(&f.resume, "resume", "", "continue from this checkpoint (same flags as the run that wrote it)")
+	countVar(fl, &f.threads, "threads", "", 0, "backend threads (default: every core)")
+	fl.StringVar(&f.resume, "resume", "", "continue from this checkpoint, with its settings")
 	fl.StringVar(&f.ckpt, "checkpoint", "", "checkpoint file (default: OUT without .onnx + .ckpt, or the --resume file)")
-	fl.IntVar(&f.ckptEvery, "checkpoint-every", 1000, "write a checkpoint every K steps (0: only at the end and on Ctrl-C)")
+	countVar(fl, &f.ckptEvery, "checkpoint-every", "", 1000, "write a checkpoint every K steps (0: only at the end and on Ctrl-C)")
 	fl.StringVar(&f.logPath, "log", "", "JSON-lines training log (default: OUT without .onnx + .train.jsonl; - for stdout)")
-	fl.IntVar(&f.logEvery, "log-every", 100, "steps per log line")
+	countVar(fl, &f.logEvery, "log-every", "", 100, "steps per log line")
 	fl.BoolVar(&f.force, "force", false, "overwrite OUT if it exists")
 	fl.BoolVar(&f.asJSON, "json", false, "print a JSON summary on stdout")
 	return c
@@ -152,6 +154,13 @@ func (f *trainFlags) config(data trainer.Data) (trainer.Config, error) {
 }
 
 func runTrain(c *cobra.Command, f *trainFlags) error {
+	var changed []string
+	if f.resume != "" {
+		var err error
+		if changed, err = resumeFlags(c, f.resume); err != nil {
+			return err
+		}
+	}
 	if f.data == "" || f.out == "" {
 		return usagef("train: --data and --out are required")
 	}
@@ -166,7 +175,7 @@ func runTrain(c *cobra.Command, f *trainFlags) error {
 	if err != nil {
 		return err
 	}
-	be, err := runtime.Get(f.backend)
+	be, err := getBackend(c, f.backend)
 	if err != nil {
 		return err
 	}
@@ -175,6 +184,7 @@ func runTrain(c *cobra.Command, f *trainFlags) error {
 		return err
 	}
 	defer tr.Close()
+	tr.SetCheckpointFlags(savedFlags(c))
 	base := strings.TrimSuffix(f.out, ".onnx")
 	ckpt := f.ckpt
 	if ckpt == "" {
@@ -187,6 +197,9 @@ func runTrain(c *cobra.Command, f *trainFlags) error {
 	if f.resume != "" {
 		if err := tr.LoadCheckpoint(f.resume); err != nil {
 			return err
+		}
+		if len(changed) > 0 {
+			fmt.Fprintf(c.ErrOrStderr(), "ebmrun: train: resuming %s at step %d with %s\n", f.resume, tr.Done(), strings.Join(changed, ", "))
 		}
 		resumed = tr.Done()
 	}
@@ -212,7 +225,7 @@ func runTrain(c *cobra.Command, f *trainFlags) error {
 	bar(nil)
 	secs := time.Since(start).Seconds()
 	if errors.Is(err, trainer.ErrInterrupted) {
-		return exitError{130, fmt.Errorf("train: interrupted at step %d of %d; checkpoint in %s (continue with --resume %s)", tr.Done(), cfg.Steps, ckpt, ckpt)}
+		return exitError{130, fmt.Errorf("train: interrupted at step %d of %d; nothing is lost: the checkpoint %s holds step %d with its settings, and `ebmrun train --resume %s` continues the run exactly (no model exported yet)", tr.Done(), cfg.Steps, ckpt, tr.Done(), ckpt)}
 	}
 	if err != nil {
 		return err
@@ -363,4 +376,51 @@ func trainProgress(w io.Writer, total, done int) func(*trainer.StepStats) {
 		bar.Describe(fmt.Sprintf("training, loss %.4f", avg))
 		_ = bar.Set(s.Step)
 	}
+}
+
+// notSaved are the train flags that belong to one invocation, not to the
+// run a checkpoint continues.
+var notSaved = map[string]bool{"resume": true, "force": true, "json": true}
+
+// savedFlags are the train flags set on this command line, by name, as a
+// checkpoint keeps them.
+func savedFlags(c *cobra.Command) map[string]string {
+	out := map[string]string{}
+	c.Flags().Visit(func(fl *pflag.Flag) {
+		if !notSaved[fl.Name] {
+			out[fl.Name] = fl.Value.String()
+		}
+	})
+	return out
+}
+
+// resumeFlags sets every flag the checkpoint's run set and this command
+// line does not, and lists the flags given now with other values.
+func resumeFlags(c *cobra.Command, ckpt string) ([]string, error) {
+	saved, err := trainer.ReadCheckpointFlags(ckpt)
+	if err != nil {
+		return nil, fmt.Errorf("train: --resume: %w", trimPrefix(err, "trainer: "))
+	}
+	var changed []string
+	names := make([]string, 0, len(saved))
+	for name := range saved {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fl := c.Flags().Lookup(name)
+		if fl == nil || notSaved[name] {
+			continue
+		}
+		if fl.Changed {
+			if now := fl.Value.String(); now != saved[name] {
+				changed = append(changed, fmt.Sprintf("--%s %s (was %s)", name, now, saved[name]))
+			}
+			continue
+		}
+		if err := c.Flags().Set(name, saved[name]); err != nil {
+			return nil, fmt.Errorf("train: --resume %s: stored flag --%s %q: %w", ckpt, name, saved[name], err)
+		}
+	}
+	return changed, nil
 }

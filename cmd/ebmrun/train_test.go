@@ -67,8 +67,10 @@ func TestTrainResume(t *testing.T) {
 	if _, stderr, code := ebmrun(t, trainArgs(part, "--steps", "20", "--checkpoint", filepath.Join(dir, "p.ckpt"))...); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if _, stderr, code := ebmrun(t, trainArgs(part, "--steps", "40", "--resume", filepath.Join(dir, "p.ckpt"), "--force")...); code != 0 {
-		t.Fatalf("resume: exit %d: %s", code, stderr)
+	// The settings come from the checkpoint; only what differs is said.
+	_, stderr, code := ebmrun(t, "train", "--steps", "4e1", "--resume", filepath.Join(dir, "p.ckpt"), "--force")
+	if want := "ebmrun: train: resuming " + filepath.Join(dir, "p.ckpt") + " at step 20 with --steps 40 (was 20)\n"; code != 0 || stderr != want {
+		t.Fatalf("resume: exit %d: %q; want %q", code, stderr, want)
 	}
 	a, err := importer.Load(whole)
 	if err != nil {
@@ -85,8 +87,9 @@ func TestTrainResume(t *testing.T) {
 		}
 	}
 	// Other settings than the checkpoint's are refused.
-	if _, stderr, code := ebmrun(t, trainArgs(part, "--steps", "40", "--lr", "1e-2", "--resume", filepath.Join(dir, "p.ckpt"), "--force")...); code != 1 || !strings.Contains(stderr, "other settings") {
-		t.Errorf("mismatched resume: exit %d, %s", code, stderr)
+	_, stderr, code = ebmrun(t, "train", "--lr", "1e-2", "--resume", filepath.Join(dir, "p.ckpt"), "--force")
+	if code != 1 || !strings.Contains(stderr, "checkpoint was written with other settings: lr 0.001 in the checkpoint, 0.01 now\n") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("mismatched resume: exit %d, %q", code, stderr)
 	}
 }
 

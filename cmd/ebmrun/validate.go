@@ -17,7 +17,7 @@ import (
 	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/importer"
 	"github.com/ebmrun/ebmrun/runtime"
-	"github.com/ebmrun/ebmrun/runtime/runtimetest"
+	"github.com/ebmrun/ebmrun/runtime/tolerance"
 	"github.com/ebmrun/ebmrun/tensorio"
 )
 
@@ -47,7 +47,7 @@ type validateReport struct {
 func newValidateCmd() *cobra.Command {
 	var (
 		inputsDir, expectDir, backends string
-		tol                            = runtimetest.FixtureTolerances[graph.Float32]
+		tol                            = tolerance.FixtureTolerances[graph.Float32]
 		asJSON                         bool
 		batch                          int
 		seed                           uint64
@@ -102,11 +102,11 @@ any mismatch exits 1.`,
 			}
 			var expect []*graph.Tensor
 			if expectDir != "" {
-				if expect, err = readNamed(expectDir, m.Graph.Outputs); err != nil {
+				if expect, err = readNamed("--expect", expectDir, m.Graph.Outputs); err != nil {
 					return err
 				}
 			}
-			tols := runtimetest.Tolerances{graph.Float32: tol, graph.Int64: {}, graph.Bool: {}}
+			tols := tolerance.Tolerances{graph.Float32: tol, graph.Int64: {}, graph.Bool: {}}
 			for oi, out := range m.Graph.Outputs {
 				for i, a := range names {
 					if results[a] == nil {
@@ -213,7 +213,17 @@ func runOn(name string, m *graph.Model, ins []*graph.Tensor) ([]*graph.Tensor, e
 	return outs, nil
 }
 
-func readNamed(dir string, vs []graph.ValueInfo) ([]*graph.Tensor, error) {
+func readNamed(flag, dir string, vs []graph.ValueInfo) ([]*graph.Tensor, error) {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			what := "output"
+			if flag == "--inputs" {
+				what = "input"
+			}
+			return nil, fmt.Errorf("%s %s: no such folder (want a folder of <%s name>.npy files)", flag, dir, what)
+		}
+		return nil, fmt.Errorf("%s %s: %w", flag, dir, errors.Unwrap(err))
+	}
 	out := make([]*graph.Tensor, len(vs))
 	for i, v := range vs {
 		p := filepath.Join(dir, v.Name+".npy")
@@ -234,7 +244,7 @@ func readNamed(dir string, vs []graph.ValueInfo) ([]*graph.Tensor, error) {
 func validateInputs(m *graph.Model, dir string, batch int, seed uint64, ov importer.Overrides) ([]*graph.Tensor, string, error) {
 	decl := m.Graph.RuntimeInputs()
 	if dir != "" {
-		ins, err := readNamed(dir, decl)
+		ins, err := readNamed("--inputs", dir, decl)
 		return ins, dir, err
 	}
 	spec, err := importer.Spec(m, ov)
@@ -312,9 +322,9 @@ func validateInputs(m *graph.Model, dir string, batch int, seed uint64, ov impor
 	return ins, fmt.Sprintf("generated (seed %d, batch %d)", seed, batch), nil
 }
 
-func compareRow(output, pair string, a, b *graph.Tensor, tols runtimetest.Tolerances) validateRow {
+func compareRow(output, pair string, a, b *graph.Tensor, tols tolerance.Tolerances) validateRow {
 	row := validateRow{Output: output, Pair: pair}
-	if err := runtimetest.Compare(a, b, tols); err != nil {
+	if err := tolerance.Compare(a, b, tols); err != nil {
 		row.Problem = oneLine(err.Error())
 	} else {
 		row.Pass = true

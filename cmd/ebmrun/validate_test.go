@@ -88,3 +88,18 @@ func abs32(x float32) float32 {
 	}
 	return x
 }
+
+// A folder flag naming no folder says so, not that a file inside is missing.
+func TestValidateMissingFolder(t *testing.T) {
+	t.Parallel()
+	model := fixtureModel(t, "ncsn_mlp")
+	for flag, want := range map[string]string{
+		"--expect": "ebmrun: --expect nosuchdir: no such folder (want a folder of <output name>.npy files)\n",
+		"--inputs": "ebmrun: --inputs nosuchdir: no such folder (want a folder of <input name>.npy files)\n",
+	} {
+		_, stderr, code := ebmrun(t, "validate", model, flag, "nosuchdir")
+		if code != 1 || stderr != want {
+			t.Errorf("%s: exit %d, %q; want %q", flag, code, stderr, want)
+		}
+	}
+}

@@ -4,14 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"testing"
 
 	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/internal/testenv"
 	"github.com/ebmrun/ebmrun/runtime"
 	_ "github.com/ebmrun/ebmrun/runtime/native"
-	_ "github.com/ebmrun/ebmrun/runtime/ort"
+	"github.com/ebmrun/ebmrun/runtime/ort"
 )
 
 // backendNames are the backends every gradient graph is checked on.
@@ -26,7 +25,7 @@ func forEachBackend(t *testing.T, f func(t *testing.T, be runtime.Backend)) {
 		t.Run(name, func(t *testing.T) {
 			be, err := runtime.Get(name)
 			if err != nil {
-				if strings.Contains(err.Error(), "built without cgo") {
+				if errors.Is(err, ort.ErrNoCgo) {
 					t.Skip(err)
 				}
 				testenv.Missing(t, err.Error())

@@ -198,9 +198,7 @@ func appendCUDA(so *ortgo.SessionOptions, device int) error {
 	return nil
 }
 
-func cudaError(err error) error {
-	return fmt.Errorf("ort: the CUDA execution provider is not usable here (%v); it needs an onnxruntime GPU build (libonnxruntime_providers_cuda.so beside the library, CUDA 12 and cuDNN 9) and an NVIDIA GPU — the npm build that %s installs is CPU-only: %w", err, InstallScript, runtime.ErrUnavailable)
-}
+func cudaError(err error) error { return &CUDAError{Detail: err.Error()} }
 
 var cudaOnce struct {
 	sync.Once

@@ -5,7 +5,6 @@ package ort
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -57,7 +56,7 @@ func load(explicit string) (string, error) {
 			env.skipped = map[string]bool{}
 			for _, a := range lerr.Tried {
 				env.skipped[a.Path] = true
-				slog.Warn("ort: could not load onnxruntime; using the next candidate", "path", a.Path, "from", a.From, "err", a.Err, "using", c.path)
+				logger().Warn("ort: could not load onnxruntime; using the next candidate", "path", a.Path, "from", a.From, "err", a.Err, "using", c.path)
 			}
 			return env.path, nil
 		}

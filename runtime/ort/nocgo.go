@@ -3,8 +3,6 @@
 package ort
 
 import (
-	"fmt"
-
 	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/runtime"
 )
@@ -24,7 +22,7 @@ func (b *Backend) Name() string { return b.name }
 
 // Available always fails: onnxruntime is reached through cgo.
 func (b *Backend) Available() error {
-	return fmt.Errorf("ort: built without cgo (CGO_ENABLED=0); rebuild with cgo to use onnxruntime: %w", runtime.ErrUnavailable)
+	return ErrNoCgo
 }
 
 func (b *Backend) Prepare(*graph.Model, runtime.Options) (runtime.Plan, error) {

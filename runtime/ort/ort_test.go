@@ -3,11 +3,14 @@
 package ort_test
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ebmrun/ebmrun/graph"
@@ -230,12 +233,12 @@ func TestPrepareRefusesOtherDTypes(t *testing.T) {
 
 func TestAutoPicksORT(t *testing.T) {
 	requireORT(t)
-	b, err := runtime.Auto()
+	b, why, err := runtime.Auto()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Name() != "ort" {
-		t.Fatalf("Auto picked %q with onnxruntime installed", b.Name())
+	if b.Name() != "ort" || why != "picked ort (onnxruntime loaded)" {
+		t.Fatalf("Auto picked %q (%s) with onnxruntime installed", b.Name(), why)
 	}
 }
 
@@ -247,6 +250,11 @@ func TestCUDAUnavailableIsCleanError(t *testing.T) {
 	}
 	if !errors.Is(err, runtime.ErrUnavailable) || !strings.Contains(err.Error(), "CUDA") {
 		t.Fatalf("got %v", err)
+	}
+	// One short line; onnxruntime's own message stays in Detail.
+	var ce *ort.CUDAError
+	if msg := err.Error(); !errors.As(err, &ce) || ce.Detail == "" || strings.Contains(msg, "\n") || len(msg) > 300 {
+		t.Errorf("not one short line (%d chars): %q", len(msg), msg)
 	}
 	t.Log(err)
 }
@@ -261,8 +269,8 @@ func TestLoadErrorListsEveryPath(t *testing.T) {
 		if errors.Is(gerr, runtime.ErrUnavailable) {
 			os.Stdout.WriteString("IS-UNAVAILABLE\n")
 		}
-		b, _ := runtime.Auto()
-		os.Stdout.WriteString("AUTO<<" + name(b) + ">>\n")
+		b, why, _ := runtime.Auto()
+		os.Stdout.WriteString("AUTO<<" + name(b) + ">> " + why + "\n")
 		return
 	}
 	dir := t.TempDir()
@@ -287,7 +295,7 @@ func TestLoadErrorListsEveryPath(t *testing.T) {
 			t.Errorf("error lacks %q:\n%s", want, s)
 		}
 	}
-	if !strings.Contains(s, "AUTO<<native>>") && !strings.Contains(s, "AUTO<<none>>") {
+	if !strings.Contains(s, "AUTO<<native>> picked native; onnxruntime did not load (") && !strings.Contains(s, "AUTO<<none>>") {
 		t.Errorf("Auto did not fall back:\n%s", s)
 	}
 }
@@ -354,5 +362,31 @@ func TestUndeclaredScalarOutput(t *testing.T) {
 		t.Logf("ran: %v", out[0].F32)
 	} else if !strings.HasPrefix(err.Error(), "ort: ") {
 		t.Errorf("error %q lacks the package prefix", err)
+	}
+}
+
+// countHandler counts the records logged through it.
+type countHandler struct{ n *atomic.Int64 }
+
+func (h countHandler) Enabled(context.Context, slog.Level) bool  { return true }
+func (h countHandler) Handle(context.Context, slog.Record) error { h.n.Add(1); return nil }
+func (h countHandler) WithAttrs([]slog.Attr) slog.Handler        { return h }
+func (h countHandler) WithGroup(string) slog.Handler             { return h }
+
+// Choosing a backend logs nothing to slog's process-wide logger: the reason
+// comes back to the caller (not parallel: it swaps that logger).
+func TestAutoWritesNoGlobalLog(t *testing.T) {
+	var n atomic.Int64
+	old := slog.Default()
+	slog.SetDefault(slog.New(countHandler{&n}))
+	defer slog.SetDefault(old)
+	for _, name := range []string{"auto", "ort", "ort-cuda", "native"} {
+		runtime.Get(name)
+	}
+	if _, why, err := runtime.Auto(); err != nil || why == "" {
+		t.Errorf("Auto: reason %q, %v", why, err)
+	}
+	if n.Load() != 0 {
+		t.Errorf("%d records went to the default logger", n.Load())
 	}
 }

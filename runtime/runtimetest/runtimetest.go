@@ -327,12 +327,13 @@ func selectNodeTest(backend, name, dir string, claimed map[string]bool) (*graph.
 // importerReason shortens an importer error to a reason shared by many tests.
 func importerReason(err error) string {
 	msg := strings.TrimPrefix(firstLine(err.Error()), "importer: ")
+	var ue *importer.UnsupportedError
 	switch {
-	case strings.Contains(msg, "opset") && strings.Contains(msg, "not supported"):
-		return strings.TrimSuffix(msg, ": unsupported")
+	case errors.As(err, &ue) && (ue.Feature == "opset" || ue.Feature == "opset domain"):
+		return ue.Error()
 	case importer.IsUnknownOps(err):
 		return "operators the importer does not know"
-	case strings.Contains(msg, "only tensors are supported"):
+	case errors.As(err, &ue) && ue.Feature == "value type":
 		return "sequence, map or optional values"
 	}
 	return msg

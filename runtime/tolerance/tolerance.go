@@ -1,4 +1,4 @@
-package runtimetest
+package tolerance
 
 import (
 	"fmt"

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/spf13/pflag"
+)
+
+// countValue is an int flag that also takes a whole number written with an
+// exponent or a fraction point (-n 1e4, --steps 2.5e3 is refused), as
+// people write sample and step counts.
+type countValue int
+
+func (c *countValue) String() string { return strconv.Itoa(int(*c)) }
+func (c *countValue) Type() string   { return "int" }
+
+func (c *countValue) Set(s string) error {
+	if n, err := strconv.ParseInt(s, 0, 64); err == nil {
+		if n != int64(int(n)) {
+			return fmt.Errorf("%s is too large", s)
+		}
+		*c = countValue(n)
+		return nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v != math.Trunc(v) || math.Abs(v) > math.MaxInt32 {
+		return fmt.Errorf("%q is not a whole number", s)
+	}
+	*c = countValue(v)
+	return nil
+}
+
+// countVar defines an int flag that accepts 1e4 and the like.
+func countVar(fl *pflag.FlagSet, p *int, name, short string, def int, usage string) {
+	*p = def
+	fl.VarP((*countValue)(p), name, short, usage)
+}
