@@ -16,19 +16,23 @@ import (
 	"github.com/ebmrun/ebmrun/tensorio"
 )
 
+// sched is the σ schedule the research fixtures stand for, given as a user
+// must: without metadata only the training code knows it.
+var sched = []string{"--sigmas", "geom:1,0.01,10"}
+
 // researchModels are the research-family fixtures of testdata/research,
 // exported by plain torch.onnx.export without ebmrun metadata: the roles
-// ebmrun must infer, and the flags a user adds (NCSN v1's labels index a σ
-// schedule only its training code knows).
+// ebmrun must infer, and the flags a user adds (the σ schedule that NCSN v1's
+// labels index and the σ-conditioned models are sampled on).
 var researchModels = []struct {
 	name, condition, kind string
 	flags                 []string
 }{
-	{"ncsnv1_op13", "labels", "score", []string{"--sigmas", "geom:1,0.01,10"}},
-	{"ncsnv1_op17", "labels", "score", []string{"--sigmas", "geom:1,0.01,10"}},
-	{"ncsnv2_op14", "sigma", "score", nil},
-	{"ncsnpp_op14", "sigma", "score", nil},
-	{"ncsnpp_op17", "sigma", "score", nil},
+	{"ncsnv1_op13", "labels", "score", sched},
+	{"ncsnv1_op17", "labels", "score", sched},
+	{"ncsnv2_op14", "sigma", "score", sched},
+	{"ncsnpp_op14", "sigma", "score", sched},
+	{"ncsnpp_op17", "sigma", "score", sched},
 	{"ddpm_op13", "time", "eps", nil},
 	{"ddpm_float_op17", "time", "eps", nil},
 	{"nice_op14", "none", "energy", nil},

@@ -107,15 +107,16 @@ func checkOpGradients(t *testing.T, cases []oneOp) {
 	}
 }
 
-// TestResizeGradients: nearest (every rounding) and linear in every
-// coordinate mode the rule supports, up and down, through sizes and scales.
+// TestResizeGradients: nearest (every rounding), linear and cubic in every
+// coordinate mode the rule supports, up and down, through sizes and scales;
+// the forward pass is checked against onnxruntime too.
 func TestResizeGradients(t *testing.T) {
 	var cases []oneOp
 	shape := []int64{1, 2, 3, 4}
-	for _, coord := range []string{"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "half_pixel_symmetric"} {
-		for _, mode := range []string{"linear", "nearest"} {
+	for _, coord := range []string{"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "half_pixel_symmetric", "tf_half_pixel_for_nn"} {
+		for _, mode := range []string{"linear", "nearest", "cubic"} {
 			for _, nm := range []string{"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"} {
-				if mode == "linear" && nm != "floor" {
+				if mode != "nearest" && nm != "floor" {
 					continue
 				}
 				opset := int64(17)

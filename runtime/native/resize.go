@@ -7,12 +7,12 @@ import (
 	"github.com/ebmrun/ebmrun/graph"
 )
 
-// resizeKernel is Resize (opset 10 onwards) and Upsample, in nearest and
-// linear (N-linear) modes.
+// resizeKernel is Resize (opset 10 onwards) and Upsample, in nearest,
+// linear (N-linear) and cubic modes; graph.ResizeMode gives each output
+// coordinate's input taps and weights, the same ones the autodiff's rule
+// uses.
 type resizeKernel struct {
-	linear     bool
-	coord      string
-	nearest    string
+	mode       graph.ResizeMode
 	extrap     float32
 	axes       []int64
 	keepAspect string
@@ -24,31 +24,25 @@ type resizeKernel struct {
 
 func compileResize(c *compileCtx) (kernel, error) {
 	n := c.node
-	k := &resizeKernel{
-		coord: n.AttrString("coordinate_transformation_mode", "half_pixel"), nearest: n.AttrString("nearest_mode", "round_prefer_floor"),
-		extrap: n.AttrFloat("extrapolation_value", 0), axes: n.AttrInts("axes", nil),
-		keepAspect: n.AttrString("keep_aspect_ratio_policy", "stretch"), scalesIn: -1, sizesIn: -1, roiIn: -1,
+	mode, err := graph.ResizeModeOf(n, c.opset)
+	if err != nil {
+		return nil, unsupported("%v", err)
 	}
-	switch mode := n.AttrString("mode", "nearest"); mode {
-	case "nearest":
-	case "linear", "bilinear", "trilinear":
-		k.linear = true
-	default:
-		return nil, unsupported("%s mode %q", n.OpType, mode)
+	k := &resizeKernel{
+		mode: mode, extrap: n.AttrFloat("extrapolation_value", 0), axes: n.AttrInts("axes", nil),
+		keepAspect: n.AttrString("keep_aspect_ratio_policy", "stretch"), scalesIn: -1, sizesIn: -1, roiIn: -1,
 	}
 	if n.AttrInt("antialias", 0) != 0 {
 		return nil, unsupported("Resize with antialias")
 	}
 	switch {
 	case n.OpType == "Upsample":
-		k.coord, k.nearest = "asymmetric", "floor"
 		if c.opset < 9 || n.Attr("scales") != nil {
 			k.scalesAttr = n.AttrFloats("scales", nil)
 		} else {
 			k.scalesIn = 1
 		}
 	case c.opset < 11:
-		k.coord, k.nearest = "asymmetric", "floor"
 		k.scalesIn = 1
 	default:
 		if c.hasInput(1) {
@@ -61,16 +55,6 @@ func compileResize(c *compileCtx) (kernel, error) {
 			k.sizesIn = 3
 		}
 	}
-	switch k.coord {
-	case "half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize", "half_pixel_symmetric":
-	default:
-		return nil, unsupported("coordinate_transformation_mode %q", k.coord)
-	}
-	switch k.nearest {
-	case "round_prefer_floor", "round_prefer_ceil", "floor", "ceil":
-	default:
-		return nil, unsupported("nearest_mode %q", k.nearest)
-	}
 	switch k.keepAspect {
 	case "stretch", "not_larger", "not_smaller":
 	default:
@@ -79,7 +63,6 @@ func compileResize(c *compileCtx) (kernel, error) {
 	return k, nil
 }
 
-// plan computes the output shape and per-axis scale and ROI.
 func (k *resizeKernel) plan(in []*graph.Tensor, out, roiLo, roiHi *dims, scale *[maxRank]float64) error {
 	x := in[0]
 	r := len(x.Shape)
@@ -164,7 +147,7 @@ func (k *resizeKernel) plan(in []*graph.Tensor, out, roiLo, roiHi *dims, scale *
 	default:
 		return fmt.Errorf("neither scales nor sizes given")
 	}
-	if t := arg(in, k.roiIn); k.coord == "tf_crop_and_resize" && k.roiIn >= 0 && t != nil {
+	if t := arg(in, k.roiIn); k.mode.Coord == "tf_crop_and_resize" && k.roiIn >= 0 && t != nil {
 		if len(t.F32) != 2*na {
 			return fmt.Errorf("roi has %d values for %d axes", len(t.F32), na)
 		}
@@ -192,62 +175,12 @@ func (k *resizeKernel) infer(in, out []*graph.Tensor) error {
 	return nil
 }
 
-// source maps output coordinate o along an axis resized from in to outLen
-// elements at scale to the input coordinate. align_corners and
-// tf_crop_and_resize divide by the unrounded output length in·scale, as
-// ONNX's reference does; pytorch_half_pixel tests the integer length and
-// half_pixel_symmetric adjusts by their ratio, as onnxruntime does.
-func (k *resizeKernel) source(o int, in, outLen int64, scale, roiLo, roiHi float64) float64 {
-	x := float64(o)
-	out := scale * float64(in)
-	switch k.coord {
-	case "half_pixel":
-		return (x+0.5)/scale - 0.5
-	case "half_pixel_symmetric":
-		adj := float64(outLen) / out
-		center := float64(in) / 2
-		return center*(1-adj) + (x+0.5)/scale - 0.5
-	case "pytorch_half_pixel":
-		if outLen > 1 {
-			return (x+0.5)/scale - 0.5
-		}
-		return 0
-	case "align_corners":
-		if out == 1 {
-			return 0
-		}
-		return x * float64(in-1) / (out - 1)
-	case "tf_half_pixel_for_nn":
-		return (x + 0.5) / scale
-	case "tf_crop_and_resize":
-		if out > 1 {
-			return roiLo*float64(in-1) + x*(roiHi-roiLo)*float64(in-1)/(out-1)
-		}
-		return 0.5 * (roiLo + roiHi) * float64(in-1)
-	}
-	return x / scale
-}
-
-func (k *resizeKernel) round(x float64) float64 {
-	switch k.nearest {
-	case "floor":
-		return math.Floor(x)
-	case "ceil":
-		return math.Ceil(x)
-	case "round_prefer_ceil":
-		return math.Floor(x + 0.5)
-	}
-	if x == math.Floor(x)+0.5 {
-		return math.Floor(x)
-	}
-	return math.Round(x)
-}
-
-// resizeState holds per-axis lookup tables: for each output coordinate, the
-// two input indices and the weight of the second (-1 index: extrapolate).
+// resizeState holds per-axis tap tables: for each output coordinate, the
+// number of input taps (0: extrapolate) and their indices and weights.
 type resizeState struct {
-	i0, i1 []int
-	w      []float64
+	n   []int
+	idx []int64
+	w   []float64
 }
 
 func (*resizeKernel) newState() any { return new(resizeState) }
@@ -266,26 +199,14 @@ func (k *resizeKernel) run(x *exec, in, out []*graph.Tensor) error {
 		base[i] = total
 		total += int(sh[i])
 	}
+	const K = graph.MaxResizeTaps
 	st := x.state.(*resizeState)
-	st.i0, st.i1, st.w = growSlice(st.i0, total), growSlice(st.i1, total), growSlice(st.w, total)
+	st.n, st.idx, st.w = growSlice(st.n, total), growSlice(st.idx, K*total), growSlice(st.w, K*total)
 	for ax := 0; ax < r; ax++ {
-		n := t.Shape[ax]
 		rl, rh := math.Float64frombits(uint64(lo[ax])), math.Float64frombits(uint64(hi[ax]))
 		for o := 0; o < int(sh[ax]); o++ {
 			j := base[ax] + o
-			src := k.source(o, n, sh[ax], sc[ax], rl, rh)
-			if k.coord == "tf_crop_and_resize" && (src < 0 || src > float64(n-1)) {
-				st.i0[j], st.i1[j], st.w[j] = -1, -1, 0
-				continue
-			}
-			if !k.linear {
-				i := int(min(max(k.round(src), 0), float64(n-1)))
-				st.i0[j], st.i1[j], st.w[j] = i, i, 0
-				continue
-			}
-			src = min(max(src, 0), float64(n-1))
-			i := int(math.Floor(src))
-			st.i0[j], st.i1[j], st.w[j] = i, min(i+1, int(n-1)), src-float64(i)
+			st.n[j] = k.mode.Taps(int64(o), t.Shape[ax], sh[ax], sc[ax], rl, rh, st.idx[K*j:K*j+K], st.w[K*j:K*j+K])
 		}
 	}
 	var stride [maxRank]int
@@ -296,16 +217,17 @@ func (k *resizeKernel) run(x *exec, in, out []*graph.Tensor) error {
 	}
 	var idx [maxRank]int
 	for o := range y.F32 {
-		var active [maxRank]int
-		na, off, extrap := 0, 0, false
+		var active [maxRank]int // axes with several taps
+		na, off, extrap, w0 := 0, 0, false, 1.0
 		for ax := 0; ax < r; ax++ {
 			j := base[ax] + idx[ax]
-			if st.i0[j] < 0 {
+			switch st.n[j] {
+			case 0:
 				extrap = true
-				break
-			}
-			off += st.i0[j] * stride[ax]
-			if st.w[j] != 0 && st.i1[j] != st.i0[j] {
+			case 1:
+				off += int(st.idx[K*j]) * stride[ax]
+				w0 *= st.w[K*j]
+			default:
 				active[na] = ax
 				na++
 			}
@@ -313,20 +235,28 @@ func (k *resizeKernel) run(x *exec, in, out []*graph.Tensor) error {
 		if extrap {
 			y.F32[o] = k.extrap
 		} else {
-			var v float64
-			for c := 0; c < 1<<na; c++ {
-				w, p := 1.0, off
+			// Sum over every combination of the active axes' taps.
+			var tap [maxRank]int
+			v := 0.0
+			for {
+				w, p := w0, off
 				for b := 0; b < na; b++ {
-					ax := active[b]
-					j := base[ax] + idx[ax]
-					if c&(1<<b) != 0 {
-						w *= st.w[j]
-						p += (st.i1[j] - st.i0[j]) * stride[ax]
-					} else {
-						w *= 1 - st.w[j]
-					}
+					j := base[active[b]] + idx[active[b]]
+					w *= st.w[K*j+tap[b]]
+					p += int(st.idx[K*j+tap[b]]) * stride[active[b]]
 				}
 				v += w * float64(t.F32[p])
+				b := na - 1
+				for ; b >= 0; b-- {
+					tap[b]++
+					if tap[b] < st.n[base[active[b]]+idx[active[b]]] {
+						break
+					}
+					tap[b] = 0
+				}
+				if b < 0 {
+					break
+				}
 			}
 			y.F32[o] = float32(v)
 		}

@@ -55,25 +55,15 @@ const (
 // refused without an entry here is a failure.
 var Refused = map[string]map[string]string{
 	"native": {
-		"test_batchnorm_epsilon_training_mode":                       nativeNoTrainingBN,
-		"test_batchnorm_example_training_mode":                       nativeNoTrainingBN,
-		"test_maxpool_with_argmax_2d_precomputed_strides":            "MaxPool's storage_order=1 (column-major argmax indices) is not implemented",
-		"test_resize_downsample_scales_cubic":                        nativeNoCubic,
-		"test_resize_downsample_scales_cubic_A_n0p5_exclude_outside": nativeNoCubic,
-		"test_resize_downsample_scales_cubic_align_corners":          nativeNoCubic,
-		"test_resize_downsample_sizes_cubic":                         nativeNoCubic,
-		"test_resize_upsample_scales_cubic":                          nativeNoCubic,
-		"test_resize_upsample_scales_cubic_A_n0p5_exclude_outside":   nativeNoCubic,
-		"test_resize_upsample_scales_cubic_align_corners":            nativeNoCubic,
-		"test_resize_upsample_scales_cubic_asymmetric":               nativeNoCubic,
-		"test_resize_upsample_sizes_cubic":                           nativeNoCubic,
+		"test_batchnorm_epsilon_training_mode":            nativeNoTrainingBN,
+		"test_batchnorm_example_training_mode":            nativeNoTrainingBN,
+		"test_maxpool_with_argmax_2d_precomputed_strides": "MaxPool's storage_order=1 (column-major argmax indices) is not implemented",
 	},
 }
 
 const (
 	nativeNoTrainingBN = "BatchNormalization in training mode (batch statistics, running-mean outputs) is not implemented; " +
 		"score models run in inference mode"
-	nativeNoCubic = "Resize mode \"cubic\" is not implemented (nearest and linear are)"
 )
 
 // OpCasesExcludedFor lists, per backend, the suite's own OpCases the
