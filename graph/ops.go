@@ -52,6 +52,10 @@ type OpDef struct {
 	// NonDiff marks ops whose outputs never carry a gradient: they produce
 	// shapes, indices, masks, comparisons or constants.
 	NonDiff bool
+	// NonDiffInputs are the inputs no gradient flows to (indices, shapes,
+	// axes, scales): a differentiable value there does not make the outputs
+	// depend differentiably on it.
+	NonDiffInputs []int
 	// IntArgs are the inputs that carry only integer arguments (an axis, a
 	// list of axes), where int32 and int64 mean the same: exporters write
 	// int32 there (PyTorch's CumSum axis).
@@ -277,6 +281,16 @@ func init() {
 	for _, op := range nonDiffOps {
 		mustOp(op).NonDiff = true
 	}
+	for op, ins := range map[string][]int{
+		"Gather": {1}, "GatherElements": {1}, "GatherND": {1}, "Reshape": {1}, "Expand": {1}, "Tile": {1},
+		"Slice": {1, 2, 3, 4}, "Squeeze": {1}, "Unsqueeze": {1}, "Split": {1}, "Pad": {1, 3},
+		"Resize": {1, 2, 3}, "Upsample": {1}, "Dropout": {1, 2}, "CumSum": {1}, "Trilu": {1},
+		"ReduceSum": {1}, "ReduceMean": {1}, "ReduceMax": {1}, "ReduceMin": {1}, "ReduceProd": {1},
+		"ReduceL1": {1}, "ReduceL2": {1}, "ReduceLogSum": {1}, "ReduceLogSumExp": {1}, "ReduceSumSquare": {1},
+		"Where": {0}, "ScatterElements": {1}, "ScatterND": {1}, "OneHot": {0, 1}, "TopK": {1}, "CastLike": {1},
+	} {
+		mustOp(op).NonDiffInputs = ins
+	}
 	mustOp("CumSum").IntArgs = []int{1}
 	mustOp("Pad").IntArgs = []int{3}
 	for _, op := range []string{"Conv", "ConvTranspose"} {
@@ -310,6 +324,25 @@ func (o *OpDef) hasRequired(n *Node, opset int64) bool {
 	s, _ := o.version(opset)
 	for i, k := range s.inputs {
 		if k != 'O' && n.Input(i) == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// DiffInput reports whether a gradient can flow to input i of the op: false
+// for ops marked NonDiff and inputs listed in NonDiffInputs; true for op
+// types outside the table (their rules decide).
+func DiffInput(opType string, i int) bool {
+	o := Op(opType)
+	if o == nil {
+		return true
+	}
+	if o.NonDiff {
+		return false
+	}
+	for _, j := range o.NonDiffInputs {
+		if i == j {
 			return false
 		}
 	}

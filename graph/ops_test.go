@@ -142,3 +142,16 @@ func TestWindow(t *testing.T) {
 		t.Error("kernel 0 resolved")
 	}
 }
+
+func TestDiffInput(t *testing.T) {
+	for _, c := range []struct {
+		op   string
+		i    int
+		want bool
+	}{{"Add", 1, true}, {"Gather", 0, true}, {"Gather", 1, false}, {"Resize", 0, true}, {"Resize", 2, false},
+		{"Shape", 0, false}, {"Where", 0, false}, {"Where", 1, true}, {"FooOp", 0, true}} {
+		if got := DiffInput(c.op, c.i); got != c.want {
+			t.Errorf("DiffInput(%s, %d) = %v, want %v", c.op, c.i, got, c.want)
+		}
+	}
+}

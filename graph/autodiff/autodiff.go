@@ -205,12 +205,9 @@ func (b *builder) activeSet(order []*graph.Node, wrt []string) map[string]bool {
 		active[w] = true
 	}
 	for _, n := range order {
-		if o := graph.Op(n.OpType); o != nil && o.NonDiff {
-			continue
-		}
 		on := false
-		for _, in := range n.Inputs {
-			if in != "" && active[in] {
+		for i, in := range n.Inputs {
+			if in != "" && active[in] && graph.DiffInput(n.OpType, i) {
 				on = true
 			}
 		}
@@ -248,8 +245,8 @@ func (b *builder) backprop(nodes []*graph.Node, seeds map[string]string, active 
 			continue
 		}
 		path = append(path, n)
-		for _, in := range n.Inputs {
-			if in != "" && active[in] {
+		for i, in := range n.Inputs {
+			if in != "" && active[in] && graph.DiffInput(n.OpType, i) {
 				reach[in] = true
 			}
 		}
@@ -285,7 +282,7 @@ func (b *builder) backprop(nodes []*graph.Node, seeds map[string]string, active 
 		}
 		need := make([]bool, len(n.Inputs))
 		for i, in := range n.Inputs {
-			need[i] = in != "" && active[in] && reach[in]
+			need[i] = in != "" && active[in] && reach[in] && graph.DiffInput(n.OpType, i)
 		}
 		gins, err := ruleOf(n.OpType)(&ruleCtx{b: b, n: n, need: need}, gouts)
 		if err != nil {
