@@ -22,5 +22,5 @@ build:
 
 fixtures:
 	/usr/bin/python3 testdata/make_fixtures.py
-	/usr/bin/python3 testdata/research/make_research.py
 	/usr/bin/python3 testdata/pytorch/make_exports.py
+	/usr/bin/python3 testdata/research/make_research.py

@@ -27,18 +27,39 @@ func compileEinsum(c *compileCtx) (kernel, error) {
 	return &einsumKernel{eq: eq}, nil
 }
 
-// einPlan is the shape-dependent part, rebuilt when input shapes change.
+// einPlan is the expanded equation for the inputs' ranks.
 type einPlan struct {
-	shapes  [][]int64
 	ops     [][]int // per operand: label of each axis
 	out     []int
 	outSize []int64
 }
 
+// einStep is one action of a compiled Einsum: a strided gather-sum (the
+// layouts, diagonals and private sums) or a batched GEMM. Operands name
+// their data: 0…n−1 the inputs, einBuf+b scratch buffer b, einOut the
+// output.
+type einStep struct {
+	gemm      bool
+	src, dst  int
+	view      einView // gather: the source's labels, sizes and strides
+	keep, sum []int
+	size      [einMax]int64
+	n         int64 // gather: elements written
+	a, b      int   // gemm operands (c is dst)
+	nb, m, kk int64
+	nn        int64
+}
+
+const (
+	einBuf = 1000
+	einOut = -1
+)
+
 type einsumState struct {
-	plan einPlan
-	g    gemmState
-	bufs [5][]float32
+	key   []int64 // ranks and shapes the steps were compiled for
+	steps []einStep
+	g     gemmState
+	bufs  [5][]float32
 }
 
 func (*einsumKernel) newState() any { return new(einsumState) }
@@ -79,12 +100,78 @@ func (k *einsumKernel) expand(in []*graph.Tensor, p *einPlan) error {
 	return nil
 }
 
+// infer derives the output shape without allocating (it runs on every
+// call): the same walk as graph.EinsumEq.Expand, into fixed arrays.
 func (k *einsumKernel) infer(in, out []*graph.Tensor) error {
-	var p einPlan
-	if err := k.expand(in, &p); err != nil {
-		return err
+	ell := 0
+	for i, t := range k.eq.Terms {
+		if in[i].DType != graph.Float32 {
+			return fmt.Errorf("Einsum computes float32, operand %d is %s", i, in[i].DType)
+		}
+		r := len(in[i].Shape)
+		switch {
+		case t.Ell < 0 && r != len(t.Labels):
+			return fmt.Errorf("Einsum operand %d has rank %d, its term %d labels", i, r, len(t.Labels))
+		case t.Ell >= 0 && r < len(t.Labels):
+			return fmt.Errorf("Einsum operand %d has rank %d, fewer than its term's %d labels", i, r, len(t.Labels))
+		case t.Ell >= 0:
+			ell = max(ell, r-len(t.Labels))
+		}
 	}
-	setShape(out[0], graph.Float32, p.outSize)
+	if ell > maxRank {
+		return fmt.Errorf("Einsum ellipsis of rank %d", ell)
+	}
+	var size [einMax]int64
+	var seen [einMax]bool
+	for i, t := range k.eq.Terms {
+		shape := in[i].Shape
+		ne := len(shape) - len(t.Labels)
+		pos := 0
+		note := func(l int) error {
+			d := shape[pos]
+			pos++
+			switch {
+			case !seen[l] || size[l] == 1:
+				size[l] = d
+			case d != size[l] && d != 1:
+				return fmt.Errorf("Einsum label sizes disagree: %d and %d", size[l], d)
+			}
+			seen[l] = true
+			return nil
+		}
+		for j := 0; j <= len(t.Labels); j++ {
+			if j == t.Ell {
+				for e := 0; e < ne; e++ {
+					if err := note(graph.EinsumLetters + ell - ne + e); err != nil {
+						return err
+					}
+				}
+			}
+			if j < len(t.Labels) {
+				if err := note(t.Labels[j]); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	var sh dims
+	r := 0
+	for j := 0; j <= len(k.eq.Out.Labels); j++ {
+		if j == k.eq.Out.Ell {
+			for e := 0; e < ell; e++ {
+				sh[r] = size[graph.EinsumLetters+e]
+				r++
+			}
+		}
+		if j < len(k.eq.Out.Labels) {
+			if r >= maxRank {
+				return fmt.Errorf("Einsum output of rank above %d", maxRank)
+			}
+			sh[r] = size[k.eq.Out.Labels[j]]
+			r++
+		}
+	}
+	setShape(out[0], graph.Float32, sh[:r])
 	return nil
 }
 
@@ -197,10 +284,79 @@ func (v *einView) inOrder(order []int, size *[einMax]int64) bool {
 
 func (k *einsumKernel) run(x *exec, in, out []*graph.Tensor) error {
 	st := x.state.(*einsumState)
-	p := &st.plan
+	if !st.matches(in) {
+		if err := k.compile(st, in); err != nil {
+			return err
+		}
+	}
+	data := func(id int) []float32 {
+		switch {
+		case id == einOut:
+			return out[0].F32
+		case id >= einBuf:
+			return st.bufs[id-einBuf]
+		}
+		return in[id].F32
+	}
+	for i := range st.steps {
+		s := &st.steps[i]
+		if !s.gemm {
+			s.view.data = data(s.src)
+			s.view.gather(data(s.dst)[:s.n], s.keep, s.sum, &s.size)
+			continue
+		}
+		a, b, c := data(s.a), data(s.b), data(s.dst)
+		g := &st.g.g
+		for q := int64(0); q < s.nb; q++ {
+			if s.kk == 0 {
+				clear(c[q*s.m*s.nn : (q+1)*s.m*s.nn])
+				continue
+			}
+			*g = gemm{m: int(s.m), n: int(s.nn), k: int(s.kk), alpha: 1, a: a[q*s.m*s.kk:], lda: int(s.kk),
+				b: b[q*s.kk*s.nn:], ldb: int(s.nn), c: c[q*s.m*s.nn:], ldc: int(s.nn), w: &st.g.w}
+			g.run(x.pool)
+		}
+	}
+	return nil
+}
+
+// matches reports whether the compiled steps are for these input shapes.
+func (st *einsumState) matches(in []*graph.Tensor) bool {
+	if st.steps == nil {
+		return false
+	}
+	i := 0
+	for _, t := range in {
+		if i >= len(st.key) || st.key[i] != int64(len(t.Shape)) {
+			return false
+		}
+		i++
+		for _, d := range t.Shape {
+			if i >= len(st.key) || st.key[i] != d {
+				return false
+			}
+			i++
+		}
+	}
+	return i == len(st.key)
+}
+
+// compile plans the steps for the inputs' shapes: each operand has its
+// diagonals taken and private labels summed (in place when there are
+// none), the operands are folded left to right as batched GEMMs
+// [batch, left, contracted]·[batch, contracted, right], and the result is
+// laid out (and any label left over summed) into the output.
+func (k *einsumKernel) compile(st *einsumState, in []*graph.Tensor) error {
+	p := &einPlan{}
 	if err := k.expand(in, p); err != nil {
 		return err
 	}
+	st.key = st.key[:0]
+	for _, t := range in {
+		st.key = append(st.key, int64(len(t.Shape)))
+		st.key = append(st.key, t.Shape...)
+	}
+	st.steps = st.steps[:0]
 	need := func(l int, from int) bool { // label used by the output or an operand ≥ from
 		if containsLabel(p.out, l) {
 			return true
@@ -214,14 +370,25 @@ func (k *einsumKernel) run(x *exec, in, out []*graph.Tensor) error {
 	}
 	// Buffers: 0 and 1 hold the running product in turn, 2 the reduced
 	// right operand, 3 and 4 the operands laid out for the product.
-	cur := 0
-	next := func(i int, n int64) []float32 {
-		st.bufs[i] = growSlice(st.bufs[i], int(n))
-		return st.bufs[i][:n]
+	buf := func(i int, n int64) int {
+		if len(st.bufs[i]) < int(n) { // a buffer serves several steps: the largest
+			st.bufs[i] = growSlice(st.bufs[i], int(n))
+		}
+		return einBuf + i
 	}
-	// reduce takes an operand's diagonals and sums its private labels.
-	reduce := func(i, bi int) einView {
-		v := viewOf(in[i].F32, in[i].Shape, p.ops[i])
+	gather := func(v einView, src, dst int, keep, sum []int, size *[einMax]int64) {
+		n := int64(1)
+		for _, l := range keep {
+			n *= size[l]
+		}
+		st.steps = append(st.steps, einStep{src: src, dst: dst, view: v, keep: keep, sum: sum, size: *size, n: n})
+	}
+	type operand struct {
+		v  einView
+		id int
+	}
+	reduce := func(i, bi int) operand {
+		v := viewOf(nil, in[i].Shape, p.ops[i])
 		var keep, sum []int
 		for _, l := range v.labels {
 			used := containsLabel(p.out, l)
@@ -237,29 +404,28 @@ func (k *einsumKernel) run(x *exec, in, out []*graph.Tensor) error {
 			}
 		}
 		if len(sum) == 0 && len(keep) == len(p.ops[i]) {
-			return v // no diagonal, nothing to sum: read in place
+			return operand{v, i} // no diagonal, nothing to sum: read in place
 		}
-		n := int64(1)
-		for _, l := range keep {
-			n *= v.size[l]
-		}
-		dst := next(bi, n)
-		v.gather(dst, keep, sum, &v.size)
 		shape := make([]int64, len(keep))
+		n := int64(1)
 		for j, l := range keep {
 			shape[j] = v.size[l]
+			n *= v.size[l]
 		}
-		return viewOf(dst, shape, keep)
+		id := buf(bi, n)
+		gather(v, i, id, keep, sum, &v.size)
+		return operand{viewOf(nil, shape, keep), id}
 	}
+	cur := 0
 	acc := reduce(0, cur)
 	for i := 1; i < len(p.ops); i++ {
 		b := reduce(i, 2)
 		var batch, left, contr, right []int
 		var size [einMax]int64
-		for _, l := range acc.labels {
-			size[l] = acc.size[l]
-			if containsLabel(b.labels, l) {
-				size[l] = max(acc.size[l], b.size[l])
+		for _, l := range acc.v.labels {
+			size[l] = acc.v.size[l]
+			if containsLabel(b.v.labels, l) {
+				size[l] = max(acc.v.size[l], b.v.size[l])
 				if need(l, i+1) {
 					batch = append(batch, l)
 				} else {
@@ -269,9 +435,9 @@ func (k *einsumKernel) run(x *exec, in, out []*graph.Tensor) error {
 				left = append(left, l)
 			}
 		}
-		for _, l := range b.labels {
-			if !containsLabel(acc.labels, l) {
-				size[l] = b.size[l]
+		for _, l := range b.v.labels {
+			if !containsLabel(acc.v.labels, l) {
+				size[l] = b.v.size[l]
 				right = append(right, l)
 			}
 		}
@@ -282,46 +448,36 @@ func (k *einsumKernel) run(x *exec, in, out []*graph.Tensor) error {
 			}
 			return n
 		}
-		nb, m, kk, n := prodOf(batch), prodOf(left), prodOf(contr), prodOf(right)
+		s := einStep{gemm: true, a: acc.id, b: b.id, nb: prodOf(batch), m: prodOf(left), kk: prodOf(contr), nn: prodOf(right)}
 		aOrder := append(append(append([]int(nil), batch...), left...), contr...)
 		bOrder := append(append(append([]int(nil), batch...), contr...), right...)
-		a, bm := acc.data, b.data
-		if !acc.inOrder(aOrder, &size) {
-			a = next(3, nb*m*kk)
-			acc.gather(a, aOrder, nil, &size)
+		if !acc.v.inOrder(aOrder, &size) {
+			s.a = buf(3, s.nb*s.m*s.kk)
+			gather(acc.v, acc.id, s.a, aOrder, nil, &size)
 		}
-		if !b.inOrder(bOrder, &size) {
-			bm = next(4, nb*kk*n)
-			b.gather(bm, bOrder, nil, &size)
+		if !b.v.inOrder(bOrder, &size) {
+			s.b = buf(4, s.nb*s.kk*s.nn)
+			gather(b.v, b.id, s.b, bOrder, nil, &size)
 		}
 		cOrder := append(append(append([]int(nil), batch...), left...), right...)
 		cur = 1 - cur
-		c := next(cur, nb*m*n)
-		g := &st.g.g
-		for q := int64(0); q < nb; q++ {
-			*g = gemm{m: int(m), n: int(n), k: int(kk), alpha: 1, a: a[q*m*kk:], lda: int(kk), b: bm[q*kk*n:], ldb: int(n),
-				c: c[q*m*n:], ldc: int(n), w: &st.g.w}
-			if kk == 0 {
-				clear(c[q*m*n : (q+1)*m*n])
-				continue
-			}
-			g.run(x.pool)
-		}
+		s.dst = buf(cur, s.nb*s.m*s.nn)
+		st.steps = append(st.steps, s)
 		shape := make([]int64, len(cOrder))
 		for j, l := range cOrder {
 			shape[j] = size[l]
 		}
-		acc = viewOf(c, shape, cOrder)
+		acc = operand{viewOf(nil, shape, cOrder), s.dst}
 	}
 	var size [einMax]int64
-	copy(size[:], acc.size[:])
+	copy(size[:], acc.v.size[:])
 	var sum []int
-	for _, l := range acc.labels {
+	for _, l := range acc.v.labels {
 		if !containsLabel(p.out, l) {
 			sum = append(sum, l)
 		}
 	}
-	acc.gather(out[0].F32, p.out, sum, &size)
+	gather(acc.v, acc.id, einOut, p.out, sum, &size)
 	return nil
 }
 

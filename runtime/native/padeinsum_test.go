@@ -1,9 +1,11 @@
 package native
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"github.com/ebmrun/ebmrun/graph"
+	"github.com/ebmrun/ebmrun/runtime"
 )
 
 // TestPad covers Pad's modes and opset forms with the ONNX operator
@@ -78,6 +80,48 @@ func TestEinsum(t *testing.T) {
 		_, err := runOp(t, opCase{name: e, op: "Einsum", attrs: eq(e), in: []*graph.Tensor{m33}, want: []*graph.Tensor{nil}}, false)
 		if err == nil {
 			t.Errorf("%q: want an error", e)
+		}
+	}
+}
+
+// TestResearchOpsRunAllocateNothing: once a session has seen a shape, Pad,
+// Einsum (NIN, attention and reduction forms), cubic Resize and the 3-D
+// window ops run without allocating, as every kernel must.
+func TestResearchOpsRunAllocateNothing(t *testing.T) {
+	b := graph.NewBuilder("research2d")
+	x := b.Input("x", graph.Float32, graph.Shape{{Param: "N"}, {Value: 2}, {Value: 4}, {Value: 4}})
+	h := b.Op1("Pad", []string{x, b.Const("p", i64(sh(8), 0, 0, 1, 1, 0, 0, 1, 1))}, graph.StringAttr("mode", "reflect"))
+	h = b.Op1("Einsum", []string{h, b.Const("w", f32(sh(2, 3), 1, 2, 3, 4, 5, 6))}, graph.StringAttr("equation", "nchw,cd->ndhw"))
+	h = b.Op1("Einsum", []string{h, h}, graph.StringAttr("equation", "nchw,ncij->nhwij"))
+	h = b.Op1("Einsum", []string{h}, graph.StringAttr("equation", "nhwij->nhw"))
+	h = b.Op1("Resize", []string{h, "", b.Const("s", f32(sh(3), 1, 2, 0.5))}, graph.StringAttr("mode", "cubic"))
+	b.Output("y", h, graph.Float32, nil)
+
+	b3 := graph.NewBuilder("research3d")
+	x3 := b3.Input("x", graph.Float32, graph.Shape{{Param: "N"}, {Value: 1}, {Value: 2}, {Value: 4}, {Value: 4}})
+	k := graph.NewFloat32(sh(2, 1, 1, 2, 2), []float32{1, 2, 3, 4, 5, 6, 7, 8})
+	h3 := b3.Op1("Conv", []string{x3, b3.Const("k", k)}, graph.IntsAttr("pads", 0, 1, 1, 0, 0, 0))
+	h3 = b3.Op1("MaxPool", []string{h3}, graph.IntsAttr("kernel_shape", 1, 2, 1))
+	h3 = b3.Op1("AveragePool", []string{h3}, graph.IntsAttr("kernel_shape", 2, 1, 2), graph.IntsAttr("pads", 0, 0, 1, 0, 0, 1))
+	h3 = b3.Op1("ConvTranspose", []string{h3, b3.Const("kt", graph.NewFloat32(sh(2, 1, 1, 2, 2), []float32{1, 2, 3, 4, 5, 6, 7, 8}))},
+		graph.IntsAttr("strides", 1, 2, 2))
+	b3.Output("y", h3, graph.Float32, nil)
+
+	r := rand.New(rand.NewPCG(3, 1))
+	for _, c := range []struct {
+		g  *graph.Graph
+		in *graph.Tensor
+	}{
+		{b.Graph(), graph.NewFloat32(sh(2, 2, 4, 4), randVec(r, 64))},
+		{b3.Graph(), graph.NewFloat32(sh(2, 1, 2, 4, 4), randVec(r, 64))},
+	} {
+		s := newSession(t, &graph.Model{Graph: c.g}, runtime.Options{Threads: 2})
+		in, out := []*graph.Tensor{c.in}, []*graph.Tensor{new(graph.Tensor)}
+		if err := s.Run(in, out); err != nil {
+			t.Fatalf("%s: %v", c.g.Name, err)
+		}
+		if a := testing.AllocsPerRun(20, func() { _ = s.Run(in, out) }); a != 0 {
+			t.Errorf("%s allocates %v times per run", c.g.Name, a)
 		}
 	}
 }

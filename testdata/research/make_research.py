@@ -583,6 +583,8 @@ OPS = [
     ("maxpool3d", lambda x: F.max_pool3d(x, 2, stride=2), (2, 3, 4, 4, 6), 17, True),
     ("avgpool3d", lambda x: F.avg_pool3d(x, (2, 3, 2), stride=(1, 2, 2), padding=(0, 1, 1),
                                          count_include_pad=False), (2, 3, 3, 5, 4), 17, True),
+    ("pixel_shuffle", lambda x: F.pixel_shuffle(x, 2), (2, 8, 2, 3), 13, True),
+    ("pixel_unshuffle", lambda x: F.pixel_unshuffle(x, 2), (2, 2, 4, 6), 17, True),
 ]
 
 
