@@ -102,6 +102,13 @@ type ObjectiveOptions struct {
 	Seed uint64
 	// Batch is the number of samples per model call (default DefaultBatch).
 	Batch int
+	// Times are DDPM steps t at which to evaluate a time-conditioned (VP)
+	// ε-model instead of Sigmas: the data are noised as
+	// x_t = √ᾱ_t·x + √(1−ᾱ_t)·z and the score is −ε̂/√(1−ᾱ_t), so every
+	// objective measures the model as the score of p_t. Betas is the
+	// model's β schedule (default DDPM's linear 1e-4 → 0.02, T = 1000).
+	Times []int
+	Betas []float64
 	// Reference is the exact score ∇x log p_σ that Fisher compares with,
 	// such as sampler.NewGMMScorer of a toy mixture.
 	Reference sampler.Scorer
@@ -134,7 +141,24 @@ func (o ObjectiveOptions) Validate() error {
 			return fmt.Errorf("eval: σ = %v; every noise level must be positive and finite", s)
 		}
 	}
-	if o.Objective == DSM && len(o.Sigmas) == 0 {
+	if len(o.Times) > 0 {
+		if len(o.Sigmas) > 0 {
+			return errors.New("eval: give noise levels σ or DDPM time steps, not both")
+		}
+		if o.Objective == Fisher {
+			return errors.New("eval: the Fisher divergence has no exact VP score to compare with; use another objective at a time step")
+		}
+		T := len(o.Betas)
+		if T == 0 {
+			T = sampler.DefaultBetaSteps
+		}
+		for _, t := range o.Times {
+			if t < 0 || t >= T {
+				return fmt.Errorf("eval: time step %d is outside the schedule's 0 … %d", t, T-1)
+			}
+		}
+	}
+	if o.Objective == DSM && len(o.Sigmas) == 0 && len(o.Times) == 0 {
 		return errors.New("eval: denoising score matching needs a noise level σ > 0")
 	}
 	if o.Objective == Fisher && o.Reference == nil {
@@ -163,8 +187,10 @@ func (o ObjectiveOptions) withDefaults() ObjectiveOptions {
 type ObjectiveResult struct {
 	Objective Objective
 	// Sigma is the noise level; 0 is the clean data, NaN the NCSN total
-	// over every level.
+	// over every level. At a DDPM step it is √(1−ᾱ_t).
 	Sigma float64
+	// Time is the DDPM step, or −1.
+	Time int
 	// Value is the mean over samples, StdErr its standard error (the
 	// samples' standard deviation over √N; over levels for the NCSN total).
 	Value, StdErr float64
@@ -190,12 +216,9 @@ type Evaluator struct {
 }
 
 // NewEvaluator checks that the model can be evaluated; nothing is prepared
-// yet. Time-conditioned models (DDPM ε-models) are refused: their noise is
-// not the VE perturbation x + σz these objectives use.
+// yet. Time-conditioned models (DDPM ε-models) are evaluated at time steps
+// (ObjectiveOptions.Times).
 func NewEvaluator(be runtime.Backend, m *graph.Model, spec *importer.ModelSpec, ro runtime.Options) (*Evaluator, error) {
-	if spec.Condition == importer.CondTime {
-		return nil, errors.New("eval: time-conditioned models (DDPM) are not supported; the objectives perturb data as x + σz")
-	}
 	if spec.Condition == importer.CondLabels && len(spec.Sigmas) == 0 {
 		return nil, errors.New("eval: a label-conditioned model needs its σ schedule (metadata ebmrun.sigmas or --sigmas)")
 	}
@@ -241,7 +264,32 @@ func (e *Evaluator) Evaluate(ctx context.Context, x *graph.Tensor, o ObjectiveOp
 	if o.Objective == Exact && d > MaxExactDim {
 		return nil, fmt.Errorf("eval: exact score matching takes d = %d backward passes per batch; it is limited to d ≤ %d — use ssm or ssm-vr (its unbiased estimate)", d, MaxExactDim)
 	}
+	timed := e.spec.Condition == importer.CondTime
+	if timed != (len(o.Times) > 0) {
+		if timed {
+			return nil, errors.New("eval: the model is conditioned on the diffusion time; give the time steps to evaluate at")
+		}
+		return nil, fmt.Errorf("eval: time steps are for time-conditioned (DDPM) models; this one's condition is %s", e.spec.Condition)
+	}
 	sigmas := o.Sigmas
+	// At DDPM step t the data are scaled by √ᾱ_t and noised by √(1−ᾱ_t).
+	scales := make([]float64, len(o.Times))
+	if timed {
+		betas := o.Betas
+		if betas == nil {
+			betas = sampler.LinearBetas(sampler.DefaultBetaStart, sampler.DefaultBetaEnd, sampler.DefaultBetaSteps)
+		}
+		abar := 1.0
+		ab := make([]float64, len(betas))
+		for t, b := range betas {
+			abar *= 1 - b
+			ab[t] = abar
+		}
+		sigmas = make([]float64, len(o.Times))
+		for i, t := range o.Times {
+			sigmas[i], scales[i] = math.Sqrt(1-ab[t]), math.Sqrt(ab[t])
+		}
+	}
 	if len(sigmas) == 0 {
 		if e.spec.Condition != importer.CondNone {
 			return nil, fmt.Errorf("eval: the model is conditioned on the noise level (%s); give the σ to evaluate at", e.spec.Condition)
@@ -264,11 +312,19 @@ func (e *Evaluator) Evaluate(ctx context.Context, x *graph.Tensor, o ObjectiveOp
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		v, se, err := r.level(ctx, i, s, levels[i])
+		nz := sampler.Noise{Sigma: float32(s), Level: levels[i], Time: -1}
+		scale := 1.0
+		if timed {
+			nz.Time, scale = o.Times[i], scales[i]
+		}
+		v, se, err := r.level(ctx, i, s, scale, nz)
 		if err != nil {
+			if timed {
+				return nil, fmt.Errorf("eval: %s at t=%d: %w", o.Objective, nz.Time, err)
+			}
 			return nil, fmt.Errorf("eval: %s at σ=%g: %w", o.Objective, s, err)
 		}
-		out = append(out, ObjectiveResult{Objective: o.Objective, Sigma: s, Value: v, StdErr: se, N: n})
+		out = append(out, ObjectiveResult{Objective: o.Objective, Sigma: s, Time: nz.Time, Value: v, StdErr: se, N: n})
 	}
 	if o.Objective == DSM && len(out) > 1 {
 		out = append(out, ncsnTotal(out))
@@ -286,7 +342,7 @@ func ncsnTotal(per []ObjectiveResult) ObjectiveResult {
 		v += w * r.Value
 		se2 += w * w * r.StdErr * r.StdErr
 	}
-	return ObjectiveResult{Objective: NCSNDSM, Sigma: math.NaN(), Value: v, StdErr: math.Sqrt(se2), N: per[0].N}
+	return ObjectiveResult{Objective: NCSNDSM, Sigma: math.NaN(), Time: -1, Value: v, StdErr: math.Sqrt(se2), N: per[0].N}
 }
 
 // Draws returns what Evaluate draws at the i-th level of o.Sigmas (i = 0
@@ -311,7 +367,7 @@ func Draws(x *graph.Tensor, o ObjectiveOptions, i int) (xt, v []float32, err err
 	}
 	n := int(x.Shape[0])
 	r := &run{o: o, n: n, d: int(graph.NumElements(x.Shape[1:]))}
-	r.perturb(x.F32, n, sigma, levelRNG(o.Seed, i, streamNoise))
+	r.perturb(x.F32, n, sigma, 1, levelRNG(o.Seed, i, streamNoise))
 	r.project(n, levelRNG(o.Seed, i, streamProjection))
 	return r.xt, r.v, nil
 }
@@ -394,17 +450,16 @@ func grow[T any](b []T, n int) []T {
 
 // level computes the objective at one σ (index i, schedule label lab): the
 // mean and standard error of the per-sample values.
-func (r *run) level(ctx context.Context, i int, sigma float64, lab int) (float64, float64, error) {
+func (r *run) level(ctx context.Context, i int, sigma, scale float64, nz sampler.Noise) (float64, float64, error) {
 	noise := levelRNG(r.o.Seed, i, streamNoise)
 	proj := levelRNG(r.o.Seed, i, streamProjection)
-	nz := sampler.Noise{Sigma: float32(sigma), Level: lab, Time: -1}
 	var st welford
 	for lo := 0; lo < r.n; lo += r.o.Batch {
 		if err := ctx.Err(); err != nil {
 			return 0, 0, err
 		}
 		b := min(r.o.Batch, r.n-lo)
-		r.perturb(r.x[lo*r.d:(lo+b)*r.d], b, sigma, noise)
+		r.perturb(r.x[lo*r.d:(lo+b)*r.d], b, sigma, scale, noise)
 		r.acc = grow(r.acc, b)
 		var err error
 		switch r.o.Objective {
@@ -435,8 +490,9 @@ func (r *run) level(ctx context.Context, i int, sigma float64, lab int) (float64
 	return st.mean, st.stderr(), nil
 }
 
-// perturb sets r.xt = x + σz and r.z = z for one batch (r.xt = x at σ = 0).
-func (r *run) perturb(x []float32, b int, sigma float64, rng *rand.Rand) {
+// perturb sets r.xt = a·x + σz and r.z = z for one batch (r.xt = x at
+// σ = 0); a is 1 but at DDPM steps, √ᾱ_t.
+func (r *run) perturb(x []float32, b int, sigma, a float64, rng *rand.Rand) {
 	r.xt = grow(r.xt, len(x))
 	r.z = grow(r.z, len(x))
 	if sigma == 0 {
@@ -447,7 +503,7 @@ func (r *run) perturb(x []float32, b int, sigma float64, rng *rand.Rand) {
 	for j, v := range x {
 		z := rng.NormFloat64()
 		r.z[j] = float32(z)
-		r.xt[j] = float32(float64(v) + sigma*z)
+		r.xt[j] = float32(a*float64(v) + sigma*z)
 	}
 }
 
@@ -782,6 +838,12 @@ func (r *ssmRunner) run(x, v []float32, shape []int64, b int, nz sampler.Noise) 
 			c.F32 = fillN(c.F32, b, nz.Sigma)
 		case importer.CondLabels:
 			c.I64 = fillN(c.I64, b, int64(nz.Level))
+		case importer.CondTime:
+			if c.DType == graph.Int64 {
+				c.I64 = fillN(c.I64, b, int64(nz.Time))
+			} else {
+				c.F32 = fillN(c.F32, b, float32(nz.Time))
+			}
 		}
 	}
 	if err := r.sess.Run(r.ins, r.outs); err != nil {

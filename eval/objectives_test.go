@@ -434,9 +434,20 @@ func TestRefusals(t *testing.T) {
 	}
 	spec := *cspec
 	spec.Condition = importer.CondTime
-	if _, err := eval.NewEvaluator(be, cond, &spec, runtime.Options{}); err == nil || !strings.Contains(err.Error(), "time-conditioned") {
-		t.Errorf("time-conditioned model: %v", err)
+	// A time-conditioned model asked at a σ, and a σ model at time steps.
+	te, err := eval.NewEvaluator(be, cond, &spec, runtime.Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	if _, err := te.Evaluate(context.Background(), x, eval.ObjectiveOptions{Sigmas: []float64{0.5}}); err == nil || !strings.Contains(err.Error(), "diffusion time") {
+		t.Errorf("time-conditioned model at a σ: %v", err)
+	}
+	te.Close()
+	se, _ := eval.NewEvaluator(be, cond, cspec, runtime.Options{})
+	if _, err := se.Evaluate(context.Background(), x, eval.ObjectiveOptions{Times: []int{3}}); err == nil || !strings.Contains(err.Error(), "time-conditioned") {
+		t.Errorf("σ model at time steps: %v", err)
+	}
+	se.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	e, _ := eval.NewEvaluator(be, free, fspec, runtime.Options{Threads: 1})
@@ -537,16 +548,32 @@ func TestFixtures(t *testing.T) {
 				}
 			}
 		}
-		if be.Name() != "native" {
-			return
-		}
+		// The DDPM ε-model is evaluated at time steps, and refused at a σ.
 		m, err := importer.Load(testenv.Path(t, "testdata", "models", "ddpm_eps", "model.onnx"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		spec, _ := importer.Spec(m, importer.Overrides{})
-		if _, err := eval.NewEvaluator(be, m, spec, runtime.Options{}); err == nil || !strings.Contains(err.Error(), "time-conditioned") {
-			t.Errorf("ddpm_eps: %v; want a refusal of time-conditioned models", err)
+		x := gaussData(200, 4)
+		x = graph.NewFloat32([]int64{200, 2}, x.F32[:400])
+		for _, obj := range []eval.Objective{eval.SSM, eval.Exact} {
+			res := one(t, be, m, spec, x, eval.ObjectiveOptions{Objective: obj, Times: []int{100}, Seed: 1})
+			key := "ddpm_eps/" + string(obj)
+			if math.IsNaN(res.Value) || math.IsInf(res.Value, 0) || res.Time != 100 {
+				t.Errorf("%s: %+v", key, res)
+			}
+			if want, ok := values[key]; ok && !relClose(res.Value, want, fixtureRelTol) {
+				t.Errorf("%s: %s gives %.8g, native %.8g", key, be.Name(), res.Value, want)
+			}
+			values[key] = res.Value
+		}
+		e, err := eval.NewEvaluator(be, m, spec, runtime.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		if _, err := e.Evaluate(context.Background(), x, eval.ObjectiveOptions{Sigmas: []float64{0.1}}); err == nil || !strings.Contains(err.Error(), "time") {
+			t.Errorf("ddpm_eps at a σ: %v; want a refusal asking for time steps", err)
 		}
 	})
 }

@@ -18,7 +18,12 @@ type Overrides struct {
 	Steps   int       // ald: per level; ula: total; pc: corrector steps per level (−1: none)
 	StepLR  float64   // ald, cas: ε; ula: α
 	SNR     float64   // pc
-	Denoise *bool     // ald, cas: NCSNv2's final step
+	Denoise *bool     // ald, cas, ode: NCSNv2's final step
+	Method  string    // ode: rk45 (default) or heun
+	Eta     float64   // ddim: η
+	Times   []int     // ddim: an ascending sub-sequence of time steps instead of Steps strided
+	RTol    float64   // ode: adaptive tolerances
+	ATol    float64
 }
 
 // Settings are what a constructor gets: the overrides merged with the
@@ -31,6 +36,11 @@ type Settings struct {
 	SNR     float64
 	Denoise bool
 	Betas   *importer.Betas // the model's DDPM schedule; nil: the sampler's default
+	Method  string
+	Eta     float64
+	Times   []int
+	RTol    float64
+	ATol    float64
 }
 
 // family is the kind of model a sampler draws from.
@@ -86,16 +96,37 @@ var constructors = map[string]constructor{
 			out["sigmas"], out["snr"], out["corrector_steps"], out["norm_group"] = d.Sigmas, d.SNR, d.CorrectorSteps, d.NormGroup
 		}},
 	"ddpm": {familyTime,
-		func(s Settings) Sampler {
-			d := &DDPM{}
-			if b := s.Betas; b != nil {
-				d.Betas = LinearBetas(b.Start, b.End, b.Steps)
-			}
-			return d
-		},
+		func(s Settings) Sampler { return &DDPM{Betas: betasOf(s.Betas), Steps: s.Steps} },
 		func(smp Sampler, out map[string]any) {
 			d := smp.(*DDPM).WithDefaults()
-			out["steps"], out["beta_start"], out["beta_end"] = len(d.Betas), d.Betas[0], d.Betas[len(d.Betas)-1]
+			out["steps"], out["beta_start"], out["beta_end"] = d.Evals(), d.Betas[0], d.Betas[len(d.Betas)-1]
+		}},
+	"ddim": {familyTime,
+		func(s Settings) Sampler {
+			return &DDIM{Betas: betasOf(s.Betas), Steps: s.Steps, Eta: s.Eta, Times: s.Times}
+		},
+		func(smp Sampler, out map[string]any) {
+			d := smp.(*DDIM).WithDefaults()
+			out["steps"], out["eta"], out["beta_start"], out["beta_end"] = d.Evals(), d.Eta, d.Betas[0], d.Betas[len(d.Betas)-1]
+		}},
+	"ode": {familySigma,
+		func(s Settings) Sampler {
+			return &ODE{Sigmas: s.Sigmas, Method: s.Method, Steps: s.Steps, RTol: s.RTol, ATol: s.ATol, Denoise: s.Denoise}
+		},
+		func(smp Sampler, out map[string]any) {
+			d := smp.(*ODE).WithDefaults()
+			out["sigmas"], out["method"], out["denoise"] = d.Sigmas, d.Method, d.Denoise
+			if d.Steps > 0 {
+				out["steps"] = d.Steps
+			} else {
+				out["rtol"], out["atol"] = d.RTol, d.ATol
+			}
+		}},
+	"em": {familySigma,
+		func(s Settings) Sampler { return &EM{Sigmas: s.Sigmas, Steps: s.Steps} },
+		func(smp Sampler, out map[string]any) {
+			d := smp.(*EM).WithDefaults()
+			out["sigmas"], out["levels"] = d.Sigmas, smp.Evals()
 		}},
 }
 
@@ -162,6 +193,11 @@ func FromSpec(spec *importer.ModelSpec, ov Overrides) (Sampler, error) {
 		SNR:     cmpOr(ov.SNR, rec.SNR),
 		Denoise: rec.Denoise,
 		Betas:   spec.Betas,
+		Method:  ov.Method,
+		Eta:     ov.Eta,
+		Times:   ov.Times,
+		RTol:    ov.RTol,
+		ATol:    ov.ATol,
 	}
 	if ov.Denoise != nil {
 		s.Denoise = *ov.Denoise
@@ -177,6 +213,13 @@ func FromSpec(spec *importer.ModelSpec, ov Overrides) (Sampler, error) {
 		return nil, err
 	}
 	return smp, nil
+}
+
+func betasOf(b *importer.Betas) []float64 {
+	if b == nil {
+		return nil
+	}
+	return LinearBetas(b.Start, b.End, b.Steps)
 }
 
 func namesOf(f family) []string {

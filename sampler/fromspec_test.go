@@ -90,7 +90,7 @@ func TestFromSpecRefusals(t *testing.T) {
 		{labels, sampler.Overrides{Sampler: "ula"}, "σ schedule is unknown"},
 		{timeSpec, sampler.Overrides{Sampler: "ald"}, "time-conditioned"},
 		{ebmrunSpec(), sampler.Overrides{Sampler: "ddpm"}, "needs a model with a time input"},
-		{ebmrunSpec(), sampler.Overrides{Sampler: "hmc"}, "unknown sampler \"hmc\" (want ald, cas, ddpm, pc, ula)"},
+		{ebmrunSpec(), sampler.Overrides{Sampler: "hmc"}, "unknown sampler \"hmc\" (want ald, cas, ddim, ddpm, em, ode, pc, ula)"},
 		{ebmrunSpec(), sampler.Overrides{Sampler: "cas", StepLR: 5e-6}, "outside 1−γ < η < 1+γ"},
 	} {
 		_, err := sampler.FromSpec(tc.spec, tc.ov)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	goruntime "runtime"
 	"sort"
@@ -215,6 +216,9 @@ func Run(ctx context.Context, smp Sampler, src Source, cfg Config, sink func(x [
 	if err != nil {
 		return nil, err
 	}
+	if c, ok := smp.(evalCounter); ok {
+		c.resetEvals()
+	}
 	start, end := ShardRange(cfg.N, cfg.Shard, cfg.Shards)
 	st := &Stats{Start: start, End: end}
 	begin := time.Now()
@@ -313,6 +317,9 @@ func Run(ctx context.Context, smp Sampler, src Source, cfg Config, sink func(x [
 		return st, ErrStopped
 	}
 	st.Evals = int64(end-start) * int64(smp.Evals())
+	if c, ok := smp.(evalCounter); ok {
+		st.Evals = int64(math.Round(float64(end-start) * c.evalsPerChain()))
+	}
 	return st, nil
 }
 

@@ -438,8 +438,14 @@ func norm(v []float32) float64 {
 // t = T−1 … 0, x ← (x − β_t/√(1−ᾱ_t)·ε(x, t))/√(1−β_t) + √β_t·z, with no z at
 // t = 0 and ᾱ_t = Π_{s≤t}(1−β_s). The scorer is asked at σ = √(1−ᾱ_t) and
 // time t; as s = −ε/√(1−ᾱ_t), the update is x ← (x + β_t·s)/√(1−β_t) + √β_t·z.
+//
+// With Steps = K < T the chain visits only the strided steps τ (Strided)
+// and each transition τ_{i−1} → τ_i uses β' = 1 − ᾱ_{τ_i}/ᾱ_{τ_{i−1}}, the
+// β that gives the same ᾱ over the skipped steps (the respacing of Nichol &
+// Dhariwal 2021).
 type DDPM struct {
 	Betas []float64 // β_0 … β_{T−1}; default linear 1e-4 → 0.02, T = 1000
+	Steps int       // K steps strided over the schedule; 0: all T
 }
 
 // WithDefaults is a copy with the zero fields set to their defaults.
@@ -451,12 +457,15 @@ func (d DDPM) WithDefaults() DDPM {
 }
 
 func (d *DDPM) Name() string { return "ddpm" }
-func (d *DDPM) Evals() int   { return len(d.WithDefaults().Betas) }
+func (d *DDPM) Evals() int   { p := d.WithDefaults(); return len(Strided(len(p.Betas), p.Steps)) }
 
 func (d *DDPM) Validate() error {
 	p := d.WithDefaults()
 	if len(p.Betas) == 0 {
 		return errors.New("sampler: ddpm: the β schedule is empty")
+	}
+	if p.Steps < 0 {
+		return fmt.Errorf("sampler: ddpm: steps = %d must be positive", p.Steps)
 	}
 	for t, b := range p.Betas {
 		if !(b > 0 && b < 1) {
@@ -468,17 +477,22 @@ func (d *DDPM) Validate() error {
 
 func (d *DDPM) Sample(s Scorer, b *Batch) error {
 	p := d.WithDefaults()
-	T := len(p.Betas)
-	b.Begin(d.Name(), T, 1)
-	abar := make([]float64, T)
-	prod := 1.0
-	for t, beta := range p.Betas {
-		prod *= 1 - beta
-		abar[t] = prod
-	}
-	for t := T - 1; t >= 0; t-- {
+	times := Strided(len(p.Betas), p.Steps)
+	strided := len(times) < len(p.Betas)
+	K := len(times)
+	b.Begin(d.Name(), K, 1)
+	abar := alphaBars(p.Betas)
+	for i := K - 1; i >= 0; i-- {
+		t := times[i]
 		beta := p.Betas[t]
-		level := T - 1 - t
+		if strided {
+			prev := 1.0
+			if i > 0 {
+				prev = abar[times[i-1]]
+			}
+			beta = 1 - abar[t]/prev
+		}
+		level := K - 1 - i
 		nz := Noise{Sigma: float32(math.Sqrt(1 - abar[t])), Level: -1, Time: t}
 		sc, err := b.Score(s, level, 0, nz)
 		if err != nil {
@@ -486,7 +500,7 @@ func (d *DDPM) Sample(s Scorer, b *Batch) error {
 		}
 		inv := float32(1 / math.Sqrt(1-beta))
 		fb := float32(beta)
-		if t > 0 {
+		if i > 0 {
 			z := b.Normal()
 			g := float32(math.Sqrt(beta))
 			for k := range b.X {

@@ -24,6 +24,12 @@ type Noise struct {
 	// Time is the DDPM step t, or −1 outside DDPM; time-conditioned models
 	// take it as their input.
 	Time int
+	// Between says Sigma may lie between the levels of a label-conditioned
+	// model's schedule (continuous-σ samplers: ode, em): the model then
+	// interpolates σ·s linearly in log σ between its two neighbouring
+	// levels, at the cost of two evaluations. Other samplers leave it false
+	// and an off-schedule σ is an error.
+	Between bool
 }
 
 // VENoise is the noise of level i (0-based) of a VE schedule.
@@ -61,6 +67,7 @@ type ModelScorer struct {
 	cond   *graph.Tensor
 	out    *graph.Tensor
 	xShape []int64
+	tmp    []float32 // the second level's output when interpolating
 	// padX and padOut hold the last, padded slice of a batch for a model
 	// with a fixed batch size.
 	padX, padOut []float32
@@ -196,26 +203,82 @@ func (m *ModelScorer) score(dst, x []float32, n, d int, nz Noise) error {
 	}
 	m.xShape[0] = int64(n)
 	m.x.Shape, m.x.F32 = m.xShape, x
+	dst = dst[:len(x)]
+	if i, w, ok := m.between(nz); ok {
+		return m.interpolate(dst, n, nz, i, w)
+	}
 	if err := m.setCond(n, nz); err != nil {
 		return err
 	}
-	dst = dst[:len(x)]
-	m.out.F32 = dst
-	if err := m.sess.Run(m.ins, m.outs); err != nil {
-		return fmt.Errorf("sampler: model: %w", err)
-	}
-	got := m.out.F32
-	if len(got) != len(dst) {
-		return fmt.Errorf("sampler: model output %q has %d values for %d samples of %d", m.spec.Output, len(got), n, d)
-	}
-	if &got[0] != &dst[0] {
-		copy(dst, got)
+	if err := m.run(dst, n); err != nil {
+		return err
 	}
 	if m.spec.Kind == importer.OutEps {
 		c := -1 / nz.Sigma
 		for i := range dst {
 			dst[i] *= c
 		}
+	}
+	return nil
+}
+
+// run feeds the prepared inputs and copies the output into dst.
+func (m *ModelScorer) run(dst []float32, n int) error {
+	m.out.F32 = dst
+	if err := m.sess.Run(m.ins, m.outs); err != nil {
+		return fmt.Errorf("sampler: model: %w", err)
+	}
+	got := m.out.F32
+	if len(got) != len(dst) {
+		return fmt.Errorf("sampler: model output %q has %d values for %d samples of %d", m.spec.Output, len(got), n, len(dst)/n)
+	}
+	if &got[0] != &dst[0] {
+		copy(dst, got)
+	}
+	return nil
+}
+
+// between finds, for a label-conditioned model asked between its levels
+// (Noise.Between), the level i with σ_i > σ > σ_{i+1} and the weight w of
+// level i+1 in log σ.
+func (m *ModelScorer) between(nz Noise) (int, float64, bool) {
+	sig := m.spec.Sigmas
+	if !nz.Between || m.spec.Condition != importer.CondLabels {
+		return 0, 0, false
+	}
+	s := float64(nz.Sigma)
+	for i := 0; i+1 < len(sig); i++ {
+		if sig[i]*(1-labelTol) > s && s > sig[i+1]*(1+labelTol) {
+			return i, math.Log(sig[i]/s) / math.Log(sig[i]/sig[i+1]), true
+		}
+	}
+	return 0, 0, false
+}
+
+// interpolate is s(x, σ) = ((1−w)·σ_i·s_i(x) + w·σ_{i+1}·s_{i+1}(x))/σ: the
+// noise prediction σ·s varies slowly in σ where the score scales like 1/σ.
+func (m *ModelScorer) interpolate(dst []float32, n int, nz Noise, i int, w float64) error {
+	sig := m.spec.Sigmas
+	if cap(m.tmp) < len(dst) {
+		m.tmp = make([]float32, len(dst))
+	}
+	tmp := m.tmp[:len(dst)]
+	m.cond.Shape[0] = int64(n)
+	m.cond.I64 = fill(m.cond.I64, n, int64(i))
+	if err := m.run(dst, n); err != nil {
+		return err
+	}
+	m.cond.I64 = fill(m.cond.I64, n, int64(i+1))
+	if err := m.run(tmp, n); err != nil {
+		return err
+	}
+	a, b := (1-w)*sig[i], w*sig[i+1]
+	if m.spec.Kind == importer.OutEps { // σ·s = −ε at every level
+		a, b = -(1 - w), -w
+	}
+	inv := 1 / float64(nz.Sigma)
+	for j := range dst {
+		dst[j] = float32((a*float64(dst[j]) + b*float64(tmp[j])) * inv)
 	}
 	return nil
 }

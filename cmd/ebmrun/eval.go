@@ -31,6 +31,7 @@ type evalFlags struct {
 	data        string
 	sigma       float64
 	allSigmas   bool
+	times       []int
 	sigmas      string
 	objective   string
 	projections int
@@ -48,6 +49,7 @@ type evalFlags struct {
 type evalResult struct {
 	Objective string   `json:"objective"`
 	Sigma     *float64 `json:"sigma"`
+	Time      *int     `json:"time,omitempty"`
 	Value     float64  `json:"value"`
 	StdErr    *float64 `json:"stderr"`
 	N         int      `json:"n"`
@@ -84,6 +86,11 @@ toy:NAME:N — N points of a toy distribution (` + strings.Join(dataset.ToyNames
 drawn with --seed; the Gaussian-mixture toys (8gaussians, 25gaussians,
 ring8) have exact scores at every σ, which fisher needs.
 
+A time-conditioned DDPM ε-model is evaluated at diffusion steps (--time T,
+repeatable or a comma list): the data are noised as
+x_t = √ᾱ_T·x + √(1−ᾱ_T)·ε with the model's β schedule (metadata, else DDPM's
+1e-4 → 0.02, T = 1000) and its score is −ε̂/√(1−ᾱ_T).
+
 One --seed fixes the perturbations and projections, whatever --batch is.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error { return runEval(c, args[0], &f) },
@@ -92,6 +99,7 @@ One --seed fixes the perturbations and projections, whatever --batch is.`,
 	fl.StringVar(&f.data, "data", "", "data: a .npy/.csv file or toy:NAME:N (required)")
 	fl.Float64Var(&f.sigma, "sigma", 0, "noise level σ to evaluate at")
 	fl.BoolVar(&f.allSigmas, "all-sigmas", false, "evaluate at every level of the model's σ schedule")
+	fl.IntSliceVar(&f.times, "time", nil, "DDPM time steps T to evaluate a time-conditioned ε-model at")
 	fl.StringVar(&f.sigmas, "sigmas", "", "the model's σ schedule, if its metadata lacks it: geom:MAX,MIN,L or a comma list")
 	fl.StringVar(&f.objective, "objective", string(eval.SSM), "ssm, ssm-vr, exact, fd-ssm, dsm or fisher")
 	countVar(fl, &f.projections, "projections", "", 1, "projections per sample (ssm, ssm-vr, fd-ssm)")
@@ -135,7 +143,19 @@ func runEval(c *cobra.Command, path string, f *evalFlags) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, trimPrefix(err, "importer: "))
 	}
+	timeSet := c.Flags().Changed("time")
 	switch {
+	case timeSet && spec.Condition != importer.CondTime:
+		return usagef("--time: %s is not time-conditioned (its condition is %s); give --sigma", path, spec.Condition)
+	case timeSet && (f.allSigmas || c.Flags().Changed("sigma")):
+		return usagef("--time excludes --sigma and --all-sigmas")
+	case timeSet:
+		o.Times = f.times
+		if b := spec.Betas; b != nil {
+			o.Betas = sampler.LinearBetas(b.Start, b.End, b.Steps)
+		}
+	case spec.Condition == importer.CondTime:
+		return usagef("%s is a time-conditioned (DDPM) model; give --time T", path)
 	case f.allSigmas && len(spec.Sigmas) == 0:
 		return usagef("--all-sigmas: %s has no σ schedule (metadata ebmrun.sigmas); give it with --sigmas", path)
 	case f.allSigmas:
@@ -173,6 +193,9 @@ func runEval(c *cobra.Command, path string, f *evalFlags) error {
 		out[i] = evalResult{Objective: string(r.Objective), Value: r.Value, N: r.N, Backend: backend.Name()}
 		if !math.IsNaN(r.Sigma) {
 			out[i].Sigma = &r.Sigma
+		}
+		if r.Time >= 0 {
+			out[i].Time = &r.Time
 		}
 		if !math.IsNaN(r.StdErr) {
 			out[i].StdErr = &r.StdErr
@@ -255,6 +278,9 @@ func printEval(w io.Writer, rs []evalResult) {
 		sigma := "all"
 		if r.Sigma != nil {
 			sigma = fmt.Sprintf("%.4g", *r.Sigma)
+		}
+		if r.Time != nil {
+			sigma = fmt.Sprintf("%s (t=%d)", sigma, *r.Time)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.6g\t%s\t%d\n", r.Objective, sigma, r.Value, optional(r.StdErr, "%.2g"), r.N)
 	}

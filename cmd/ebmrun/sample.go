@@ -47,6 +47,9 @@ type sampleFlags struct {
 	steps                   int
 	stepLR, snr             float64
 	denoise                 bool
+	method                  string
+	eta, rtol, atol         float64
+	times                   []int
 	init                    string
 	seed                    uint64
 	batch, workers, threads int
@@ -69,13 +72,20 @@ OUT is written atomically and never overwritten without --force.
 
 Samplers (docs/design.md): ald (annealed Langevin, NCSN), ula (Langevin at the
 smallest σ), cas (consistent annealed sampling), pc (VE predictor–corrector),
-ddpm (ancestral sampling of ε-models with a time input). The σ schedule is
+ode (the probability-flow ODE from σ_max to σ_min: adaptive RK45 with
+--rtol/--atol, or --steps fixed RK45 or --method heun steps), em
+(Euler–Maruyama of the reverse VE SDE, over the schedule or --steps
+geometric levels), ddpm (ancestral sampling of ε-models with a time input;
+--steps K strides the schedule), ddim (DDIM, --eta, --steps K strided or
+--times any ascending sub-sequence); the
+summary reports each sampler's evaluations per sample. The σ schedule is
 --sigmas, else the model's own (metadata); a model with a σ or label input
 and neither is refused (store its schedule once with ebmrun meta --sigmas),
 an unconditional one uses NCSN's (1 → 0.01, L = 10). Unset settings take the
 model's recommendations when they are for the chosen sampler, else that
 sampler's own defaults (ald: T = 100 steps per level, ε = 2e-5; ula: 1000
-steps; pc: 1 corrector step, snr 0.16; cas: η inside its allowed band).
+steps; pc: 1 corrector step, snr 0.16; cas: η inside its allowed band; ode:
+adaptive at 1e-5).
 
 The same --seed and --batch give the same samples for any --workers, and
 --shard i/K writes exactly the i-th of K contiguous slices of the full run.
@@ -100,7 +110,12 @@ exported with a fixed batch size is run in slices of that size.`,
 	fl.StringVarP(&f.out, "out", "o", "", "output file: .npy, .csv or .png (required)")
 	fl.StringVar(&f.sampler, "sampler", "", strings.Join(sampler.Names(), ", ")+" (default: the model's, else ddpm for time-conditioned ε-models, else ald)")
 	fl.StringVar(&f.sigmas, "sigmas", "", "σ schedule: geom:MAX,MIN,L or a comma list, largest first (default: the model's)")
-	countVar(fl, &f.steps, "steps", "", 0, "steps per σ level (ald), total steps (ula), corrector steps per level (pc); default 100, 1000, 1")
+	countVar(fl, &f.steps, "steps", "", 0, "steps per σ level (ald), total steps (ula), corrector steps per level (pc), fixed steps (ode), levels (em), strided time steps (ddpm, ddim); default 100, 1000, 1, adaptive, the schedule, all")
+	fl.StringVar(&f.method, "method", sampler.MethodRK45, "ode: rk45 or heun (heun needs --steps)")
+	fl.Float64Var(&f.eta, "eta", 0, "ddim: η (0 deterministic, 1 ancestral)")
+	fl.IntSliceVar(&f.times, "times", nil, "ddim: the time steps to visit, ascending (default: --steps strided over the schedule)")
+	fl.Float64Var(&f.rtol, "rtol", 1e-5, "ode: relative tolerance of adaptive RK45")
+	fl.Float64Var(&f.atol, "atol", 1e-5, "ode: absolute tolerance of adaptive RK45")
 	fl.Float64Var(&f.stepLR, "step-lr", 0, "step size ε: α_i = ε·σ_i²/σ_L² (ald), α (ula), η = ε/σ_L² (cas); default 2e-5 (cas: in its allowed band)")
 	fl.Float64Var(&f.snr, "snr", 0, "signal-to-noise ratio of the pc corrector (default 0.16)")
 	fl.BoolVar(&f.denoise, "denoise", false, "finish with NCSNv2's denoising step x + σ_L²·s(x, σ_L) (ald, cas)")
@@ -225,6 +240,9 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 	if err != nil {
 		return err
 	}
+	if st.End > st.Start { // adaptive samplers know their count only now
+		settings["evaluations_per_sample"] = float64(st.Evals) / float64(st.End-st.Start)
+	}
 	sum := sampleSummary{Model: path, Output: f.out, Backend: backend.Name(), Sampler: smp.Name(), Settings: settings,
 		N: st.End - st.Start, Start: st.Start, End: st.End, Batch: f.batch, Workers: workers, Seed: f.seed,
 		Seconds: st.Seconds, ComputeSeconds: st.ComputeSeconds, Evals: st.Evals, EvalsPerSecond: st.EvalsPerSecond(), Escape: st.Escape}
@@ -239,8 +257,8 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(sum)
 	}
-	fmt.Fprintf(c.ErrOrStderr(), "ebmrun: wrote %d samples to %s (%s on %s, %.2fs, %.3g evaluations/s)\n",
-		sum.N, f.out, sum.Sampler, sum.Backend, sum.Seconds, sum.EvalsPerSecond)
+	fmt.Fprintf(c.ErrOrStderr(), "ebmrun: wrote %d samples to %s (%s on %s, %.4g evaluations per sample, %.2fs, %.3g evaluations/s)\n",
+		sum.N, f.out, sum.Sampler, sum.Backend, settings["evaluations_per_sample"], sum.Seconds, sum.EvalsPerSecond)
 	return nil
 }
 
@@ -254,8 +272,8 @@ func (f *sampleFlags) check() error {
 		return usagef("--batch: want a positive batch size, got %d", f.batch)
 	case f.workers < 0 || f.threads < 0 || f.steps < 0 || f.trace < 0:
 		return usagef("--workers, --threads, --steps and --trace must not be negative")
-	case f.stepLR < 0 || f.snr < 0:
-		return usagef("--step-lr and --snr must be positive")
+	case f.stepLR < 0 || f.snr < 0 || f.eta < 0 || !(f.rtol > 0) || !(f.atol > 0):
+		return usagef("--step-lr, --snr, --eta, --rtol and --atol must be positive")
 	}
 	switch outFormat(f.out) {
 	case ".npy", ".csv", ".png":
@@ -311,6 +329,7 @@ func buildSampler(c *cobra.Command, f *sampleFlags, spec *importer.ModelSpec) (s
 	if set("denoise") {
 		ov.Denoise = &f.denoise
 	}
+	ov.Method, ov.Eta, ov.RTol, ov.ATol, ov.Times = f.method, f.eta, f.rtol, f.atol, f.times
 	smp, err := sampler.FromSpec(spec, ov) // --sigmas is already spec.Sigmas
 	if err != nil {
 		return nil, nil, usageError{err}
@@ -319,12 +338,20 @@ func buildSampler(c *cobra.Command, f *sampleFlags, spec *importer.ModelSpec) (s
 }
 
 // parseInit reads --init, or picks the default: uniform over the model's
-// data range, else N(0, σ_max²I); ddpm starts from N(0, I).
+// data range, else N(0, σ_max²I); ode and em start from N(0, σ_max²I), ddpm
+// and ddim from N(0, I).
 func parseInit(s string, spec *importer.ModelSpec, smp sampler.Sampler) (sampler.Init, error) {
 	if s == "" {
 		switch {
-		case smp.Name() == "ddpm":
+		case smp.Name() == "ddpm" || smp.Name() == "ddim":
 			return sampler.Gaussian{Std: 1}, nil
+		case smp.Name() == "ode" || smp.Name() == "em":
+			// Both integrate from p_σmax ≈ N(0, σ_max²I).
+			sigmas := spec.Sigmas
+			if sigmas == nil {
+				sigmas = sampler.DefaultSigmas()
+			}
+			return sampler.Gaussian{Std: sigmas[0]}, nil
 		case len(spec.DataRange) == 2:
 			return sampler.Uniform{Lo: spec.DataRange[0], Hi: spec.DataRange[1]}, nil
 		}
