@@ -4,11 +4,11 @@ package graph
 const maxFold = 256
 
 // fold is the value half of inference: it evaluates n when it computes a
-// small int64 tensor from known ones — the argument arithmetic exporters
-// emit, e.g. PyTorch's F.pad writes its pads as ConstantOfShape → Concat →
-// Reshape → Slice → Transpose → Reshape → Cast — and records the value in
-// Consts, so later rules (and the autodiff's) read those arguments as
-// constants.
+// small int64 tensor (or a float32 vector by Concat) from known ones — the
+// argument arithmetic exporters emit, e.g. PyTorch's F.pad writes its pads as
+// ConstantOfShape → Concat → Reshape → Slice → Transpose → Reshape → Cast —
+// and records the value in Consts, so later rules (and the autodiff's) read
+// those arguments as constants.
 func (b *Facts) fold(n *Node) {
 	if len(n.Outputs) != 1 || n.Outputs[0] == "" || (n.Domain != "" && n.Domain != "ai.onnx") {
 		return
@@ -22,16 +22,20 @@ func (b *Facts) fold(n *Node) {
 			ins = append(ins, nil)
 			continue
 		}
-		t := b.Consts[name]
-		if t == nil && n.OpType == "Shape" && i == 0 {
-			dims, ok := b.staticDims(name)
-			if !ok {
+		if n.OpType == "Shape" && i == 0 {
+			// Shape's data stands in as its dimensions.
+			var dims []int64
+			if t := b.Consts[name]; t != nil {
+				dims = append([]int64(nil), t.Shape...)
+			} else if d, ok := b.staticDims(name); ok {
+				dims = d
+			} else {
 				return
 			}
-			t = &Tensor{DType: Int64, Shape: []int64{int64(len(dims))}, I64: dims}
-			ins = append(ins, t) // Shape's data stands in as its dimensions
+			ins = append(ins, NewInt64([]int64{int64(len(dims))}, dims))
 			continue
 		}
+		t := b.Consts[name]
 		if t == nil {
 			t = b.svalTensor(name)
 		}
@@ -43,7 +47,10 @@ func (b *Facts) fold(n *Node) {
 	if len(ins) == 0 {
 		return
 	}
-	if t := foldOp(n, ins, b.Opset); t != nil && t.DType == Int64 && len(t.I64) <= maxFold {
+	t := foldOp(n, ins, b.Opset)
+	switch {
+	case t == nil:
+	case t.DType == Int64 && len(t.I64) <= maxFold, t.DType == Float32 && len(t.F32) <= maxFold:
 		b.Consts[n.Outputs[0]] = t
 	}
 }
@@ -167,6 +174,16 @@ func foldOp(n *Node, in []*Tensor, opset int64) *Tensor {
 	case "Concat":
 		if len(x.Shape) != 1 {
 			return nil
+		}
+		if x.DType == Float32 { // Resize scales written as Concat([1, 1], [2, 2])
+			var out []float32
+			for _, t := range in {
+				if t == nil || t.DType != Float32 || len(t.Shape) != 1 {
+					return nil
+				}
+				out = append(out, t.F32...)
+			}
+			return NewFloat32([]int64{int64(len(out))}, out)
 		}
 		var out []int64
 		for _, t := range in {

@@ -36,6 +36,8 @@ var researchModels = []struct {
 	{"ddpm_op13", "time", "eps", nil},
 	{"ddpm_float_op17", "time", "eps", nil},
 	{"nice_op14", "none", "energy", nil},
+	{"ncsnv2_nofold_op13", "sigma", "score", sched},
+	{"ncsnpp_nofold_op17", "sigma", "score", sched},
 }
 
 // TestResearchModels takes every research family the way a user would:

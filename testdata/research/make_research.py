@@ -464,11 +464,11 @@ def make_inputs(cond, shape, seed):
     return feeds
 
 
-def export(model, names, out_name, feeds, opset, path):
+def export(model, names, out_name, feeds, opset, path, fold=True):
     args = tuple(torch.from_numpy(feeds[n].copy()) for n in names)
     dyn = {n: {0: "N"} for n in names + [out_name]}
     torch.onnx.export(model, args, path, input_names=names, output_names=[out_name], dynamic_axes=dyn,
-                      opset_version=opset, do_constant_folding=True)
+                      opset_version=opset, do_constant_folding=fold)
 
 
 def save(path, arr):
@@ -497,6 +497,10 @@ MODELS = [
     ("ddpm_op13", DDPMEps, 13, "time", ["x", "t"], "eps", (3, 16, 16), 14),
     ("ddpm_float_op17", DDPMEps, 17, "time_float", ["x", "t"], "eps", (3, 16, 16), 14),
     ("nice_op14", NICEEnergy, 14, "none", ["x"], "energy", (1, 8, 8), 15),
+    # Exported with do_constant_folding=False, as some users do: the argument
+    # arithmetic (pads, scales) stays in the graph for ebmrun to fold.
+    ("ncsnv2_nofold_op13", NCSNv2, 13, "sigma", ["x", "sigma"], "score", (3, 16, 16), 12),
+    ("ncsnpp_nofold_op17", NCSNpp, 17, "sigma", ["x", "sigma"], "score", (3, 16, 16), 13),
 ]
 
 
@@ -509,7 +513,7 @@ def make_model(spec, manifest):
     init_params(model, seed)
     feeds = make_inputs(cond, shape, seed + 100)
     path = os.path.join(d, "model.onnx")
-    export(model, names, out_name, feeds, opset, path)
+    export(model, names, out_name, feeds, opset, path, fold="nofold" not in name)
     out, v, g = references(model, names, feeds, seed + 200)
     for n in names:
         save(os.path.join(d, "inputs", n + ".npy"), feeds[n])
