@@ -19,7 +19,7 @@
 //     inputs and outputs, which inputs are required — generated from ONNX's
 //     schemas (gen_ops.py → ops_gen.go);
 //   - attribute ranges (Check: kernel_shape > 0, strides ≥ 1, …); CheckNode
-//     validates a node against both, and the importer and the backends call it;
+//     validates a node against both (the native backend's Prepare calls it);
 //   - symbolic shape and value inference (Infer, run by Facts, the only
 //     inference engine; InferShapes and the autodiff use it). Facts carry the
 //     symbolic values of shape vectors, so Shape → Gather → Concat → Reshape
