@@ -1,18 +1,16 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"math"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/ebmrun/ebmrun/graph"
-	"github.com/ebmrun/ebmrun/importer"
 	"github.com/ebmrun/ebmrun/internal/testenv"
 	"github.com/ebmrun/ebmrun/runtime"
-	"github.com/ebmrun/ebmrun/sampler"
 	"github.com/ebmrun/ebmrun/tensorio"
 )
 
@@ -43,8 +41,8 @@ var researchModels = []struct {
 // TestResearchModels takes every research family the way a user would:
 // inspect decides the roles, validate compares native and onnxruntime with
 // PyTorch's outputs, sample draws a few points on native, and eval gives
-// the SSM objective on both backends, which must agree. Kept small: batch
-// 4, two Langevin steps per level.
+// the SSM objective on both backends (DDPM models at step 10), which must
+// agree. Kept small: batch 4, two Langevin steps per level.
 func TestResearchModels(t *testing.T) {
 	t.Parallel()
 	backends := "native"
@@ -95,15 +93,14 @@ func TestResearchModels(t *testing.T) {
 
 			researchSample(t, rm.name, model, rm.flags)
 
-			if rm.condition == "time" {
-				return // eval refuses time-conditioned models (issue 9, item 5); their SSM graph is checked in graph/autodiff
-			}
 			evalArgs := append([]string{"eval", model, "--data", filepath.Join(dir, "inputs", "x.npy"), "--json", "--seed", "2"}, rm.flags...)
 			switch rm.condition {
 			case "sigma":
 				evalArgs = append(evalArgs, "--sigma", "0.1")
 			case "labels":
 				evalArgs = append(evalArgs, "--sigma", "1") // the schedule's first level
+			case "time":
+				evalArgs = append(evalArgs, "--time", "10")
 			}
 			var vals []float64
 			for _, be := range []string{"native", "ort"} {
@@ -134,61 +131,33 @@ func TestResearchModels(t *testing.T) {
 	}
 }
 
-// researchSample draws two samples on native: with the CLI (two steps per
-// σ level), or for the DDPM models through the sampler with a 4-step β
-// schedule (the CLI's ddpm sampler walks all 1 000 steps).
+// researchSample draws two samples on native with the CLI: two Langevin
+// steps per σ level, or four strided DDPM steps.
 func researchSample(t *testing.T, name, model string, flags []string) {
 	t.Helper()
-	var got []float32
-	var dim int
-	if name[:4] == "ddpm" {
-		m, err := importer.Load(model)
-		if err != nil {
-			t.Fatal(err)
-		}
-		spec, err := importer.Spec(m, importer.Overrides{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		be, err := runtime.Get("native")
-		if err != nil {
-			t.Fatal(err)
-		}
-		plan, err := be.Prepare(m, runtime.Options{Threads: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer plan.Close()
-		dim = int(graph.NumElements(spec.DataShape))
-		got, _, err = sampler.Collect(context.Background(), &sampler.DDPM{Betas: sampler.LinearBetas(1e-4, 0.2, 4)},
-			sampler.ModelSource(plan, spec), sampler.Config{N: 2, Dim: dim, Seed: 1, Workers: 1})
-		if err != nil {
-			t.Fatalf("sample: %v", err)
-		}
-	} else {
-		out := filepath.Join(t.TempDir(), "s.npy")
-		args := append([]string{"sample", model, "-n", "2", "--steps", "2", "--backend", "native", "--seed", "1", "-o", out}, flags...)
-		if _, stderr, code := ebmrun(t, args...); code != 0 {
-			t.Fatalf("sample: exit %d: %s", code, stderr)
-		}
-		s, err := tensorio.ReadNpyFile(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.Shape[0] != 2 {
-			t.Fatalf("sample: shape %v, want 2 samples", s.Shape)
-		}
-		got, dim = s.F32, int(graph.NumElements(s.Shape[1:]))
+	out := filepath.Join(t.TempDir(), "s.npy")
+	steps := "2"
+	if strings.HasPrefix(name, "ddpm") {
+		steps = "4"
 	}
-	if len(got) != 2*dim {
-		t.Fatalf("sample: %d values, want %d", len(got), 2*dim)
+	args := append([]string{"sample", model, "-n", "2", "--steps", steps, "--backend", "native", "--seed", "1", "-o", out}, flags...)
+	if _, stderr, code := ebmrun(t, args...); code != 0 {
+		t.Fatalf("sample: exit %d: %s", code, stderr)
 	}
-	for i, v := range got {
+	s, err := tensorio.ReadNpyFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dim := int(graph.NumElements(s.Shape[1:]))
+	if s.Shape[0] != 2 || len(s.F32) != 2*dim {
+		t.Fatalf("sample: shape %v, want 2 samples", s.Shape)
+	}
+	for i, v := range s.F32 {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 			t.Fatalf("sample: value %d is %v", i, v)
 		}
 	}
-	if got[0] == got[dim] {
-		t.Errorf("sample: the two chains start alike: %v", strconv.FormatFloat(float64(got[0]), 'g', -1, 32))
+	if s.F32[0] == s.F32[dim] {
+		t.Errorf("sample: the two chains start alike: %v", strconv.FormatFloat(float64(s.F32[0]), 'g', -1, 32))
 	}
 }
