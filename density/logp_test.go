@@ -33,12 +33,12 @@ var backendNames = []string{"native", "ort"}
 func forEachBackend(t *testing.T, f func(t *testing.T, be runtime.Backend)) {
 	t.Helper()
 	for _, name := range backendNames {
+		if name != "native" && !testenv.Cgo {
+			continue // a build without cgo has no onnxruntime by design
+		}
 		t.Run(name, func(t *testing.T) {
 			be, err := runtime.Get(name)
 			if err != nil {
-				if strings.Contains(err.Error(), "built without cgo") {
-					t.Skip(err)
-				}
 				testenv.Missing(t, err.Error())
 			}
 			f(t, be)

@@ -279,9 +279,6 @@ func TestRefusesBadInput(t *testing.T) {
 // defaults: the kernel metrics subsample, so this takes well under a second
 // on two cores.
 func TestLargeSetsStayFast(t *testing.T) {
-	if testing.Short() {
-		t.Skip("short")
-	}
 	x, y := toy(t, "pinwheel", 10000, 1), toy(t, "pinwheel", 10000, 2)
 	start := time.Now()
 	r, err := Compare(x, y, 2, Options{Seed: 1})

@@ -12,6 +12,7 @@ import (
 	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/graph/autodiff"
 	"github.com/ebmrun/ebmrun/importer"
+	"github.com/ebmrun/ebmrun/projection"
 	"github.com/ebmrun/ebmrun/runtime"
 	"github.com/ebmrun/ebmrun/sampler"
 )
@@ -48,14 +49,15 @@ const (
 // ObjectiveNames lists the objectives Evaluate computes.
 var ObjectiveNames = []Objective{SSM, SSMVR, Exact, FDSSM, DSM, Fisher}
 
-// Projection is the distribution of SSM's projections v.
-type Projection string
+// Projection is the distribution of SSM's projections v, drawn by package
+// projection as the trainer draws them: one seed, the same vectors.
+type Projection = projection.Kind
 
 // Projections, all with E[vvᵀ] = I.
 const (
-	Rademacher Projection = "rademacher" // ±1 per coordinate
-	Gaussian   Projection = "gaussian"   // N(0, I)
-	Sphere     Projection = "sphere"     // uniform on the sphere of radius √d
+	Rademacher = projection.Rademacher // ±1 per coordinate
+	Gaussian   = projection.Gaussian   // N(0, I)
+	Sphere     = projection.Sphere     // uniform on the sphere of radius √d
 )
 
 // Defaults of ObjectiveOptions.
@@ -348,7 +350,9 @@ func ncsnTotal(per []ObjectiveResult) ObjectiveResult {
 // Draws returns what Evaluate draws at the i-th level of o.Sigmas (i = 0
 // and σ = 0 when there are none): the data x̃ = x + σz as it is fed to the
 // model, and the projections of SSM, SSM-VR and FD-SSM, K×N×d values laid
-// out [projection][sample][coordinate]. It is for reproducing a result
+// out [projection][sample][coordinate], drawn sample by sample by package
+// projection from rand.NewPCG(o.Seed, i<<8 | 2) (the noise z from
+// rand.NewPCG(o.Seed, i<<8 | 1)). It is for reproducing a result
 // elsewhere — the same objective in another framework on the same x̃ and v.
 func Draws(x *graph.Tensor, o ObjectiveOptions, i int) (xt, v []float32, err error) {
 	if err := o.Validate(); err != nil {
@@ -437,7 +441,7 @@ type run struct {
 	n, d  int
 
 	xt, z, v, s, s2, ref []float32
-	acc, g               []float64
+	acc                  []float64
 	cat                  []float32
 }
 
@@ -515,29 +519,7 @@ func (r *run) project(b int, rng *rand.Rand) {
 	r.v = grow(r.v, k*b*d)
 	for i := 0; i < b; i++ {
 		for p := 0; p < k; p++ {
-			v := r.v[(p*b+i)*d : (p*b+i+1)*d]
-			switch r.o.Projection {
-			case Rademacher:
-				for j := range v {
-					v[j] = float32(2*float64(rng.IntN(2)) - 1)
-				}
-			case Gaussian:
-				for j := range v {
-					v[j] = float32(rng.NormFloat64())
-				}
-			case Sphere:
-				var ss float64
-				r.g = grow(r.g, d)
-				g := r.g
-				for j := range g {
-					g[j] = rng.NormFloat64()
-					ss += g[j] * g[j]
-				}
-				c := math.Sqrt(float64(d) / ss)
-				for j := range v {
-					v[j] = float32(g[j] * c)
-				}
-			}
+			projection.Row(r.v[(p*b+i)*d:(p*b+i+1)*d], r.o.Projection, rng)
 		}
 	}
 }

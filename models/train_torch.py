@@ -8,10 +8,15 @@ sampled in Go. (Models trained by `ebmrun train` will sit beside it.)
 Run from the repository root with Debian's torch 1.13:
     /usr/bin/python3 models/train_torch.py
 Deterministic: fixed seeds, one thread.
+
+    /usr/bin/python3 models/train_torch.py --fresh N SEED FILE
+writes N fresh points of the same swiss roll (numpy seed SEED) to FILE and
+trains nothing: the noise floor of the model card's comparison.
 """
 import json
 import math
 import os
+import sys
 import time
 
 import numpy as np
@@ -96,4 +101,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 5 and sys.argv[1] == "--fresh":
+        rng = np.random.default_rng(int(sys.argv[3]))
+        np.save(sys.argv[4], swiss_roll(int(sys.argv[2])))
+    else:
+        main()

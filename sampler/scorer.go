@@ -48,9 +48,10 @@ type Scorer interface {
 // io.Closer is closed when its worker is done.
 type Source func() (Scorer, error)
 
-// ErrEnergyModel is returned for models whose output is an energy: their
-// score is −∇x E, which needs the graph autodiff.
-var ErrEnergyModel = errors.New("sampler: energy models need the autodiff; not yet supported")
+// ErrEnergyModel is returned when ModelScorer is given a plan of an energy
+// model itself: its score is −∇x E, a graph of its own — prepare the model
+// EnergyScoreModel returns instead (as ebmrun sample and eval do).
+var ErrEnergyModel = errors.New("sampler: the model outputs an energy; prepare its score graph −∇x E from EnergyScoreModel and sample that")
 
 // ModelScorer adapts a runtime session to a Scorer following the model's
 // contract (importer.ModelSpec): it feeds x and the noise condition (σ as [N]

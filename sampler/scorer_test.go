@@ -168,7 +168,7 @@ func TestModelScorerRefusals(t *testing.T) {
 	t.Parallel()
 	p := &fakePlan{ins: []graph.ValueInfo{vi("x", graph.Float32, -1, 2)}, outs: []graph.ValueInfo{vi("energy", graph.Float32, -1)}}
 	spec := &importer.ModelSpec{XInput: "x", Output: "energy", Condition: importer.CondNone, Kind: importer.OutEnergy}
-	if _, err := ModelSource(p, spec)(); !errors.Is(err, ErrEnergyModel) || !strings.Contains(err.Error(), "energy models need the autodiff; not yet supported") {
+	if _, err := ModelSource(p, spec)(); !errors.Is(err, ErrEnergyModel) || !strings.Contains(err.Error(), "prepare its score graph −∇x E from EnergyScoreModel") {
 		t.Errorf("energy model: got %v", err)
 	}
 	// A label model asked at a σ outside its schedule.

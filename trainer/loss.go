@@ -2,12 +2,12 @@ package trainer
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strings"
 
 	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/graph/autodiff"
+	"github.com/ebmrun/ebmrun/projection"
 )
 
 // Losses, by the names Config.Loss takes (docs/design.md, "Losses"). Every loss
@@ -31,11 +31,12 @@ const (
 // LossNames lists the losses Config.Loss accepts.
 var LossNames = []string{LossDSM, LossSSM, LossSSMVR, LossFDSSM}
 
-// Projections, the distributions of the slicing vectors v of the SSM losses.
+// Projections, the distributions of the slicing vectors v of the SSM losses
+// (package projection draws them, as eval does).
 const (
-	ProjRademacher = "rademacher" // ±1 in each coordinate
-	ProjGaussian   = "gaussian"   // N(0, I)
-	ProjSphere     = "sphere"     // uniform on the sphere of radius √d
+	ProjRademacher = string(projection.Rademacher) // ±1 in each coordinate
+	ProjGaussian   = string(projection.Gaussian)   // N(0, I)
+	ProjSphere     = string(projection.Sphere)     // uniform on the sphere of radius √d
 )
 
 // Output names of every loss graph.
@@ -215,34 +216,8 @@ func fdssmGraph(net *Net, dataShape []int64) (*graph.Model, []string, error) {
 	return &graph.Model{IRVersion: 8, Opsets: []graph.OpsetImport{{Version: Opset}}, ProducerName: "ebmrun", Graph: b.Graph()}, renamed(net.Params, ren), nil
 }
 
-// project fills v with slicing vectors, one per row of d values.
+// project fills v with slicing vectors, one per row of d values, drawn as
+// eval draws them (package projection).
 func project(v []float32, d int, kind string, r *rand.Rand) {
-	for i := 0; i+d <= len(v); i += d {
-		row := v[i : i+d]
-		switch kind {
-		case ProjGaussian:
-			for j := range row {
-				row[j] = float32(r.NormFloat64())
-			}
-		case ProjSphere:
-			var ss float64
-			for j := range row {
-				g := float32(r.NormFloat64())
-				row[j] = g
-				ss += float64(g) * float64(g)
-			}
-			scale := float32(math.Sqrt(float64(d) / ss))
-			for j := range row {
-				row[j] *= scale
-			}
-		default: // Rademacher
-			for j := range row {
-				if r.Uint64()&1 == 0 {
-					row[j] = 1
-				} else {
-					row[j] = -1
-				}
-			}
-		}
-	}
+	projection.Fill(v, d, projection.Kind(kind), r)
 }

@@ -252,27 +252,38 @@ func (t *Trainer) fill(k int, r *rand.Rand) {
 	case LossSSM, LossSSMVR:
 		project(t.feed[feedV].F32, per, t.cfg.Projection, r)
 	case LossFDSSM:
-		v3 := t.feed[feedV3].F32
-		m := len(xt)
-		v := v3[:m]
-		project(v, per, t.cfg.Projection, r)
-		copy(v3[m:], v)
-		copy(v3[2*m:], v)
-		x3 := t.feed[feedX3].F32
-		eps := t.cfg.FDEps
-		for i := range xt {
-			e := float32(eps) * sig[i/per] * v[i]
-			x3[i], x3[m+i], x3[2*m+i] = xt[i]+e, xt[i]-e, xt[i]
+		project(t.feed[feedV3].F32[:len(xt)], per, t.cfg.Projection, r)
+		t.stackFD()
+	}
+}
+
+// stackFD writes FD-SSM's stacked feeds from x̃ (feedX), σ (feedSigma) and
+// v (the first third of feedV3): the rows x̃+εv, x̃−εv, x̃ with ε = FDEps·σ,
+// v three times, σ three times, and the coefficients a = σ²/(2ε)·(1, −1, 0)
+// and c = σ²/2·(0, 0, 1) per row.
+func (t *Trainer) stackFD() {
+	n := t.cfg.Batch
+	xt, sig := t.feed[feedX].F32, t.feed[feedSigma].F32
+	per := len(xt) / n
+	v3 := t.feed[feedV3].F32
+	m := len(xt)
+	v := v3[:m]
+	copy(v3[m:], v)
+	copy(v3[2*m:], v)
+	x3 := t.feed[feedX3].F32
+	eps := t.cfg.FDEps
+	for i := range xt {
+		e := float32(eps) * sig[i/per] * v[i]
+		x3[i], x3[m+i], x3[2*m+i] = xt[i]+e, xt[i]-e, xt[i]
+	}
+	s3, ca, cc := t.feed[feedSigma3].F32, t.feed[feedCoefA].F32, t.feed[feedCoefC].F32
+	for i, s := range sig {
+		a := float32(float64(s) / (2 * eps)) // σ²/(2εσ)
+		for j := 0; j < 3; j++ {
+			s3[j*n+i] = s
 		}
-		s3, ca, cc := t.feed[feedSigma3].F32, t.feed[feedCoefA].F32, t.feed[feedCoefC].F32
-		for i, s := range sig {
-			a := float32(float64(s) / (2 * eps)) // σ²/(2εσ)
-			for j := 0; j < 3; j++ {
-				s3[j*n+i] = s
-			}
-			ca[i], ca[n+i], ca[2*n+i] = a, -a, 0
-			cc[i], cc[n+i], cc[2*n+i] = 0, 0, s*s/2
-		}
+		ca[i], ca[n+i], ca[2*n+i] = a, -a, 0
+		cc[i], cc[n+i], cc[2*n+i] = 0, 0, s*s/2
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ebmrun/ebmrun/dataset"
+	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/importer"
 	"github.com/ebmrun/ebmrun/sampler"
 	"github.com/ebmrun/ebmrun/trainer"
@@ -302,12 +303,23 @@ func loadTrainData(spec, scale string) (trainer.Data, error) {
 	if err != nil {
 		return nil, err
 	}
+	rng, err := scaleData(t, spec, scale, "train")
+	if err != nil {
+		return nil, err
+	}
+	return trainer.NewTensorData(filepath.Base(spec), t, rng)
+}
+
+// scaleData scales t in place as --scale says (auto: images from [0, 255]
+// to [0, 1], other data as they are) and returns the data range it set, nil
+// when it set none; cmd names the command in errors.
+func scaleData(t *graph.Tensor, spec, scale, cmd string) ([]float64, error) {
 	var rng []float64
 	switch {
 	case scale == "auto" && len(t.Shape) >= 3:
 		s, err := dataset.ScaleFromRange(t, [2]float64{0, 255}, 0, 1)
 		if err != nil {
-			return nil, fmt.Errorf("train: %s: %w (pass --scale)", spec, err)
+			return nil, fmt.Errorf("%s: %s: %w (pass --scale)", cmd, spec, err)
 		}
 		rng = s.DataRange()
 	case scale == "auto" || scale == "none":
@@ -322,7 +334,7 @@ func loadTrainData(spec, scale string) (trainer.Data, error) {
 		l, err1 := strconv.ParseFloat(lo, 64)
 		h, err2 := strconv.ParseFloat(hi, 64)
 		if !ok || err1 != nil || err2 != nil {
-			return nil, usagef("train: --scale %q: want range:LO,HI", scale)
+			return nil, usagef("%s: --scale %q: want range:LO,HI", cmd, scale)
 		}
 		s, err := dataset.ScaleToRange(t, l, h)
 		if err != nil {
@@ -330,9 +342,9 @@ func loadTrainData(spec, scale string) (trainer.Data, error) {
 		}
 		rng = s.DataRange()
 	default:
-		return nil, usagef("train: --scale %q: want auto, none, standardize or range:LO,HI", scale)
+		return nil, usagef("%s: --scale %q: want auto, none, standardize or range:LO,HI", cmd, scale)
 	}
-	return trainer.NewTensorData(filepath.Base(spec), t, rng)
+	return rng, nil
 }
 
 // openTrainLog opens the JSON-lines log: appended to when resuming, else

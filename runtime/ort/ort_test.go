@@ -242,21 +242,39 @@ func TestAutoPicksORT(t *testing.T) {
 	}
 }
 
-func TestCUDAUnavailableIsCleanError(t *testing.T) {
+// TestCUDA checks ort-cuda either way: where it does not load, the error is
+// ErrUnavailable, names CUDA and is one short line; where it loads, it prepares and runs the
+// affine model and every output value is checked, at two batch sizes.
+func TestCUDA(t *testing.T) {
 	requireORT(t)
 	b, err := runtime.Get("ort-cuda")
-	if err == nil {
-		t.Skipf("CUDA works here (%s); nothing to check", b.Name())
+	if err != nil {
+		if !errors.Is(err, runtime.ErrUnavailable) || !strings.Contains(err.Error(), "CUDA") {
+			t.Fatalf("got %v", err)
+		}
+		// One short line; onnxruntime's own message stays in Detail.
+		var ce *ort.CUDAError
+		if msg := err.Error(); !errors.As(err, &ce) || ce.Detail == "" || strings.Contains(msg, "\n") || len(msg) > 300 {
+			t.Errorf("not one short line (%d chars): %q", len(msg), msg)
+		}
+		t.Log(err)
+		return
 	}
-	if !errors.Is(err, runtime.ErrUnavailable) || !strings.Contains(err.Error(), "CUDA") {
-		t.Fatalf("got %v", err)
+	plan, err := b.Prepare(affine(), runtime.Options{})
+	if err != nil {
+		t.Fatalf("%s loads but cannot prepare: %v", b.Name(), err)
 	}
-	// One short line; onnxruntime's own message stays in Detail.
-	var ce *ort.CUDAError
-	if msg := err.Error(); !errors.As(err, &ce) || ce.Detail == "" || strings.Contains(msg, "\n") || len(msg) > 300 {
-		t.Errorf("not one short line (%d chars): %q", len(msg), msg)
+	defer plan.Close()
+	sess, err := plan.NewSession()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Log(err)
+	defer sess.Close()
+	outs := []*graph.Tensor{{}, {}, {}}
+	for _, n := range []int{5, 64} {
+		runAffine(t, sess, n, outs)
+	}
+	t.Logf("%s runs and computes the right values", b.Name())
 }
 
 // TestLoadErrorListsEveryPath runs this test binary again with nothing to
