@@ -93,7 +93,7 @@ func checkOpGradients(t *testing.T, cases []oneOp) {
 				if be.Name() == "native" {
 					for i, w := range wrt {
 						fd := finiteDiff(t, fwd, in, []string{"y"}, [][]float32{v.F32}, w, 1e-2)
-						if err := compare64(out[res.Grads[i]].F32, fd, tol{Rel: 2e-3, Abs: 1e-3}); err != nil {
+						if err := compare64(out[res.Grads[i]].F32, fd.grad, tol{Rel: 2e-3, Abs: 1e-3}); err != nil {
 							t.Errorf("∇%s against finite differences: %v", w, err)
 						}
 						grads = append(grads, out[res.Grads[i]].F32)
@@ -239,7 +239,7 @@ func TestSecondOrderThroughNewRules(t *testing.T) {
 			if maxAbs(got.F32) == 0 {
 				t.Fatal("the second derivative is zero: the case checks nothing")
 			}
-			if err := compare64(got.F32, fd, tol{Rel: 5e-3, Abs: 2e-3}); err != nil {
+			if err := compare64(got.F32, fd.grad, tol{Rel: 5e-3, Abs: 2e-3}); err != nil {
 				t.Errorf("second-order ∇x against finite differences: %v", err)
 			}
 		})
