@@ -1,15 +1,23 @@
 # make test: installs what the tests need (idempotent) and runs every test.
 SHELL := /bin/bash
 GO ?= go
-FUZZTIME ?= 20s
+FUZZTIME ?= 8s
+# Every fuzz target, as package:Target; make test runs each for FUZZTIME.
+# Minimizing a new input is capped, so a brief run spends its time fuzzing.
+FUZZ_TARGETS := importer:FuzzDecode importer:FuzzSpec tensorio:FuzzReadNpy \
+	dataset:FuzzReadCSV dataset:FuzzReadIDX dataset:FuzzLoadPNGDir dataset:FuzzLoad \
+	runtime/native:FuzzDecodePrepareRun trainer:FuzzLoadCheckpoint
 
-.PHONY: test deps build fixtures
+.PHONY: test deps build fixtures fuzz
 
 test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
-	CGO_ENABLED=0 $(GO) test -count=1 ./graph/... ./importer/... ./runtime/native/... ./tensorio/...
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./importer
+	CGO_ENABLED=0 $(GO) test -count=1 ./graph/... ./importer/... ./runtime/native/... ./tensorio/... ./internal/membudget/... ./internal/safefile/...
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t ($(FUZZTIME))"; \
+		out=$$($(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 50x ./$${t%%:*} 2>&1) || { echo "$$out"; exit 1; }; \
+	done
 	@echo "ONNX conformance per backend (the suite above, counts only):"
 	@set -o pipefail 2>/dev/null; $(GO) test -count=1 -v -run '^TestConformance$$' ./runtime/native ./runtime/ort | grep -E '^(runtimetest:|ok|FAIL|--- FAIL)'
 
@@ -24,3 +32,7 @@ fixtures:
 	/usr/bin/python3 testdata/make_fixtures.py
 	/usr/bin/python3 testdata/pytorch/make_exports.py
 	/usr/bin/python3 testdata/research/make_research.py
+
+# fuzz runs one target long: make fuzz TARGET=dataset:FuzzReadCSV FUZZTIME=1h
+fuzz:
+	nice $(GO) test -run '^$$' -fuzz "^$${TARGET#*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 50x ./$${TARGET%%:*}

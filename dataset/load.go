@@ -20,6 +20,8 @@ import (
 	"strings"
 
 	"github.com/ebmrun/ebmrun/graph"
+	"github.com/ebmrun/ebmrun/internal/membudget"
+	"github.com/ebmrun/ebmrun/internal/safefile"
 	"github.com/ebmrun/ebmrun/tensorio"
 )
 
@@ -74,12 +76,12 @@ func LoadCSV(path string) (*graph.Tensor, error) { return loadFile(path, ReadCSV
 func LoadIDX(path string) (*graph.Tensor, error) { return loadFile(path, ReadIDX) }
 
 func loadFile(path string, read func(io.Reader) (*graph.Tensor, error)) (*graph.Tensor, error) {
-	f, err := os.Open(path)
+	f, st, err := safefile.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("dataset: %w", err)
 	}
 	defer f.Close()
-	r, err := maybeGunzip(bufio.NewReaderSize(f, 1<<16))
+	r, err := maybeGunzip(bufio.NewReaderSize(f, 1<<16), path, st.Size())
 	if err != nil {
 		return nil, fmt.Errorf("dataset: %s: %w", path, err)
 	}
@@ -90,17 +92,26 @@ func loadFile(path string, read func(io.Reader) (*graph.Tensor, error)) (*graph.
 	return t, nil
 }
 
-// maybeGunzip decompresses r when it starts with the gzip magic.
-func maybeGunzip(r *bufio.Reader) (io.Reader, error) {
+// maybeGunzip decompresses r when it starts with the gzip magic, through a
+// reader that stops at the memory budget (a decompression bomb ends in an
+// error, not in exhausted memory). A plain file keeps its size, which the
+// .npy reader checks its header against.
+func maybeGunzip(r *bufio.Reader, path string, size int64) (io.Reader, error) {
 	head, _ := r.Peek(2)
 	if !bytes.Equal(head, []byte{0x1f, 0x8b}) {
-		return r, nil
+		return sizedReader{r, size}, nil
 	}
 	z, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("gzip: %w", err)
 	}
-	return bufio.NewReaderSize(z, 1<<16), nil
+	return bufio.NewReaderSize(&membudget.Reader{R: z, What: "data set " + path}, 1<<16), nil
+}
+
+// sizedReader is a stream whose length is known.
+type sizedReader struct {
+	io.Reader
+	size int64
 }
 
 // trimDataset drops the package prefix of an error from this package's
@@ -123,7 +134,11 @@ func (p prefixless) Unwrap() error { return p.err }
 // readNpy reads a .npy array as data: integers become float32, a rank-1
 // array of N values becomes [N, 1].
 func readNpy(r io.Reader) (*graph.Tensor, error) {
-	t, err := tensorio.ReadNpy(r)
+	size := int64(-1)
+	if s, ok := r.(sizedReader); ok {
+		size = s.size
+	}
+	t, err := tensorio.ReadNpySized(r, size)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +197,14 @@ func CheckFinite(t *graph.Tensor) error {
 // skipped; every other line must have the same number of fields, each a
 // number that fits in float32. Blank lines are skipped.
 func ReadCSV(r io.Reader) (*graph.Tensor, error) {
-	cr := csv.NewReader(r)
+	br := bufio.NewReader(r)
+	// A UTF-8 byte-order mark (Excel writes one) is not part of the first
+	// field; left there it would turn the first row of numbers into a
+	// "header" and lose it.
+	if bom, err := br.Peek(3); err == nil && string(bom) == "\ufeff" {
+		br.Discard(3)
+	}
+	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1 // ragged lines get a message naming both lengths
 	cr.TrimLeadingSpace = true
 	cr.ReuseRecord = true
@@ -201,9 +223,14 @@ func ReadCSV(r io.Reader) (*graph.Tensor, error) {
 			return nil, fmt.Errorf("csv: %w", err)
 		}
 		line, _ := cr.FieldPos(0)
+		for j, s := range rec {
+			if strings.ContainsAny(s, "\r\n") {
+				return nil, fmt.Errorf("csv line %d field %d: a quoted value spans lines; data values are numbers", line, j+1)
+			}
+		}
 		if first {
 			first = false
-			if !allNumbers(rec) {
+			if noNumbers(rec) {
 				continue // header
 			}
 		}
@@ -214,6 +241,12 @@ func ReadCSV(r io.Reader) (*graph.Tensor, error) {
 		}
 		if int64(len(data))+int64(width) > MaxElements {
 			return nil, fmt.Errorf("csv has more than %d values", MaxElements)
+		}
+		if len(data)+width > cap(data) {
+			// append is about to double the slice: ask the budget first.
+			if err := membudget.Elems("csv data", int64(2*cap(data)+width), 4); err != nil {
+				return nil, err
+			}
 		}
 		for j, s := range rec {
 			v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
@@ -236,9 +269,12 @@ func ReadCSV(r io.Reader) (*graph.Tensor, error) {
 	return asData(graph.NewFloat32([]int64{rows, int64(width)}, data))
 }
 
-func allNumbers(rec []string) bool {
+// noNumbers reports whether no field of rec is a number: a header. A first
+// row with some numbers is data, and its bad fields are reported as such
+// instead of the row being skipped silently.
+func noNumbers(rec []string) bool {
 	for _, s := range rec {
-		if _, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err != nil && !errors.Is(err, strconv.ErrRange) {
+		if _, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil || errors.Is(err, strconv.ErrRange) {
 			return false
 		}
 	}
@@ -283,6 +319,9 @@ func ReadIDX(r io.Reader) (*graph.Tensor, error) {
 	}
 	if n > MaxElements {
 		return nil, fmt.Errorf("idx shape %v has %d values, more than the limit of %d", shape, n, MaxElements)
+	}
+	if err := membudget.Elems(fmt.Sprintf("idx data %v of %s", shape, typ.name), n, int64(typ.size)+4); err != nil {
+		return nil, err
 	}
 	// Read what is there rather than allocate what the header claims, so a
 	// corrupt header over a short file costs nothing.
@@ -373,6 +412,12 @@ func LoadPNGDir(dir string) (*graph.Tensor, error) {
 	if total, err := graph.CheckedNumElements([]int64{n, int64(c), int64(h), int64(w)}); err != nil || total > MaxElements || total == 0 {
 		return nil, fmt.Errorf("dataset: %s: %d images of %d×%d×%d are too many values or none", dir, n, c, h, w)
 	}
+	// The decoder holds one image at up to 8 bytes a pixel (16-bit RGBA)
+	// beside the float32 result: both from the headers, before decoding.
+	need := membudget.Product(n, int64(c), int64(h), int64(w), 4) + membudget.Product(int64(h), int64(w), 8)
+	if err := membudget.Check(fmt.Sprintf("dataset: %s: %d images of %d×%d", dir, n, w, h), need); err != nil {
+		return nil, err
+	}
 	out := make([]float32, n*int64(c*h*w))
 	for i, name := range files {
 		img, err := pngDecode(filepath.Join(dir, name))
@@ -395,7 +440,7 @@ func isGrayModel(cfg image.Config) bool {
 }
 
 func pngConfig(path string) (image.Config, error) {
-	f, err := os.Open(path)
+	f, _, err := safefile.Open(path)
 	if err != nil {
 		return image.Config{}, err
 	}
@@ -408,7 +453,7 @@ func pngConfig(path string) (image.Config, error) {
 }
 
 func pngDecode(path string) (image.Image, error) {
-	f, err := os.Open(path)
+	f, _, err := safefile.Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -101,7 +101,8 @@ func merge(decl, inf ValueInfo) ValueInfo {
 		out.Shape, out.HasShape = decl.Shape, decl.HasShape
 		return out
 	}
-	if decl.HasShape {
+	// Ranks that differ are a conflict the caller reports; keep the inferred.
+	if decl.HasShape && len(decl.Shape) == len(inf.Shape) {
 		out.Shape = append(Shape(nil), inf.Shape...)
 		for i := range out.Shape {
 			if !out.Shape[i].Known() && (decl.Shape[i].Known() || decl.Shape[i].Param != "") {

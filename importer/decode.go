@@ -11,15 +11,20 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ebmrun/ebmrun/graph"
+	"github.com/ebmrun/ebmrun/internal/membudget"
+	"github.com/ebmrun/ebmrun/internal/safefile"
 	pb "github.com/ebmrun/ebmrun/importer/internal/onnxpb"
 )
 
 // Limits bound what a model file may make the importer allocate. Sizes are
 // checked from the declared shapes before any tensor memory is allocated.
+// A zero MaxTotalBytes takes the default, lowered to the memory budget
+// (internal/membudget, the command line's --max-memory) when that is less.
 type Limits struct {
 	MaxTensorBytes int64 // one tensor; default 4 GiB
 	MaxTotalBytes  int64 // all tensors together; default 16 GiB
@@ -65,7 +70,9 @@ func LoadWith(path string, opts Options) (*graph.Model, error) {
 	if st.Size() > lim.MaxTotalBytes+(64<<20) {
 		return nil, fmt.Errorf("importer: %s: file of %d bytes exceeds the %d-byte limit: %w", path, st.Size(), lim.MaxTotalBytes, ErrTooLarge)
 	}
-	data, err := os.ReadFile(path)
+	// Only a regular file, read no further than its size: a FIFO or a link
+	// to /dev/zero is refused before a byte is read.
+	data, err := safefile.ReadFile(path, "model", lim.MaxTotalBytes+(64<<20))
 	if err != nil {
 		return nil, fmt.Errorf("importer: %w", err)
 	}
@@ -125,7 +132,7 @@ func Parse(data []byte, opts Options) (*graph.Model, error) {
 // ReadTensorFile reads a serialized ONNX TensorProto (.pb), as ONNX's
 // conformance tests store their inputs and outputs.
 func ReadTensorFile(path string) (*graph.Tensor, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.ReadFile(path, "tensor file", DefaultLimits.MaxTensorBytes+(1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("importer: %w", err)
 	}
@@ -146,8 +153,10 @@ func (l Limits) withDefaults() Limits {
 		l.MaxTensorBytes = DefaultLimits.MaxTensorBytes
 	}
 	if l.MaxTotalBytes <= 0 {
-		l.MaxTotalBytes = DefaultLimits.MaxTotalBytes
+		// The default also stays within the process's memory budget.
+		l.MaxTotalBytes = min(DefaultLimits.MaxTotalBytes, membudget.Limit())
 	}
+	l.MaxTensorBytes = min(l.MaxTensorBytes, l.MaxTotalBytes)
 	return l
 }
 
@@ -548,7 +557,11 @@ func (d *decoder) external(tp *pb.TensorProto, size int64) ([]byte, error) {
 		return nil, fmt.Errorf("external data: %w", err)
 	}
 	defer root.Close()
-	f, err := root.Open(loc)
+	// The type first: opening a FIFO would wait for a writer.
+	if st, err := root.Stat(loc); err == nil && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: external data %q is not a regular file", ErrMalformed, loc)
+	}
+	f, err := root.OpenFile(loc, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) && !errors.Is(err, fs.ErrNotExist) {
@@ -566,6 +579,9 @@ func (d *decoder) external(tp *pb.TensorProto, size int64) ([]byte, error) {
 	}
 	if offset > st.Size() || length > st.Size()-offset {
 		return nil, fmt.Errorf("%w: external data %q: offset %d + length %d is beyond the file's %d bytes", ErrMalformed, loc, offset, length, st.Size())
+	}
+	if err := membudget.Check(fmt.Sprintf("external data %q", loc), length); err != nil {
+		return nil, err
 	}
 	buf := make([]byte, length)
 	if _, err := f.ReadAt(buf, offset); err != nil && !(errors.Is(err, io.EOF) && length == 0) {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/internal/testenv"
 )
 
@@ -32,6 +33,50 @@ func FuzzDecode(f *testing.F) {
 		}
 		if _, err := Encode(m); err != nil {
 			t.Fatalf("a model that decodes must encode: %v", err)
+		}
+	})
+}
+
+// FuzzSpec fills a model's ebmrun.* metadata with arbitrary values: Spec
+// may refuse them, but never panics, and a spec it returns has the bounds
+// its users size loops and buffers by.
+func FuzzSpec(f *testing.F) {
+	root := testenv.Root(f)
+	base, err := os.ReadFile(filepath.Join(root, "testdata", "hostile", "meta_sigmas_empty.onnx"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	keys := []string{MetaKind, MetaCondition, MetaXInput, MetaConditionInput, MetaOutput, MetaSigmas,
+		MetaDataShape, MetaDataRange, MetaSampler, MetaBetas, MetaProvenance}
+	f.Add(uint8(5), "[1, 0.5, 0.1]", uint8(9), `{"start": 0.0001, "end": 0.02, "steps": 1000}`)
+	f.Add(uint8(6), "[3, 64, 64]", uint8(8), `{"sampler": "pc", "steps": 2, "snr": 0.16}`)
+	f.Add(uint8(9), `{"start": 0.0001, "end": 0.02, "steps": -5}`, uint8(5), "[]")
+	f.Add(uint8(7), "[-1, 1]", uint8(1), "labels")
+	f.Fuzz(func(t *testing.T, k1 uint8, v1 string, k2 uint8, v2 string) {
+		m, err := Decode(base, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.SetMeta(keys[int(k1)%len(keys)], v1)
+		m.SetMeta(keys[int(k2)%len(keys)], v2)
+		s, err := Spec(m, Overrides{})
+		if err != nil {
+			return
+		}
+		if s.Sigmas != nil && (len(s.Sigmas) == 0 || len(s.Sigmas) > MaxLevels) {
+			t.Fatalf("σ schedule of %d levels accepted", len(s.Sigmas))
+		}
+		if b := s.Betas; b != nil && (b.Steps < 1 || b.Steps > MaxDiffusionSteps || !(b.Start > 0 && b.End < 1)) {
+			t.Fatalf("β schedule %+v accepted", *b)
+		}
+		if s.Sampler.Steps < 0 || s.Sampler.Steps > MaxSamplerSteps {
+			t.Fatalf("sampler steps %d accepted", s.Sampler.Steps)
+		}
+		if s.DataShape != nil {
+			n, err := graph.CheckedNumElements(s.DataShape)
+			if err != nil || n < 1 || n > MaxSampleElements {
+				t.Fatalf("data shape %v accepted", s.DataShape)
+			}
 		}
 	})
 }

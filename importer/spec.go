@@ -235,6 +235,9 @@ func Spec(m *graph.Model, ov Overrides) (*ModelSpec, error) {
 	if x.HasShape && len(x.Shape) > 0 && x.Shape[0].Known() && x.Shape[0].Value > 0 {
 		s.FixedBatch = int(x.Shape[0].Value)
 	}
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -297,8 +300,8 @@ func (s *ModelSpec) readFacts(m *graph.Model, ov Overrides, x graph.ValueInfo) e
 		}
 		s.Reasons["betas"] = "metadata"
 	}
-	if b := s.Betas; b != nil && !(b.Steps >= 1 && b.Start > 0 && b.End > 0 && b.Start < 1 && b.End < 1) {
-		return fmt.Errorf("importer: β schedule %+v: want 0 < start, end < 1 and at least one step", *b)
+	if err := checkBetas(s.Betas); err != nil {
+		return err
 	}
 	if v := meta(MetaProvenance); v != "" {
 		if err := json.Unmarshal([]byte(v), &s.Provenance); err != nil {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ebmrun/ebmrun/internal/membudget"
 )
 
 // Init draws a chain's initial state from the chain's own random source.
@@ -193,10 +195,43 @@ func (c Config) withDefaults(align int) (Config, error) {
 	case c.TraceEvery < 0 || c.TraceChains < 0:
 		return c, errors.New("sampler: trace settings must not be negative")
 	}
+	// A batch larger than the run holds the same single chunk as one of
+	// exactly N chains; sizing buffers by it would only waste memory.
+	if c.N > 0 && c.Batch > c.N {
+		c.Batch = c.N
+	}
 	if align > 1 {
 		c.Batch = (c.Batch + align - 1) / align * align
 	}
 	return c, nil
+}
+
+// floatsPerValue is how many float32 buffers of Batch×Dim a worker holds:
+// two pooled batches of states, and the batch's score, noise and scratch.
+const floatsPerValue = 5
+
+// Check validates smp and cfg as Run will, and checks the memory the run's
+// buffers need against the memory budget — before anything is allocated or
+// an output file is created. Scorers' own memory (a backend's activations)
+// is not counted here.
+func Check(smp Sampler, cfg Config) error {
+	if err := smp.Validate(); err != nil {
+		return err
+	}
+	align := 1
+	if g, ok := smp.(grouped); ok {
+		align = g.group()
+	}
+	c, err := cfg.withDefaults(align)
+	if err != nil {
+		return err
+	}
+	workers := int64(c.Workers)
+	if c.N > 0 {
+		workers = min(workers, int64((c.N+c.Batch-1)/c.Batch))
+	}
+	need := membudget.Product(workers, int64(c.Batch), int64(c.Dim), 4*floatsPerValue)
+	return membudget.Check(fmt.Sprintf("sampler: %d worker(s) × %d chains × %d values", workers, c.Batch, c.Dim), need)
 }
 
 // Run draws this shard's samples and passes them to sink in index order,
@@ -205,7 +240,7 @@ func (c Config) withDefaults(align int) (Config, error) {
 // whatever N is. The first error — a scorer failure, divergence, sink error or
 // ctx's — stops every worker and is returned.
 func Run(ctx context.Context, smp Sampler, src Source, cfg Config, sink func(x []float32, start, n int) error) (*Stats, error) {
-	if err := smp.Validate(); err != nil {
+	if err := Check(smp, cfg); err != nil {
 		return nil, err
 	}
 	align := 1
@@ -449,6 +484,11 @@ func (c *countingScorer) Score(dst, x []float32, n int, nz Noise) error {
 // slice ((End−Start)×Dim values) — for runs that fit in memory. A run ended
 // by Config.Stop returns the samples delivered with ErrStopped.
 func Collect(ctx context.Context, smp Sampler, src Source, cfg Config) ([]float32, *Stats, error) {
+	start, end := ShardRange(cfg.N, cfg.Shard, max(cfg.Shards, 1))
+	need := membudget.Product(int64(end-start), int64(max(cfg.Dim, 0)), 4)
+	if err := membudget.Check(fmt.Sprintf("sampler: %d samples of %d values", end-start, cfg.Dim), need); err != nil {
+		return nil, nil, err
+	}
 	var out []float32
 	st, err := Run(ctx, smp, src, cfg, func(x []float32, start, n int) error {
 		out = append(out, x...)

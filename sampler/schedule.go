@@ -5,6 +5,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/ebmrun/ebmrun/importer"
 )
 
 // NCSN's defaults (Song & Ermon 2019), used wherever a setting is left zero
@@ -54,6 +56,9 @@ func ParseSigmas(s string) ([]float64, error) {
 		if err1 != nil || err2 != nil || err3 != nil {
 			return nil, fmt.Errorf("sampler: σ schedule %q: want geom:MAX,MIN,L with numbers MAX > MIN > 0 and a whole L", s)
 		}
+		if l > importer.MaxLevels {
+			return nil, fmt.Errorf("sampler: σ schedule %q: %d levels, more than %d", s, l, importer.MaxLevels)
+		}
 		if !(lo > 0) || l < 1 || (l > 1 && !(hi > lo)) || (l == 1 && hi != lo) {
 			return nil, fmt.Errorf("sampler: σ schedule %q: want MAX > MIN > 0 and L ≥ 2 (or MAX = MIN with L = 1)", s)
 		}
@@ -97,6 +102,9 @@ const (
 
 // LinearBetas is β_t = start + (end−start)·t/(T−1), t = 0 … T−1.
 func LinearBetas(start, end float64, steps int) []float64 {
+	if steps <= 0 {
+		return nil
+	}
 	out := make([]float64, steps)
 	for t := range out {
 		if steps == 1 {

@@ -7,6 +7,7 @@ package tensorio
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,39 +15,107 @@ import (
 	"math"
 	"os"
 	"strings"
+	"sync"
 
 	"codeberg.org/sbinet/npyio"
 
 	"github.com/ebmrun/ebmrun/graph"
+	"github.com/ebmrun/ebmrun/internal/membudget"
+	"github.com/ebmrun/ebmrun/internal/safefile"
 )
 
-// ReadNpyFile reads a .npy file into a tensor.
+// MaxHeaderBytes bounds a .npy header; numpy itself refuses headers above
+// 10 000 bytes unless told otherwise.
+const MaxHeaderBytes = 1 << 16
+
+// ErrTruncated is wrapped by the error for a .npy file that ends before the
+// data its header promises.
+var ErrTruncated = errors.New("npy file is truncated")
+
+// ReadNpyFile reads a .npy file into a tensor. Only regular files are
+// read, and the header's sizes are checked against the file's size and the
+// memory budget before anything is allocated.
 func ReadNpyFile(path string) (*graph.Tensor, error) {
-	f, err := os.Open(path)
+	f, st, err := safefile.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("tensorio: %w", err)
 	}
 	defer f.Close()
-	t, err := ReadNpy(bufio.NewReader(f))
+	t, err := ReadNpySized(bufio.NewReader(f), st.Size())
 	if err != nil {
 		return nil, fmt.Errorf("tensorio: %s: %w", path, err)
 	}
 	return t, nil
 }
 
-// ReadNpy reads one .npy array from r.
-func ReadNpy(r io.Reader) (t *graph.Tensor, err error) {
-	defer func() {
-		// npyio reports some malformed headers by panicking.
-		if p := recover(); p != nil {
-			t, err = nil, fmt.Errorf("malformed npy data: %v", p)
+// ReadNpy reads one .npy array from r, whose size is not known: the data
+// is read in chunks, so a header that promises more than the stream holds
+// costs no more than the stream.
+func ReadNpy(r io.Reader) (*graph.Tensor, error) { return ReadNpySized(r, -1) }
+
+// npyItem is how one element is stored and decoded.
+type npyItem struct {
+	size int
+	dt   graph.DType
+}
+
+var npyTypes = map[string]npyItem{
+	"<f4": {4, graph.Float32}, "f4": {4, graph.Float32},
+	"<f8": {8, graph.Float32}, "f8": {8, graph.Float32},
+	"<i8": {8, graph.Int64}, "i8": {8, graph.Int64},
+	"<i4": {4, graph.Int64}, "i4": {4, graph.Int64},
+	"|b1": {1, graph.Bool}, "b1": {1, graph.Bool},
+}
+
+// ReadNpySized reads one .npy array from r, which holds size bytes (-1:
+// unknown). The header length, the shape and the data size are checked —
+// against MaxHeaderBytes, size and the memory budget — before the data is
+// allocated; a file that ends early says how many bytes are missing.
+func ReadNpySized(r io.Reader, size int64) (*graph.Tensor, error) {
+	var pre [10]byte
+	if n, err := io.ReadFull(r, pre[:8]); err != nil {
+		if n == 0 {
+			return nil, errors.New("empty file, not a .npy array")
 		}
-	}()
-	nr, err := npyio.NewReader(r)
+		return nil, fmt.Errorf("%w: %d bytes, shorter than the magic and version", ErrTruncated, n)
+	}
+	if string(pre[:6]) != "\x93NUMPY" {
+		return nil, fmt.Errorf("not a valid NumPy file: magic %q (want \"\\x93NUMPY\")", pre[:6])
+	}
+	lenBytes := 2
+	switch pre[6] {
+	case 1:
+	case 2, 3:
+		lenBytes = 4
+	default:
+		return nil, fmt.Errorf("npy version %d.%d is not supported (want 1.0, 2.0 or 3.0)", pre[6], pre[7])
+	}
+	lb := make([]byte, lenBytes)
+	if _, err := io.ReadFull(r, lb); err != nil {
+		return nil, fmt.Errorf("%w: it ends inside the header length", ErrTruncated)
+	}
+	hlen := int64(binary.LittleEndian.Uint16(lb[:2]))
+	if lenBytes == 4 {
+		hlen = int64(binary.LittleEndian.Uint32(lb))
+	}
+	prefix := int64(8 + lenBytes)
+	if hlen > MaxHeaderBytes {
+		return nil, fmt.Errorf("npy header of %d bytes is longer than the limit of %d", hlen, MaxHeaderBytes)
+	}
+	if size >= 0 && prefix+hlen > size {
+		return nil, fmt.Errorf("%w: header of %d bytes, but the file has only %d after the magic", ErrTruncated, hlen, size-prefix)
+	}
+	header := make([]byte, prefix+hlen)
+	copy(header, pre[:8])
+	copy(header[8:], lb)
+	if n, err := io.ReadFull(r, header[prefix:]); err != nil {
+		return nil, fmt.Errorf("%w: header of %d bytes, file ends after %d", ErrTruncated, hlen, n)
+	}
+	h, err := parseNpyHeader(header)
 	if err != nil {
 		return nil, err
 	}
-	d := nr.Header.Descr
+	d := h.Descr
 	if d.Fortran {
 		return nil, errors.New("fortran-ordered arrays are not supported; save with numpy.ascontiguousarray")
 	}
@@ -58,57 +127,102 @@ func ReadNpy(r io.Reader) (t *graph.Tensor, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if n > 1<<31 {
-		return nil, fmt.Errorf("array of %d elements is too large", n)
+	descr := strings.Trim(d.Type, "'\"")
+	it, ok := npyTypes[descr]
+	if !ok {
+		return nil, fmt.Errorf("unsupported npy dtype %q (want float32, float64, int64, int32 or bool)", d.Type)
 	}
-	switch strings.Trim(d.Type, "'\"") {
-	case "<f4", "f4":
-		var v []float32
-		if err := nr.Read(&v); err != nil {
-			return nil, err
-		}
-		return graph.NewFloat32(shape, v), check(shape, len(v))
-	case "<f8", "f8":
-		var v []float64
-		if err := nr.Read(&v); err != nil {
-			return nil, err
-		}
-		out := make([]float32, len(v))
-		for i, x := range v {
-			out[i] = float32(x)
-		}
-		return graph.NewFloat32(shape, out), check(shape, len(v))
-	case "<i8", "i8":
-		var v []int64
-		if err := nr.Read(&v); err != nil {
-			return nil, err
-		}
-		return graph.NewInt64(shape, v), check(shape, len(v))
-	case "<i4", "i4":
-		var v []int32
-		if err := nr.Read(&v); err != nil {
-			return nil, err
-		}
-		out := make([]int64, len(v))
-		for i, x := range v {
-			out[i] = int64(x)
-		}
-		return graph.NewInt64(shape, out), check(shape, len(v))
-	case "|b1", "b1":
-		var v []bool
-		if err := nr.Read(&v); err != nil {
-			return nil, err
-		}
-		return graph.NewBool(shape, v), check(shape, len(v))
+	need := membudget.Product(n, int64(it.size))
+	if size >= 0 && (need < 0 || need > size-prefix-hlen) {
+		return nil, fmt.Errorf("%w: shape %v of %s needs %d bytes of data, the file has %d (%d missing)",
+			ErrTruncated, shape, descr, need, size-prefix-hlen, need-(size-prefix-hlen))
 	}
-	return nil, fmt.Errorf("unsupported npy dtype %q (want float32, float64, int64, int32 or bool)", d.Type)
+	width := int64(it.dt.ByteSize())
+	if err := membudget.Elems(fmt.Sprintf("npy array %v of %s", shape, descr), n, width); err != nil {
+		return nil, err
+	}
+	return readNpyData(r, shape, n, descr, it, size >= 0)
 }
 
-func check(shape []int64, got int) error {
-	if n := graph.NumElements(shape); n != int64(got) {
-		return fmt.Errorf("header shape %v needs %d elements, file has %d", shape, n, got)
+// parseNpyHeader lets npyio read the header dictionary from the bytes
+// already read; it reports some malformed headers by panicking.
+func parseNpyHeader(header []byte) (h npyio.Header, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("malformed npy header: %v", p)
+		}
+	}()
+	nr, err := npyio.NewReader(bytes.NewReader(header))
+	if err != nil {
+		return h, fmt.Errorf("malformed npy header: %w", err)
 	}
-	return nil
+	return nr.Header, nil
+}
+
+// readNpyData decodes n elements chunk by chunk into the tensor. When the
+// stream's size was not known (sized false) the tensor grows as data
+// arrives, so a header that lies costs only what the stream really holds.
+func readNpyData(r io.Reader, shape []int64, n int64, descr string, it npyItem, sized bool) (*graph.Tensor, error) {
+	c := n
+	if !sized {
+		c = min(n, 1<<20)
+	}
+	var t *graph.Tensor
+	switch it.dt {
+	case graph.Float32:
+		t = graph.NewFloat32(shape, make([]float32, c))
+	case graph.Int64:
+		t = graph.NewInt64(shape, make([]int64, c))
+	default:
+		t = graph.NewBool(shape, make([]bool, c))
+	}
+	le := binary.LittleEndian
+	buf := make([]byte, 1<<16)
+	per := int64(len(buf) / it.size)
+	for done := int64(0); done < n; {
+		k := min(per, n-done)
+		chunk := buf[:k*int64(it.size)]
+		if got, err := io.ReadFull(r, chunk); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				have := done*int64(it.size) + int64(got)
+				return nil, fmt.Errorf("%w: shape %v of %s needs %d bytes of data, the file has %d",
+					ErrTruncated, shape, descr, n*int64(it.size), have)
+			}
+			return nil, err
+		}
+		if end := done + k; end > int64(max(len(t.F32), len(t.I64), len(t.B))) {
+			grow(t, min(n, max(2*end, 1<<20)))
+		}
+		for i := int64(0); i < k; i++ {
+			b := chunk[i*int64(it.size):]
+			switch descr {
+			case "<f4", "f4":
+				t.F32[done+i] = math.Float32frombits(le.Uint32(b))
+			case "<f8", "f8":
+				t.F32[done+i] = float32(math.Float64frombits(le.Uint64(b)))
+			case "<i8", "i8":
+				t.I64[done+i] = int64(le.Uint64(b))
+			case "<i4", "i4":
+				t.I64[done+i] = int64(int32(le.Uint32(b)))
+			default:
+				t.B[done+i] = b[0] != 0
+			}
+		}
+		done += k
+	}
+	return t, nil
+}
+
+// grow extends t's data to n elements.
+func grow(t *graph.Tensor, n int64) {
+	switch t.DType {
+	case graph.Float32:
+		t.F32 = append(t.F32, make([]float32, n-int64(len(t.F32)))...)
+	case graph.Int64:
+		t.I64 = append(t.I64, make([]int64, n-int64(len(t.I64)))...)
+	default:
+		t.B = append(t.B, make([]bool, n-int64(len(t.B)))...)
+	}
 }
 
 func npyDescr(dt graph.DType) (string, error) {
@@ -226,7 +340,9 @@ func WriteNpyFile(path string, t *graph.Tensor) error {
 }
 
 // WriteAtomic creates path by writing to a temporary file beside it and
-// renaming it into place only when write and close succeed.
+// renaming it into place only when write and close succeed. The temporary
+// file is removed on every other way out: an error, a panic in write, or a
+// signal whose handler calls RemovePending before the process exits.
 func WriteAtomic(path string, write func(io.Writer) error) (err error) {
 	dir, base := splitPath(path)
 	f, err := os.CreateTemp(dir, "."+base+".tmp*")
@@ -237,11 +353,15 @@ func WriteAtomic(path string, write func(io.Writer) error) (err error) {
 		}
 		return fmt.Errorf("cannot create %s: %w", path, err)
 	}
+	tmp := f.Name()
+	pending.add(tmp)
+	renamed := false
 	defer func() {
-		if err != nil {
+		if !renamed {
 			f.Close()
-			os.Remove(f.Name())
+			os.Remove(tmp)
 		}
+		pending.remove(tmp)
 	}()
 	if err = write(f); err != nil {
 		return err
@@ -257,7 +377,39 @@ func WriteAtomic(path string, write func(io.Writer) error) (err error) {
 	if err = f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), path)
+	if err = os.Rename(tmp, path); err != nil {
+		return err
+	}
+	renamed = true
+	return nil
+}
+
+// pending are the temporary files WriteAtomic has open.
+var pending = tempSet{names: map[string]bool{}}
+
+type tempSet struct {
+	mu    sync.Mutex
+	names map[string]bool
+}
+
+func (s *tempSet) add(n string)    { s.mu.Lock(); s.names[n] = true; s.mu.Unlock() }
+func (s *tempSet) remove(n string) { s.mu.Lock(); delete(s.names, n); s.mu.Unlock() }
+
+// RemovePending deletes the temporary files of every WriteAtomic still in
+// progress and returns how many it removed. A command calls it when a
+// signal makes it exit without unwinding (a backend call that cannot be
+// interrupted), so no hidden .tmp file is left behind.
+func RemovePending() int {
+	pending.mu.Lock()
+	defer pending.mu.Unlock()
+	n := 0
+	for name := range pending.names {
+		if os.Remove(name) == nil {
+			n++
+		}
+		delete(pending.names, name)
+	}
+	return n
 }
 
 func splitPath(path string) (dir, base string) {

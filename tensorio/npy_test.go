@@ -2,9 +2,12 @@ package tensorio
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/ebmrun/ebmrun/graph"
@@ -64,6 +67,83 @@ func TestWriteAtomicLeavesNothingOnError(t *testing.T) {
 	if len(entries) != 0 {
 		t.Errorf("left files behind: %v", entries)
 	}
+}
+
+func TestWriteAtomicRemovesTempOnPanic(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	func() {
+		defer func() { recover() }()
+		WriteAtomic(filepath.Join(dir, "out.npy"), func(w io.Writer) error {
+			w.Write([]byte("partial"))
+			panic("write failed hard")
+		})
+	}()
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("a panic in write left %v", ents)
+	}
+}
+
+func TestRemovePendingDeletesTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	inside := make(chan struct{})
+	release := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		done <- WriteAtomic(filepath.Join(dir, "out.npy"), func(w io.Writer) error {
+			w.Write([]byte("partial"))
+			close(inside)
+			<-release
+			return errors.New("interrupted")
+		})
+	}()
+	<-inside
+	if n := RemovePending(); n != 1 {
+		t.Errorf("RemovePending removed %d files, want 1", n)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left %v after RemovePending", ents)
+	}
+	close(release)
+	<-done
+}
+
+// hostile .npy files: each must fail with a message, without allocating
+// what its header claims.
+func TestReadNpyHostileHeaders(t *testing.T) {
+	t.Parallel()
+	hugeHeader := []byte("\x93NUMPY\x02\x00\xff\xff\xff\xf0{")
+	hugeData := append([]byte(nil), mustHeader(t, []int64{1 << 31})...)
+	hugeData = append(hugeData, make([]byte, 16)...)
+	truncated := append(mustHeader(t, []int64{10}), make([]byte, 12)...)
+	for _, c := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"4 GiB header", hugeHeader, "longer than the limit"},
+		{"8 GiB data", hugeData, "truncated"},
+		{"truncated data", truncated, "needs 40 bytes of data, the file has 12"},
+		{"empty", nil, "empty file"},
+		{"short magic", []byte("\x93NU"), "truncated"},
+	} {
+		_, err := ReadNpySized(bytes.NewReader(c.data), int64(len(c.data)))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error containing %q", c.name, err, c.want)
+		}
+		// Size unknown (a gzipped stream): still an error, never an allocation of the claim.
+		if _, err := ReadNpy(bytes.NewReader(c.data)); err == nil {
+			t.Errorf("%s: ReadNpy of unknown size succeeded", c.name)
+		}
+	}
+}
+
+func mustHeader(t *testing.T, shape []int64) []byte {
+	h, err := NpyHeader(graph.Float32, shape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // A header rewritten in place with fewer rows keeps its size and reads back.

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"math"
 	"strings"
 
+	"github.com/ebmrun/ebmrun/internal/membudget"
+	"github.com/ebmrun/ebmrun/internal/safefile"
 	"github.com/ebmrun/ebmrun/tensorio"
 )
 
@@ -66,16 +68,30 @@ func (t *Trainer) SetCheckpointFlags(flags map[string]string) { t.ckptFlags = fl
 // ReadCheckpointFlags returns the flags stored with SetCheckpointFlags; nil
 // for a checkpoint written without them.
 func ReadCheckpointFlags(path string) (map[string]string, error) {
-	f, err := os.Open(path)
+	c, err := readCheckpoint(path)
+	if err != nil {
+		return nil, err
+	}
+	return c.Flags, nil
+}
+
+// readCheckpoint decodes a checkpoint file: a regular file only, within the
+// memory budget (gob sizes what it decodes by the stream, and the stream is
+// the file).
+func readCheckpoint(path string) (*checkpoint, error) {
+	f, st, err := safefile.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("trainer: %w", err)
 	}
 	defer f.Close()
+	if err := membudget.Check("checkpoint "+path, st.Size()); err != nil {
+		return nil, fmt.Errorf("trainer: %w", err)
+	}
 	var c checkpoint
-	if err := gob.NewDecoder(f).Decode(&c); err != nil {
+	if err := gob.NewDecoder(io.LimitReader(f, st.Size())).Decode(&c); err != nil {
 		return nil, fmt.Errorf("trainer: checkpoint %s: %w", path, err)
 	}
-	return c.Flags, nil
+	return &c, nil
 }
 
 // diffSettings lists the settings whose values differ, "name saved → now";
@@ -101,13 +117,11 @@ func diffSettings(saved, now []Setting) string {
 // must have been made with the same settings (Steps and Threads may
 // differ); training then continues exactly as the saved run would have.
 func (t *Trainer) LoadCheckpoint(path string) error {
-	f, err := os.Open(path)
+	c, err := readCheckpoint(path)
 	if err != nil {
-		return fmt.Errorf("trainer: %w", err)
+		return err
 	}
-	defer f.Close()
-	var c checkpoint
-	if err := gob.NewDecoder(f).Decode(&c); err != nil {
+	if err := c.validate(len(t.params)); err != nil {
 		return fmt.Errorf("trainer: checkpoint %s: %w", path, err)
 	}
 	if c.Format != checkpointFormat {
@@ -137,4 +151,46 @@ func (t *Trainer) LoadCheckpoint(path string) error {
 	}
 	t.done = c.Done
 	return nil
+}
+
+// ErrBadCheckpoint is wrapped when a checkpoint's content is inconsistent
+// or holds values no training run can produce (crafted or corrupt).
+var ErrBadCheckpoint = errors.New("invalid checkpoint")
+
+// validate checks a decoded checkpoint as untrusted input: one name and
+// four arrays per parameter, a step count that is not negative, finite
+// values and second moments that are not negative.
+func (c *checkpoint) validate(params int) error {
+	if c.Done < 0 {
+		return fmt.Errorf("%w: step %d is negative", ErrBadCheckpoint, c.Done)
+	}
+	for what, n := range map[string]int{"names": len(c.Names), "weights": len(c.Params), "first moments": len(c.M), "second moments": len(c.V), "averages": len(c.EMA)} {
+		if n != params {
+			return fmt.Errorf("%w: %d %s for a network of %d parameters", ErrBadCheckpoint, n, what, params)
+		}
+	}
+	for _, part := range []struct {
+		what   string
+		vs     [][]float32
+		nonNeg bool
+	}{{"weights", c.Params, false}, {"first moments", c.M, false}, {"second moments", c.V, true}, {"averages", c.EMA, false}} {
+		for i, v := range part.vs {
+			if j := firstNonFinite(v, part.nonNeg); j >= 0 {
+				return fmt.Errorf("%w: %s of parameter %d (%s) hold %v at %d", ErrBadCheckpoint, part.what, i, c.Names[i], v[j], j)
+			}
+		}
+	}
+	return nil
+}
+
+// firstNonFinite is the index of the first NaN or ±Inf in v (or negative
+// value when nonNeg), -1 when there is none.
+func firstNonFinite(v []float32, nonNeg bool) int {
+	for j, x := range v {
+		f := float64(x)
+		if math.IsNaN(f) || math.IsInf(f, 0) || (nonNeg && f < 0) {
+			return j
+		}
+	}
+	return -1
 }

@@ -18,6 +18,11 @@ func (t *Trainer) Model(extra map[string]any) (*graph.Model, error) {
 	g := *src.Graph
 	g.Initializers = nil
 	w := t.EMAParams()
+	for i, v := range w {
+		if j := firstNonFinite(v, false); j >= 0 {
+			return nil, fmt.Errorf("trainer: export: weight %d of %s is %v; a model with non-finite weights is not written", j, t.net.Params[i], v[j])
+		}
+	}
 	idx := map[string]int{}
 	for i, p := range t.net.Params {
 		idx[p] = i

@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ebmrun/ebmrun/internal/membudget"
 	"github.com/ebmrun/ebmrun/runtime"
 
 	// The backends register themselves with package runtime when imported.
@@ -13,16 +15,34 @@ import (
 	"github.com/ebmrun/ebmrun/runtime/ort"
 )
 
-// addBackendFlags adds the flags every command shares for choosing where
-// onnxruntime's library is; they take effect before any backend is asked for.
+// addBackendFlags adds the flags every command shares: where onnxruntime's
+// library is, the memory budget and the deadline of one model call. They
+// take effect before any backend is asked for or any file is read.
 func addBackendFlags(root *cobra.Command) {
-	var lib string
-	root.PersistentFlags().StringVar(&lib, "ort-lib", "", "onnxruntime shared library to load (default: $ONNXRUNTIME_LIB, then the cache of scripts/install-onnxruntime.sh)")
-	root.PersistentPreRun = func(c *cobra.Command, _ []string) {
+	var lib, maxMem string
+	var timeout time.Duration
+	pf := root.PersistentFlags()
+	pf.StringVar(&lib, "ort-lib", "", "onnxruntime shared library to load (default: $ONNXRUNTIME_LIB, then the cache of scripts/install-onnxruntime.sh)")
+	pf.StringVar(&maxMem, "max-memory", "", "memory budget for data, tensors and sampler buffers, such as 8G or 512M (default: half of physical memory, "+membudget.Human(membudget.Default())+" here)")
+	pf.DurationVar(&timeout, "timeout", 0, "deadline of one model call on onnxruntime, which cannot be interrupted otherwise, such as 10m (default: none)")
+	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
 		ort.SetLogger(slog.New(newLineHandler(c.ErrOrStderr(), slog.LevelInfo)))
 		if lib != "" {
 			ort.SetLibPath(lib)
 		}
+		membudget.Set(0)
+		if maxMem != "" {
+			b, err := membudget.Parse(maxMem)
+			if err != nil {
+				return usagef("--max-memory: %v", trimPrefix(err, "membudget: "))
+			}
+			membudget.Set(b)
+		}
+		if timeout < 0 {
+			return usagef("--timeout %v: want a positive duration", timeout)
+		}
+		ort.SetCallTimeout(timeout)
+		return nil
 	}
 }
 

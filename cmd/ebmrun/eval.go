@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -114,11 +115,15 @@ One --seed fixes the perturbations and projections, whatever --batch is.`,
 	return c
 }
 
-func runEval(c *cobra.Command, path string, f *evalFlags) error {
+func runEval(c *cobra.Command, path string, f *evalFlags) (err error) {
 	o, err := f.options(c)
 	if err != nil {
 		return err
 	}
+	// From here a signal ends the command with one line: at once while
+	// evaluating, within signalGrace while loading.
+	ctx, finish := onSignals(context.Background(), c.ErrOrStderr(), "no result")
+	defer func() { err = finish(err) }()
 	ov := f.spec.overrides()
 	if f.sigmas != "" {
 		if ov.Sigmas, err = sampler.ParseSigmas(f.sigmas); err != nil {
@@ -183,9 +188,13 @@ func runEval(c *cobra.Command, path string, f *evalFlags) error {
 	var progress atomic.Int64
 	o.Progress = &progress
 	stop := showProgress(c.ErrOrStderr(), &progress, x.Shape[0]*int64(max(1, len(o.Sigmas))), string(o.Objective), "samples")
-	res, err := e.Evaluate(context.Background(), x, o)
+	res, err := e.Evaluate(ctx, x, o)
 	stop()
-	if err != nil {
+	if err = finish(err); err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			return err
+		}
 		return fmt.Errorf("%s: %w", path, trimPrefix(err, "eval: "))
 	}
 	out := make([]evalResult, len(res))

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -378,4 +379,29 @@ func (p prefixTrimmed) Error() string { return p.msg }
 func (p prefixTrimmed) Unwrap() error { return p.err }
 
 // oneLine folds a multi-line error (errors.Join) into one line.
-func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ") }
+func oneLine(s string) string {
+	s = strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ")
+	return shorten(s, maxErrorLine)
+}
+
+// maxErrorLine is the longest error line printed, in bytes: a message
+// nested through many subgraphs (If inside If …) keeps its beginning, which
+// says what failed, and its end, which says why.
+const maxErrorLine = 400
+
+// shorten keeps the first and last parts of s around " … " when s is longer
+// than n bytes, cutting at rune boundaries.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	head, tail := n*2/3, n/3-5
+	for head > 0 && !utf8.RuneStart(s[head]) {
+		head--
+	}
+	cut := len(s) - tail
+	for cut < len(s) && !utf8.RuneStart(s[cut]) {
+		cut++
+	}
+	return s[:head] + " … " + s[cut:]
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	goruntime "runtime"
 	"strings"
 	"sync/atomic"
@@ -168,22 +167,17 @@ func (f *logpFlags) options(c *cobra.Command) (density.Options, error) {
 	case f.heatmap != "" && outFormat(f.heatmap) != ".png":
 		return o, usagef("--heatmap %s: want a .png file", f.heatmap)
 	}
-	for _, p := range []string{f.out, f.heatmap} {
-		if p == "" {
-			continue
-		}
-		if _, err := os.Stat(p); err == nil && !f.force {
-			return o, fmt.Errorf("%s exists; use --force to overwrite it", p)
-		}
-	}
-	return o, nil
+	return o, checkOutputs(f.force, f.out, f.heatmap)
 }
 
-func runLogp(c *cobra.Command, path string, f *logpFlags) error {
+func runLogp(c *cobra.Command, path string, f *logpFlags) (err error) {
 	o, err := f.options(c)
 	if err != nil {
 		return err
 	}
+	// From here a signal ends the command with one line (see onSignals).
+	ctx, finish := onSignals(context.Background(), c.ErrOrStderr(), "stopped")
+	defer func() { err = finish(err) }()
 	ov := f.spec.overrides()
 	if f.sigmas != "" {
 		if ov.Sigmas, err = sampler.ParseSigmas(f.sigmas); err != nil {
@@ -231,7 +225,7 @@ func runLogp(c *cobra.Command, path string, f *logpFlags) error {
 	o.Progress = &progress
 	stop := showProgress(c.ErrOrStderr(), &progress, int64(n), "log p", "points")
 	begin := time.Now()
-	res, err := e.LogP(context.Background(), x.F32, n, o)
+	res, err := e.LogP(ctx, x.F32, n, o)
 	stop()
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, trimPrefix(err, "density: "))

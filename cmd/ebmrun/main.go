@@ -75,19 +75,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return ee.code
 	}
 	fmt.Fprintf(stderr, "ebmrun: %s\n", oneLine(err.Error()))
-	var ue usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
+	if isCobraUsage(err) {
 		return 2
 	}
 	return 1
 }
 
 // isCobraUsage recognises cobra's own argument errors ("unknown command",
-// "accepts 1 arg(s)"), which it does not type.
+// "accepts 1 arg(s)"), which it does not type. Only the start of the
+// message counts: an error of a run that merely mentions "accepts" (a
+// model's metadata, say) is a failure, not a usage error.
 func isCobraUsage(err error) bool {
+	var ue usageError
+	if errors.As(err, &ue) {
+		return true
+	}
 	msg := err.Error()
-	for _, p := range []string{"unknown command", "accepts ", "requires at least", "unknown flag", "unknown shorthand", "required flag"} {
-		if strings.Contains(msg, p) {
+	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "unknown flag", "unknown shorthand", "required flag", "invalid argument", "flag needs an argument"} {
+		if strings.HasPrefix(msg, p) {
 			return true
 		}
 	}

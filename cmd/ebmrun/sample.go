@@ -164,8 +164,8 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 	if cfg.Shard, cfg.Shards, err = parseShard(f.shard); err != nil {
 		return err
 	}
-	if _, err := os.Stat(f.out); err == nil && !f.force {
-		return fmt.Errorf("%s exists; use --force to overwrite it", f.out)
+	if err := checkOutputs(f.force, f.out, traceOutput(f.out, f.trace)); err != nil {
+		return err
 	}
 	ov := f.spec.overrides()
 	if f.sigmas != "" {
@@ -202,6 +202,13 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 		return err
 	}
 	settings["init"] = initString(cfg.Init)
+	// Sizes from the model and the flags, against the memory budget,
+	// before a backend is prepared or OUT is created.
+	sized := cfg
+	sized.Workers = cmpOr(f.workers, goruntime.GOMAXPROCS(0))
+	if err := sampler.Check(smp, sized); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
 
 	backend, err := getBackend(c, f.backend)
 	if err != nil {

@@ -37,6 +37,9 @@ func main() {
 		vecAct("biasSiLU"+isa, true, true, wide)
 		vecAct("biasSigmoid"+isa, false, true, wide)
 	}
+	for _, width := range []int{16, 32} {
+		packRows(width)
+	}
 	if err := os.WriteFile("kernels_amd64.s", out.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -255,5 +258,28 @@ func vecAct(name string, silu, bias, wide bool) {
 		p("\tVMULPS %s, %s, %[2]s", reg(7), reg(8))
 	}
 	p("\tVMOVUPS %s, (DI)\n\tADDQ $%d, SI\n\tADDQ $%[2]d, DI\n\tDECQ CX\n\tJNZ %s_loop", reg(8), vb, name)
+	p("%s_done:\n\tVZEROUPPER\n\tRET", name)
+}
+
+// packRows writes the conv packing kernel for strips of width columns: row
+// i of the strip is the width floats at src+offs[i]. One call packs a whole
+// strip, where copy would call memmove once per row.
+func packRows(width int) {
+	name := fmt.Sprintf("packRows%dAVX2", width)
+	p(`
+// func %s(dst, src *float32, offs *int, n int)
+//
+// dst[%d·i+j] = src[offs[i]+j] for i < n, j < %d.`, name, width, width)
+	p("TEXT ·%s(SB), NOSPLIT, $0-32", name)
+	p("\tMOVQ dst+0(FP), DI\n\tMOVQ src+8(FP), SI\n\tMOVQ offs+16(FP), BX\n\tMOVQ n+24(FP), CX")
+	p("\tTESTQ CX, CX\n\tJEQ %s_done\n%s_loop:", name, name)
+	p("\tMOVQ (BX), AX\n\tLEAQ (SI)(AX*4), AX")
+	for k := 0; k < width/8; k++ {
+		p("\tVMOVUPS %d(AX), Y%d", 32*k, k)
+	}
+	for k := 0; k < width/8; k++ {
+		p("\tVMOVUPS Y%d, %d(DI)", k, 32*k)
+	}
+	p("\tADDQ $8, BX\n\tADDQ $%d, DI\n\tDECQ CX\n\tJNZ %s_loop", 4*width, name)
 	p("%s_done:\n\tVZEROUPPER\n\tRET", name)
 }

@@ -215,6 +215,7 @@ func (p *plan) compile(g *graph.Graph, order []*graph.Node, opset, budget int64)
 		return fmt.Errorf("native: %w", errors.Join(errs...))
 	}
 	live = fuse(live, p.outputs)
+	live = fuseGroupNorms(live, p.outputs, consts)
 
 	slot := map[string]int{}
 	p.consts = map[int]*graph.Tensor{}

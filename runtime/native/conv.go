@@ -107,16 +107,21 @@ func (g *geom) outShape(m int, out *dims) int {
 	return 3
 }
 
-// convKernel is Conv via im2col and gemm.
+// convKernel is Conv as an implicit GEMM (conv_gemm.go), with the bias and
+// an activation fused by fuse in its epilogue.
 type convKernel struct {
 	win   window
 	group int
+	pre   *convA  // constant weights, packed at Prepare
+	epi   convEpi // activation after the bias
 }
 
 type convState struct {
-	g   gemm
-	w   gemmWork
-	col []float32
+	g    gemm
+	w    gemmWork
+	col  []float32
+	conv convGemm
+	work convWork
 }
 
 func compileConv(c *compileCtx) (kernel, error) {
@@ -134,7 +139,14 @@ func compileConv(c *compileCtx) (kernel, error) {
 	if err := spatialRank(c); err != nil {
 		return nil, err
 	}
-	return &convKernel{win: w, group: g}, nil
+	k := &convKernel{win: w, group: g}
+	if wt := c.constInput(1); wt != nil && c.constInput(0) == nil && wt.DType == graph.Float32 &&
+		len(wt.Shape) >= 3 && wt.Shape[0]%int64(g) == 0 && wt.Len() == int64(len(wt.F32)) {
+		m := int(wt.Shape[0])
+		k.pre = new(convA)
+		packConvA(k.pre, wt.F32, g, m/g, len(wt.F32)/m)
+	}
+	return k, nil
 }
 
 func (*convKernel) newState() any { return new(convState) }
@@ -176,78 +188,41 @@ func (k *convKernel) infer(in, out []*graph.Tensor) error {
 }
 
 func (k *convKernel) run(x *exec, in, out []*graph.Tensor) error {
-	var g geom
-	_ = k.geometry(in, &g)
 	st := x.state.(*convState)
-	X, W, Y := in[0].F32, in[1].F32, out[0].F32
-	cg, mg := g.c/k.group, g.m/k.group
-	kk := cg * g.kh * g.kw
-	ohw := g.oh * g.ow
-	direct := g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph+g.pw+g.phe+g.pwe == 0
-	if !direct {
-		st.col = growSlice(st.col, kk*ohw)
+	t := &st.conv
+	*t = convGemm{group: k.group, epi: k.epi, work: &st.work}
+	_ = k.geometry(in, &t.g)
+	if t.g.n*t.g.m*t.g.oh*t.g.ow == 0 {
+		return nil
 	}
-	for n := 0; n < g.n; n++ {
-		for gi := 0; gi < k.group; gi++ {
-			xs := X[(n*g.c+gi*cg)*g.h*g.w:]
-			col := xs
-			if !direct {
-				col = st.col
-				im2col(col, xs, cg, &g)
-			}
-			st.g = gemm{m: mg, n: ohw, k: kk, alpha: 1, a: W[gi*mg*kk:], lda: kk, b: col, ldb: ohw,
-				c: Y[(n*g.m+gi*mg)*ohw:], ldc: ohw, w: &st.w}
-			st.g.run(x.pool)
-		}
-	}
+	t.cg, t.mg = t.g.c/k.group, t.g.m/k.group
+	t.khw = t.g.kh * t.g.kw
+	t.kk = t.cg * t.khw
+	t.x, t.y = in[0].F32, out[0].F32
 	if b := arg(in, 2); b != nil {
-		for n := 0; n < g.n; n++ {
-			for m := 0; m < g.m; m++ {
-				row := Y[(n*g.m+m)*ohw : (n*g.m+m+1)*ohw]
-				v := b.F32[m]
-				for i := range row {
-					row[i] += v
+		t.bias = b.F32
+	}
+	t.a = k.pre
+	if t.a == nil || t.a.mg != t.mg || t.a.kk != t.kk || t.a.group != k.group {
+		packConvA(&st.work.a, in[1].F32, k.group, t.mg, t.kk)
+		t.a = &st.work.a
+	}
+	if t.kk == 0 {
+		for n := 0; n < t.g.n; n++ { // no reduction: the bias alone
+			for m := 0; m < t.g.m; m++ {
+				var bv float32
+				if t.bias != nil {
+					bv = t.bias[m]
 				}
+				plane := t.y[(n*t.g.m+m)*t.g.oh*t.g.ow:][:t.g.oh*t.g.ow]
+				clear(plane)
+				k.epi.apply(plane, plane, bv)
 			}
 		}
+		return nil
 	}
+	t.run(x.pool)
 	return nil
-}
-
-// im2col lays out the input patches of c channels as a (c·kh·kw)×(oh·ow)
-// matrix, zero where a patch reaches into the padding.
-func im2col(col, x []float32, c int, g *geom) {
-	ohw := g.oh * g.ow
-	for ch := 0; ch < c; ch++ {
-		plane := x[ch*g.h*g.w : (ch+1)*g.h*g.w]
-		for i := 0; i < g.kh; i++ {
-			for j := 0; j < g.kw; j++ {
-				row := col[((ch*g.kh+i)*g.kw+j)*ohw:][:ohw]
-				for oy := 0; oy < g.oh; oy++ {
-					iy := oy*g.sh - g.ph + i*g.dh
-					dst := row[oy*g.ow : (oy+1)*g.ow]
-					if iy < 0 || iy >= g.h {
-						clear(dst)
-						continue
-					}
-					src := plane[iy*g.w : (iy+1)*g.w]
-					ix := -g.pw + j*g.dw
-					if g.sw == 1 && ix >= 0 && ix+g.ow <= g.w {
-						copy(dst, src[ix:ix+g.ow])
-						continue
-					}
-					for ox := range dst {
-						if ix >= 0 && ix < g.w {
-							dst[ox] = src[ix]
-						} else {
-							dst[ox] = 0
-						}
-						ix += g.sw
-					}
-				}
-			}
-		}
-	}
 }
 
 // convTransposeKernel is ConvTranspose via gemm and col2im.

@@ -46,3 +46,22 @@ func TestTanhf(t *testing.T) {
 		}
 	}
 }
+
+// expm1TolULP is how far expm1f may stray from float64 Expm1 in units of
+// the result's last place (expf's error, and one rounding of the − 1).
+const expm1TolULP = 4
+
+func TestExpm1f(t *testing.T) {
+	t.Parallel()
+	for x := float32(-90); x < 0.5; x += 0.000731 {
+		got, want := expm1f(x), expm1Ref(x)
+		if ulpDiff(got, want) > expm1TolULP {
+			t.Fatalf("expm1f(%g) = %g, want %g (%.1f ulp)", x, got, want, ulpDiff(got, want))
+		}
+	}
+	for _, x := range []float32{0, -1e-30, -1e-7, -0.2499, -0.25, -0.2501} {
+		if got, want := expm1f(x), expm1Ref(x); ulpDiff(got, want) > expm1TolULP {
+			t.Errorf("expm1f(%g) = %g, want %g", x, got, want)
+		}
+	}
+}

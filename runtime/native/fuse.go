@@ -16,6 +16,7 @@ type pending struct {
 //
 //	Sigmoid(x), Mul(x, σ) (either order)  ⇒ SiLU(x), one pass over x
 //	Gemm, then Sigmoid or SiLU             ⇒ Gemm with it in the epilogue
+//	Conv, then Sigmoid, SiLU, Relu or Elu  ⇒ Conv with it in the epilogue
 //
 // The fused step carries a synthetic node ("Sigmoid+Mul", with both names)
 // for error messages. Nodes that match no pattern keep their own kernels.
@@ -105,6 +106,34 @@ func fuse(live []pending, outputs []graph.ValueInfo) []pending {
 		merge(i, j, &fk, gemmNode.Inputs)
 		// The fused step runs where the activation did: its inputs are
 		// ready, and so is everything that reads its output afterwards.
+	}
+	compact()
+
+	for i := range live {
+		ck, ok := live[i].k.(*convKernel)
+		if !ok || !ck.epi.none() || len(live[i].n.Outputs) != 1 {
+			continue
+		}
+		j := consumer(i, live[i].n.Outputs[0])
+		if j < 0 {
+			continue
+		}
+		var e convEpi
+		switch {
+		case live[j].k == sigmoidKernel:
+			e.a = actSigmoid
+		case live[j].k == siluKernel:
+			e.a = actSiLU
+		case live[j].n.OpType == "Relu":
+			e.relu = true
+		case live[j].n.OpType == "Elu":
+			e.elu, e.alpha = true, live[j].n.AttrFloat("alpha", 1)
+		default:
+			continue
+		}
+		fk := *ck
+		fk.epi = e
+		merge(i, j, &fk, live[i].n.Inputs)
 	}
 	compact()
 	return live

@@ -2,6 +2,7 @@ package native
 
 import (
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -135,6 +136,86 @@ func TestFuseKeepsSharedValues(t *testing.T) {
 		plain, _ := prepareOps(t, m, false)
 		x := graph.NewFloat32([]int64{5, 3}, []float32{1, 2, 3, -4, 5, -6, 0.5, 0, -1, 100, -100, 1, float32(math.Inf(-1)), 0, 1})
 		in := []*graph.Tensor{x}
+		sameOutputs(t, runPlan(t, fused, in), runPlan(t, plain, in))
+	}
+}
+
+// TestFuseConvActivation: a Conv followed by an activation nobody else
+// reads runs as one step, with the same results as the two steps.
+func TestFuseConvActivation(t *testing.T) {
+	N := graph.Dim{Param: "N"}
+	r := rand.New(rand.NewPCG(3, 3))
+	for _, c := range []struct {
+		acts []string // activation chain after the conv
+		want string
+	}{
+		{[]string{"Relu"}, "Conv+Relu"},
+		{[]string{"Elu"}, "Conv+Elu"},
+		{[]string{"Sigmoid"}, "Conv+Sigmoid"},
+		{[]string{"SiLU"}, "Conv+Sigmoid+Mul"},
+		{[]string{"Tanh"}, "Conv Tanh"},
+	} {
+		b := graph.NewBuilder("convact")
+		x := b.Input("x", graph.Float32, graph.Shape{N, {Value: 3}, {Value: 9}, {Value: 9}})
+		w := b.Const("w", graph.NewFloat32([]int64{5, 3, 3, 3}, randVec(r, 5*27)))
+		bias := b.Const("b", graph.NewFloat32([]int64{5}, randVec(r, 5)))
+		h := b.Op1("Conv", []string{x, w, bias}, graph.IntsAttr("pads", 1, 1, 1, 1))
+		var y string
+		switch c.acts[0] {
+		case "SiLU":
+			y = b.Op("Mul", h, b.Op("Sigmoid", h)[0])[0]
+		case "Elu":
+			y = b.Op1("Elu", []string{h}, graph.FloatAttr("alpha", 0.5))
+		default:
+			y = b.Op(c.acts[0], h)[0]
+		}
+		b.Output("y", y, graph.Float32, graph.Shape{N, {Value: 5}, {Value: 9}, {Value: 9}})
+		m := &graph.Model{Opsets: []graph.OpsetImport{{Version: 17}}, Graph: b.Graph()}
+		fused, ops := prepareOps(t, m, true)
+		if got := strings.Join(ops[:len(ops)-1], " "); got != c.want { // the last step is the output's Identity
+			t.Errorf("%v: steps %q, want %q", c.acts, got, c.want)
+		}
+		plain, _ := prepareOps(t, m, false)
+		in := []*graph.Tensor{graph.NewFloat32([]int64{4, 3, 9, 9}, randVec(r, 4*3*81))}
+		sameOutputs(t, runPlan(t, fused, in), runPlan(t, plain, in))
+	}
+}
+
+// TestFuseGroupNorm: the exported GroupNorm pattern (Reshape,
+// InstanceNormalization, Reshape, Mul γ, Add β, then SiLU) of the shipped
+// U-Net and of the research DDPM runs as one step each, with the results of
+// the unfused nodes.
+func TestFuseGroupNorm(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, c := range []struct {
+		path string
+		want int
+	}{
+		{"../../models/fashion_mnist/model.onnx", 11},
+		{"../../testdata/research/ddpm_op13/model.onnx", 16},
+	} {
+		m, err := importer.Load(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fused, ops := prepareOps(t, m, true)
+		plain, _ := prepareOps(t, m, false)
+		if n := strings.Count(" "+strings.Join(ops, " ")+" ", " GroupNorm "); n != c.want {
+			t.Errorf("%s: %d GroupNorm steps, want %d: %v", c.path, n, c.want, ops)
+		}
+		var in []*graph.Tensor
+		for _, v := range fused.Inputs() {
+			shape := append([]int64{3}, v.Shape[1:].Ints()...)
+			if v.DType == graph.Int64 {
+				in = append(in, graph.NewInt64(shape, []int64{5, 500, 999}))
+				continue
+			}
+			x := graph.NewFloat32(shape, randVec(r, int(graph.NumElements(shape))))
+			if len(shape) == 1 {
+				x.F32 = []float32{0.01, 0.3, 1}
+			}
+			in = append(in, x)
+		}
 		sameOutputs(t, runPlan(t, fused, in), runPlan(t, plain, in))
 	}
 }

@@ -253,14 +253,21 @@ func (g *gemm) packedTile(ws *gemmWorker, i0, j0 int) {
 
 // micro computes one gemmMR×g.nr tile: c = (c if acc) + a·b.
 func (g *gemm) micro(kc int, a, b, c []float32, ldc int, acc bool) {
-	if g.impl == implGo {
+	microPacked(g.impl, kc, a, b, c, ldc, acc)
+}
+
+// microPacked computes one gemmMR×impl.nr() tile with micro-kernel impl
+// (resolved): c = (c if acc) + a·b, a and b packed strips of kc steps.
+func microPacked(impl gemmImpl, kc int, a, b, c []float32, ldc int, acc bool) {
+	if impl == implGo {
 		sgemmKernGo(kc, a, b, c, ldc, acc)
 		return
 	}
+	nr := impl.nr()
 	_ = a[:gemmMR*kc] // the bounds the assembly reads and writes
-	_ = b[:g.nr*kc]
-	_ = c[:(gemmMR-1)*ldc+g.nr]
-	if g.impl == implAVX512 {
+	_ = b[:nr*kc]
+	_ = c[:(gemmMR-1)*ldc+nr]
+	if impl == implAVX512 {
 		sgemmKern6x32AVX512(kc, unsafe.SliceData(a), unsafe.SliceData(b), unsafe.SliceData(c), ldc, b2i(acc))
 		return
 	}

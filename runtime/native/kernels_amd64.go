@@ -46,3 +46,9 @@ func biasSiLUAVX512(d, s, bias []float32)
 
 //go:noescape
 func biasSigmoidAVX512(d, s, bias []float32)
+
+//go:noescape
+func packRows16AVX2(dst, src *float32, offs *int, n int)
+
+//go:noescape
+func packRows32AVX2(dst, src *float32, offs *int, n int)

@@ -1147,3 +1147,57 @@ biasSigmoidAVX512_loop:
 biasSigmoidAVX512_done:
 	VZEROUPPER
 	RET
+
+// func packRows16AVX2(dst, src *float32, offs *int, n int)
+//
+// dst[16·i+j] = src[offs[i]+j] for i < n, j < 16.
+TEXT ·packRows16AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ offs+16(FP), BX
+	MOVQ n+24(FP), CX
+	TESTQ CX, CX
+	JEQ packRows16AVX2_done
+packRows16AVX2_loop:
+	MOVQ (BX), AX
+	LEAQ (SI)(AX*4), AX
+	VMOVUPS 0(AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ $8, BX
+	ADDQ $64, DI
+	DECQ CX
+	JNZ packRows16AVX2_loop
+packRows16AVX2_done:
+	VZEROUPPER
+	RET
+
+// func packRows32AVX2(dst, src *float32, offs *int, n int)
+//
+// dst[32·i+j] = src[offs[i]+j] for i < n, j < 32.
+TEXT ·packRows32AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ offs+16(FP), BX
+	MOVQ n+24(FP), CX
+	TESTQ CX, CX
+	JEQ packRows32AVX2_done
+packRows32AVX2_loop:
+	MOVQ (BX), AX
+	LEAQ (SI)(AX*4), AX
+	VMOVUPS 0(AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVUPS 64(AX), Y2
+	VMOVUPS 96(AX), Y3
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ $8, BX
+	ADDQ $128, DI
+	DECQ CX
+	JNZ packRows32AVX2_loop
+packRows32AVX2_done:
+	VZEROUPPER
+	RET

@@ -30,3 +30,6 @@ func sigmoidAVX512(d, s []float32)           { panic("native: no AVX-512 kernels
 func siluAVX512(d, s []float32)              { panic("native: no AVX-512 kernels") }
 func biasSiLUAVX512(d, s, bias []float32)    { panic("native: no AVX-512 kernels") }
 func biasSigmoidAVX512(d, s, bias []float32) { panic("native: no AVX-512 kernels") }
+
+func packRows16AVX2(dst, src *float32, offs *int, n int) { panic("native: no AVX2 kernels") }
+func packRows32AVX2(dst, src *float32, offs *int, n int) { panic("native: no AVX2 kernels") }

@@ -65,36 +65,19 @@ func (k *instanceNorm) infer(in, out []*graph.Tensor) error {
 	return nil
 }
 
-func (k *instanceNorm) run(_ *exec, in, out []*graph.Tensor) error {
-	x, s, b, y := in[0], in[1].F32, in[2].F32, out[0].F32
-	n, c := int(x.Shape[0]), int(x.Shape[1])
-	plane := int(prod(x.Shape[2:]))
-	g := c
+func (k *instanceNorm) run(x *exec, in, out []*graph.Tensor) error {
+	t := x.state.(*normTask)
+	*t = normTask{k: k, x: in[0].F32, s: in[1].F32, b: in[2].F32, y: out[0].F32}
+	t.n, t.c = int(in[0].Shape[0]), int(in[0].Shape[1])
+	t.plane = int(prod(in[0].Shape[2:]))
+	t.g = t.c
 	if k.groups > 0 {
-		g = int(k.groups)
+		t.g = int(k.groups)
 	}
-	cpg := c / g
-	for i := 0; i < n; i++ {
-		for gi := 0; gi < g; gi++ {
-			lo := (i*c + gi*cpg) * plane
-			hi := lo + cpg*plane
-			mean, v := meanVar(x.F32[lo:hi])
-			inv := 1 / math.Sqrt(v+float64(k.eps))
-			for ch := gi * cpg; ch < (gi+1)*cpg; ch++ {
-				si := ch
-				if k.perGroup {
-					si = gi
-				}
-				scale := float32(inv) * s[si]
-				shift := b[si] - float32(mean)*scale
-				src := x.F32[(i*c+ch)*plane : (i*c+ch+1)*plane]
-				dst := y[(i*c+ch)*plane : (i*c+ch+1)*plane]
-				for j, v := range src {
-					dst[j] = v*scale + shift
-				}
-			}
-		}
-	}
+	t.cpg = t.c / t.g
+	// each (sample, group) alone, so a sample's result does not depend
+	// on the batch or on which worker takes it
+	x.pool.parallel(t.n*t.g, max(1, normGrain/(t.cpg*t.plane+1)), t)
 	return nil
 }
 

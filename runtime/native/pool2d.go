@@ -61,16 +61,46 @@ func (k *poolKernel) infer(in, out []*graph.Tensor) error {
 	return nil
 }
 
-func (k *poolKernel) run(_ *exec, in, out []*graph.Tensor) error {
-	var g geom
-	_ = k.win.resolve(in[0].Shape, k.win.kernel, &g)
-	X, Y := in[0].F32, out[0].F32
-	var idx []int64
+func (*poolKernel) newState() any { return new(poolTask) }
+
+// poolTask is one run of a pool, split over (sample, channel) planes.
+type poolTask struct {
+	k    *poolKernel
+	g    geom
+	X, Y []float32
+	idx  []int64
+}
+
+func (k *poolKernel) run(x *exec, in, out []*graph.Tensor) error {
+	t := x.state.(*poolTask)
+	*t = poolTask{k: k, X: in[0].F32, Y: out[0].F32}
+	_ = k.win.resolve(in[0].Shape, k.win.kernel, &t.g)
 	if len(out) > 1 && out[1] != nil {
-		idx = out[1].I64
+		t.idx = out[1].I64
+	}
+	x.pool.parallel(t.g.n*t.g.c, max(1, normGrain/(t.g.oh*t.g.ow*t.g.kh*t.g.kw+1)), t)
+	return nil
+}
+
+// runRange pools planes [lo, hi).
+func (t *poolTask) runRange(lo, hi int) {
+	g := &t.g
+	if t.k.max || !avgPoolSeparable(g) {
+		t.generalRange(lo, hi)
+		return
 	}
 	hw, ohw := g.h*g.w, g.oh*g.ow
-	for p := 0; p < g.n*g.c; p++ {
+	for p := lo; p < hi; p++ {
+		avgPoolPlane(t.Y[p*ohw:(p+1)*ohw], t.X[p*hw:(p+1)*hw], g, t.k.includePad)
+	}
+}
+
+// generalRange pools planes [lo, hi) window by window, the reference for
+// the separable average.
+func (t *poolTask) generalRange(lo, hi int) {
+	k, g, X, Y, idx := t.k, &t.g, t.X, t.Y, t.idx
+	hw, ohw := g.h*g.w, g.oh*g.ow
+	for p := lo; p < hi; p++ {
 		plane := X[p*hw : (p+1)*hw]
 		for oy := 0; oy < g.oh; oy++ {
 			y0 := oy*g.sh - g.ph
@@ -126,7 +156,6 @@ func (k *poolKernel) run(_ *exec, in, out []*graph.Tensor) error {
 			}
 		}
 	}
-	return nil
 }
 
 // globalPool averages or takes the maximum over all spatial positions.

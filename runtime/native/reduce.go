@@ -177,8 +177,10 @@ func reduceF32(op reduceOp, d, x []float32, shape []int64, m *[maxRank]bool) {
 	}
 	switch op {
 	case rSum, rMean:
-		fill(d, 0)
-		reduceWalk(x, shape, m, func(o int, v float32) { d[o] += v })
+		if !reduceSumFast(d, x, shape, m, false) {
+			fill(d, 0)
+			reduceWalk(x, shape, m, func(o int, v float32) { d[o] += v })
+		}
 		if op == rMean {
 			for i := range d {
 				d[i] /= count

@@ -178,9 +178,10 @@ func (k *resizeKernel) infer(in, out []*graph.Tensor) error {
 // resizeState holds per-axis tap tables: for each output coordinate, the
 // number of input taps (0: extrapolate) and their indices and weights.
 type resizeState struct {
-	n   []int
-	idx []int64
-	w   []float64
+	n    []int
+	idx  []int64
+	w    []float64
+	task resizeTask
 }
 
 func (*resizeKernel) newState() any { return new(resizeState) }
@@ -208,6 +209,9 @@ func (k *resizeKernel) run(x *exec, in, out []*graph.Tensor) error {
 			j := base[ax] + o
 			st.n[j] = k.mode.Taps(int64(o), t.Shape[ax], sh[ax], sc[ax], rl, rh, st.idx[K*j:K*j+K], st.w[K*j:K*j+K])
 		}
+	}
+	if resize2D(x.pool, st, t, y, sh[:r], base[:r]) {
+		return nil
 	}
 	var stride [maxRank]int
 	s := 1

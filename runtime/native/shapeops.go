@@ -29,15 +29,22 @@ func (k *reshapeLike) infer(in, out []*graph.Tensor) error {
 	if !in[0].DType.Computable() {
 		return fmt.Errorf("element type %s is not supported", in[0].DType)
 	}
-	var sh dims
-	r, err := k.newShape(in, &sh)
+	// The shape is computed in the output's own shape slice: a dims on the
+	// stack would escape through the newShape call and cost an
+	// allocation on every run.
+	o := out[0]
+	if cap(o.Shape) < maxRank {
+		o.Shape = make([]int64, maxRank)
+	}
+	sh := (*dims)(o.Shape[:maxRank])
+	r, err := k.newShape(in, sh)
 	if err != nil {
 		return err
 	}
 	if prod(sh[:r]) != prod(in[0].Shape) {
 		return fmt.Errorf("cannot reshape %v to %v", in[0].Shape, append([]int64(nil), sh[:r]...))
 	}
-	setShape(out[0], in[0].DType, sh[:r])
+	o.DType, o.Shape = in[0].DType, o.Shape[:r]
 	return nil
 }
 

@@ -174,13 +174,7 @@ func init() {
 		})}
 	}))
 	register("Elu", unaryAttrOp(func(n *graph.Node) *unaryKernel {
-		alpha := float64(n.AttrFloat("alpha", 1))
-		return &unaryKernel{f32: mapF64(func(v float64) float64 {
-			if v < 0 {
-				return alpha * math.Expm1(v)
-			}
-			return v
-		})}
+		return &unaryKernel{f32: eluF32(n.AttrFloat("alpha", 1))}
 	}))
 	register("Selu", unaryAttrOp(func(n *graph.Node) *unaryKernel {
 		alpha := float64(n.AttrFloat("alpha", 1.67326319217681884765625))

@@ -153,6 +153,8 @@ type session struct {
 	boundIn, boundOut []ortgo.Value    // what binding holds now
 
 	compute time.Duration // inside onnxruntime, summed over runs
+
+	runOpts *ortgo.RunOptions // made on the first run under a deadline
 }
 
 var (
@@ -168,6 +170,10 @@ func (s *session) Close() error {
 	if s.binding != nil {
 		s.binding.Destroy()
 		s.binding = nil
+	}
+	if s.runOpts != nil {
+		s.runOpts.Destroy()
+		s.runOpts = nil
 	}
 	for i := range s.in {
 		s.in[i].release()
@@ -205,6 +211,10 @@ func (s *session) Run(inputs, outputs []*graph.Tensor) error {
 		s.dropOutputs(true)
 		err = s.run()
 	}
+	if errors.Is(err, ErrTimeout) {
+		s.dropOutputs(false)
+		return err
+	}
 	if err != nil {
 		s.dropOutputs(false)
 		return fmt.Errorf("ort: %s", strings.TrimPrefix(err.Error(), "Error running network: "))
@@ -224,6 +234,12 @@ func (s *session) Run(inputs, outputs []*graph.Tensor) error {
 func (s *session) run() error {
 	start := time.Now()
 	defer func() { s.compute += time.Since(start) }()
+	if d := time.Duration(callTimeout.Load()); d > 0 {
+		if len(s.inVals) == 0 {
+			return errors.New("a model without inputs needs every output's shape fixed in advance")
+		}
+		return s.runWithDeadline(d)
+	}
 	if s.binding == nil || slices.Contains(s.outVals, nil) {
 		if len(s.inVals) == 0 {
 			return errors.New("a model without inputs needs every output's shape fixed in advance")

@@ -1,0 +1,92 @@
+package native
+
+import "github.com/ebmrun/ebmrun/graph"
+
+// resize2D is the Resize of images: rank 4, the batch and channel axes
+// kept, each output pixel from the taps of its own plane. It computes what
+// the general loop of resizeKernel.run does — the same float64 weights,
+// multiplied and summed in the same order — plane by plane on the workers,
+// without the per-element walk over axes and tap combinations. It reports
+// false, computing nothing, for any other case (extrapolation included).
+func resize2D(p *pool, st *resizeState, t, y *graph.Tensor, sh []int64, base []int) bool {
+	const K = graph.MaxResizeTaps
+	if len(sh) != 4 || sh[0] != t.Shape[0] || sh[1] != t.Shape[1] {
+		return false
+	}
+	for ax := 0; ax < 2; ax++ {
+		for o := 0; o < int(sh[ax]); o++ {
+			j := base[ax] + o
+			if st.n[j] != 1 || st.idx[K*j] != int64(o) || st.w[K*j] != 1 {
+				return false
+			}
+		}
+	}
+	for ax := 2; ax < 4; ax++ {
+		for o := 0; o < int(sh[ax]); o++ {
+			if st.n[base[ax]+o] == 0 {
+				return false
+			}
+		}
+	}
+	tk := &st.task
+	*tk = resizeTask{st: st, x: t.F32, y: y.F32, h: int(t.Shape[2]), w: int(t.Shape[3]),
+		oh: int(sh[2]), ow: int(sh[3]), by: base[2], bx: base[3]}
+	p.parallel(int(sh[0]*sh[1]), max(1, normGrain/(tk.oh*tk.ow+1)), tk)
+	return true
+}
+
+type resizeTask struct {
+	st           *resizeState
+	x, y         []float32
+	h, w, oh, ow int
+	by, bx       int // where the tables of axes 2 and 3 start
+}
+
+func (t *resizeTask) runRange(lo, hi int) {
+	const K = graph.MaxResizeTaps
+	st := t.st
+	for pl := lo; pl < hi; pl++ {
+		src := t.x[pl*t.h*t.w : (pl+1)*t.h*t.w]
+		dst := t.y[pl*t.oh*t.ow : (pl+1)*t.oh*t.ow]
+		for oy := 0; oy < t.oh; oy++ {
+			jy := t.by + oy
+			ny := st.n[jy]
+			wy, iy := st.w[K*jy:K*jy+K], st.idx[K*jy:K*jy+K]
+			row := dst[oy*t.ow : (oy+1)*t.ow]
+			for ox := range row {
+				jx := t.bx + ox
+				nx := st.n[jx]
+				wx, ix := st.w[K*jx:K*jx+K], st.idx[K*jx:K*jx+K]
+				// as the general loop: single-tap weights first, in axis
+				// order, then every combination of the others, x fastest
+				w0 := 1.0
+				ty, tx := 1, 1
+				if ny == 1 {
+					w0 *= wy[0]
+				} else {
+					ty = ny
+				}
+				if nx == 1 {
+					w0 *= wx[0]
+				} else {
+					tx = nx
+				}
+				v := 0.0
+				for a := 0; a < ty; a++ {
+					srow := src[int(iy[a])*t.w:]
+					for b := 0; b < tx; b++ {
+						w := w0
+						if ny > 1 {
+							w *= wy[a]
+						}
+						if nx > 1 {
+							w *= wx[b]
+						}
+						v += w * float64(srow[ix[b]])
+					}
+				}
+				row[ox] = float32(v)
+			}
+		}
+	}
+}
