@@ -166,16 +166,18 @@ func (e *EinsumEq) Expand(ranks []int) (ops [][]int, out []int, err error) {
 	return ops, expand(e.Out, ell), nil
 }
 
-func einsumShape(n *Node, in []ValueInfo, _ map[string]*Tensor) ([]ValueInfo, error) {
+// inferEinsum derives the output from the parsed equation, ellipses
+// included; a label's size is the first operand's that is not 1.
+func inferEinsum(n *Node, in []*Fact) ([]*Fact, error) {
 	e, err := ParseEinsum(n.AttrString("equation", ""), len(n.Inputs))
 	if err != nil {
 		return nil, err
 	}
-	out := ValueInfo{DType: in[0].DType}
+	out := &Fact{DType: in0(in).DType}
 	ranks := make([]int, len(in))
 	for i, v := range in {
-		if !v.HasShape {
-			return []ValueInfo{out}, nil
+		if v == nil || !v.HasShape {
+			return []*Fact{out}, nil
 		}
 		ranks[i] = len(v.Shape)
 	}
@@ -202,7 +204,9 @@ func einsumShape(n *Node, in []ValueInfo, _ map[string]*Tensor) ([]ValueInfo, er
 	for i, l := range labs {
 		out.Shape[i] = size[l]
 	}
-	return []ValueInfo{out}, nil
+	return []*Fact{out}, nil
 }
 
-func init() { RegisterShapeFunc("Einsum", einsumShape) }
+func init() {
+	on(func(_ *Facts, n *Node, ins []*Fact) ([]*Fact, error) { return inferEinsum(n, ins) }, "Einsum")
+}

@@ -1,13 +1,14 @@
 package graph
 
-// depthSpaceShape is DepthToSpace's and SpaceToDepth's output shape on
+import "errors"
+
+// inferDepthSpace is DepthToSpace's and SpaceToDepth's output on
 // [N, C, H, W]; N keeps its symbol.
-func depthSpaceShape(n *Node, in []ValueInfo, _ map[string]*Tensor) ([]ValueInfo, error) {
-	out := ValueInfo{DType: in[0].DType}
-	x := in[0]
+func inferDepthSpace(n *Node, x *Fact) ([]*Fact, error) {
+	out := &Fact{DType: x.DType}
 	b := n.AttrInt("blocksize", 0)
 	if !x.HasShape || len(x.Shape) != 4 || b < 1 {
-		return []ValueInfo{out}, nil
+		return []*Fact{out}, nil
 	}
 	scale := func(d Dim, mul, div int64) Dim {
 		if !d.Known() || d.Value*mul%div != 0 {
@@ -22,10 +23,17 @@ func depthSpaceShape(n *Node, in []ValueInfo, _ map[string]*Tensor) ([]ValueInfo
 		s[1], s[2], s[3] = scale(x.Shape[1], b*b, 1), scale(x.Shape[2], 1, b), scale(x.Shape[3], 1, b)
 	}
 	out.Shape, out.HasShape = s, true
-	return []ValueInfo{out}, nil
+	return []*Fact{out}, nil
 }
 
 func init() {
-	RegisterShapeFunc("DepthToSpace", depthSpaceShape)
-	RegisterShapeFunc("SpaceToDepth", depthSpaceShape)
+	on(unary(func(_ *Facts, n *Node, x *Fact) ([]*Fact, error) { return inferDepthSpace(n, x) }), "DepthToSpace", "SpaceToDepth")
+	for _, op := range []string{"DepthToSpace", "SpaceToDepth"} {
+		mustOp(op).Check = func(n *Node, _ int64) error {
+			if n.AttrInt("blocksize", 0) < 1 {
+				return errors.New("blocksize must be ≥ 1")
+			}
+			return nil
+		}
+	}
 }

@@ -75,31 +75,31 @@ func ResizeOutDims(n *Node, x Shape, scales []float32, sizes []Dim) (Shape, erro
 	return out, nil
 }
 
-func resizeShape(n *Node, in []ValueInfo, c map[string]*Tensor) ([]ValueInfo, error) {
-	out := ValueInfo{DType: in[0].DType}
-	if !in[0].HasShape {
-		return []ValueInfo{out}, nil
+// inferResize reads the sizes through their symbolic value, so that
+// Resize(x, sizes=Concat(Shape(x)[:2], [16, 16])) keeps x's batch symbol.
+func (b *Facts) inferResize(n *Node, ins []*Fact) ([]*Fact, error) {
+	x := in0(ins)
+	if !x.HasShape {
+		return []*Fact{{DType: x.DType}}, nil
 	}
 	sc, sz, scales := ResizeArgs(n)
 	var sizes []Dim
-	if sz >= 0 {
-		if t := c[n.Input(sz)]; t != nil && t.DType == Int64 {
-			sizes = Fixed(t.I64...)
-		}
-	} else if sc >= 0 {
-		if t := c[n.Input(sc)]; t != nil && t.DType == Float32 {
+	switch {
+	case sz >= 0 && sz < len(ins) && ins[sz] != nil && ins[sz].Value != nil:
+		sizes = ins[sz].Value
+	case sz >= 0:
+	case sc >= 0:
+		if t := b.Consts[n.Input(sc)]; t != nil && t.DType == Float32 {
 			scales = t.F32
 		}
 	}
-	s, err := ResizeOutDims(n, in[0].Shape, scales, sizes)
+	s, err := ResizeOutDims(n, x.Shape, scales, sizes)
 	if err != nil {
 		return nil, err
 	}
-	out.Shape, out.HasShape = s, true
-	return []ValueInfo{out}, nil
+	return []*Fact{ranked(x.DType, s)}, nil
 }
 
 func init() {
-	RegisterShapeFunc("Resize", resizeShape)
-	RegisterShapeFunc("Upsample", resizeShape)
+	on(func(b *Facts, n *Node, ins []*Fact) ([]*Fact, error) { return b.inferResize(n, ins) }, "Resize", "Upsample")
 }

@@ -9,8 +9,6 @@ import (
 	"github.com/ebmrun/ebmrun/graph"
 )
 
-//go:generate sh -c "/usr/bin/python3 gen_ops.py | gofmt > ops_gen.go"
-
 // Supported versions.
 const (
 	MinOpset = 11
@@ -92,12 +90,12 @@ func unknownOps(g *graph.Graph, opset int64) error {
 			bad = append(bad, fmt.Sprintf("%q (%s.%s)", n.Label(), n.Domain, n.OpType))
 			return
 		}
-		since, ok := onnxOps[n.OpType]
+		op := graph.Op(n.OpType)
 		switch {
-		case !ok:
+		case op == nil:
 			bad = append(bad, fmt.Sprintf("%q (%s)", n.Label(), n.OpType))
-		case since > opset:
-			bad = append(bad, fmt.Sprintf("%q (%s needs opset %d)", n.Label(), n.OpType, since))
+		case op.Since > opset:
+			bad = append(bad, fmt.Sprintf("%q (%s needs opset %d)", n.Label(), n.OpType, op.Since))
 		}
 	})
 	if len(bad) == 0 {

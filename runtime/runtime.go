@@ -31,7 +31,16 @@ type Options struct {
 	Device int
 	// LibPath is the onnxruntime shared library to load (ort backends).
 	LibPath string
+	// FoldElements bounds the number of elements of any one tensor that
+	// Prepare computes ahead of time by constant folding (native); 0 means
+	// DefaultFoldElements. A tiny model can otherwise ask for gigabytes
+	// (ConstantOfShape or Expand to a huge shape).
+	FoldElements int64
 }
+
+// DefaultFoldElements is the constant-folding budget when Options leave it
+// zero: 64 Mi elements (256 MiB of float32).
+const DefaultFoldElements = 64 << 20
 
 // Plan is a prepared model: immutable, goroutine-safe.
 type Plan interface {

@@ -3,9 +3,10 @@
 # installed and returns at once. Run as root (or with sudo available).
 #   libonnx-testdata       ONNX's own conformance tests (node tests)
 #   dataset-fashion-mnist  Fashion-MNIST in IDX format, for the data loaders
+#   chromium               headless, renders ebmrun report's HTML in the report test
 #   npm                    to fetch onnxruntime (scripts/install-onnxruntime.sh)
 set -euo pipefail
-pkgs=(libonnx-testdata dataset-fashion-mnist)
+pkgs=(libonnx-testdata dataset-fashion-mnist chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -417,6 +417,7 @@ EXT_W = (np.arange(12, dtype=np.float32).reshape(3, 4) * 0.5 - 1.0).astype(np.fl
 
 
 def make_malformed():
+    os.makedirs(os.path.join(ROOT, "foldbomb"), exist_ok=True)
     if os.path.isdir(MALFORMED):
         shutil.rmtree(MALFORMED)
     os.makedirs(MALFORMED)
@@ -480,6 +481,26 @@ def make_malformed():
     g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="matmul_huge")],
                           "huge_declared", [xi], [yo], initializer=[w])
     write_model("huge_declared.onnx", helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+
+    # constant-folding bombs (testdata/foldbomb: they load, so they are not
+    # malformed): 200 bytes that ask Prepare to materialise 2^30
+    # elements (4 GiB) from constants alone — ConstantOfShape, and Expand of
+    # a scalar — then add them to the input so the graph stays live
+    shape = numpy_helper.from_array(np.array([32768, 32768], dtype=np.int64), name="shape")
+    one = numpy_helper.from_array(np.array(1.0, dtype=np.float32), name="one")
+    xi = helper.make_tensor_value_info("x", F_, ["N", 32768])
+    yo = helper.make_tensor_value_info("y", F_, ["N", 32768])
+    g = helper.make_graph([
+        helper.make_node("ConstantOfShape", ["shape"], ["big"], name="fill_huge",
+                         value=numpy_helper.from_array(np.array([1.0], dtype=np.float32))),
+        helper.make_node("Add", ["x", "big"], ["y"], name="add"),
+    ], "fold_bomb_fill", [xi], [yo], initializer=[shape])
+    write_model("../foldbomb/fill.onnx", helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    g = helper.make_graph([
+        helper.make_node("Expand", ["one", "shape"], ["big"], name="expand_huge"),
+        helper.make_node("Add", ["x", "big"], ["y"], name="add"),
+    ], "fold_bomb_expand", [xi], [yo], initializer=[shape, one])
+    write_model("../foldbomb/expand.onnx", helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
 
     # duplicate output name
     g = helper.make_graph([
@@ -720,6 +741,8 @@ def verify_malformed():
     onnx.checker.check_model(os.path.join(d, "ext_ok.onnx"), full_check=True)
     assert os.path.islink(os.path.join(d, "link_out.bin"))
     assert os.readlink(os.path.join(d, "link_out.bin")) == "/etc/hostname"
+    for name in ("fill.onnx", "expand.onnx"):  # valid ONNX, but huge once folded
+        onnx.checker.check_model(os.path.join(ROOT, "foldbomb", name), full_check=True)
     for name in ("ext_escape.onnx", "ext_absolute.onnx", "ext_too_long.onnx", "ext_symlink.onnx",
                  "huge_declared.onnx"):
         onnx.load(os.path.join(d, name), load_external_data=False)  # parses as protobuf

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ebmrun/ebmrun/graph"
+	"github.com/ebmrun/ebmrun/graph/autodiff"
 	"github.com/ebmrun/ebmrun/importer"
 	"github.com/ebmrun/ebmrun/runtime"
 )
@@ -39,20 +40,21 @@ func (f *specFlags) overrides() importer.Overrides {
 }
 
 type inspectReport struct {
-	File       string            `json:"file"`
-	IRVersion  int64             `json:"ir_version"`
-	Opsets     map[string]int64  `json:"opsets"`
-	Producer   string            `json:"producer"`
-	Inputs     []valueReport     `json:"inputs"`
-	Outputs    []valueReport     `json:"outputs"`
-	Ops        map[string]int    `json:"ops"`
-	Nodes      int               `json:"nodes"`
-	Parameters int64             `json:"parameters"`
-	Metadata   map[string]string `json:"metadata"`
-	Spec       *specReport       `json:"spec,omitempty"`
-	SpecError  string            `json:"spec_error,omitempty"`
-	Warnings   []string          `json:"warnings,omitempty"`
-	Backends   []backendReport   `json:"backends"`
+	File       string               `json:"file"`
+	IRVersion  int64                `json:"ir_version"`
+	Opsets     map[string]int64     `json:"opsets"`
+	Producer   string               `json:"producer"`
+	Inputs     []valueReport        `json:"inputs"`
+	Outputs    []valueReport        `json:"outputs"`
+	Ops        map[string]int       `json:"ops"`
+	OpSupport  map[string]opSupport `json:"op_support"`
+	Nodes      int                  `json:"nodes"`
+	Parameters int64                `json:"parameters"`
+	Metadata   map[string]string    `json:"metadata"`
+	Spec       *specReport          `json:"spec,omitempty"`
+	SpecError  string               `json:"spec_error,omitempty"`
+	Warnings   []string             `json:"warnings,omitempty"`
+	Backends   []backendReport      `json:"backends"`
 }
 
 type valueReport struct {
@@ -74,6 +76,53 @@ type specReport struct {
 	// FixedBatch is the data input's batch size when it was exported fixed.
 	FixedBatch int               `json:"fixed_batch,omitempty"`
 	Reasons    map[string]string `json:"reasons"`
+}
+
+// opSupport says, from graph's op table, which registered backends run an
+// op and whether the autodiff differentiates it.
+type opSupport struct {
+	Backends []string `json:"backends"`
+	Gradient string   `json:"gradient"` // "rule", "constant" (no gradient flows) or "missing"
+}
+
+// opClaimer is a backend that runs only some ops (native); the others
+// (onnxruntime) claim every ONNX op.
+type opClaimer interface{ SupportedOps() []string }
+
+func opSupportOf(ops map[string]int) map[string]opSupport {
+	claims := map[string]map[string]bool{} // backend → ops; nil: every op
+	names := runtime.Names()
+	for _, name := range names {
+		if b, err := runtime.Get(name); err == nil {
+			if oc, ok := b.(opClaimer); ok {
+				claims[name] = map[string]bool{}
+				for _, op := range oc.SupportedOps() {
+					claims[name][op] = true
+				}
+			}
+		}
+	}
+	grads := map[string]bool{}
+	for _, op := range autodiff.Ops() {
+		grads[op] = true
+	}
+	out := map[string]opSupport{}
+	for op := range ops {
+		s := opSupport{Backends: []string{}, Gradient: "missing"}
+		switch {
+		case grads[op]:
+			s.Gradient = "rule"
+		case graph.Op(op) != nil && graph.Op(op).NonDiff:
+			s.Gradient = "constant"
+		}
+		for _, name := range names {
+			if c, ok := claims[name]; !ok && graph.Op(op) != nil || c[op] {
+				s.Backends = append(s.Backends, name)
+			}
+		}
+		out[op] = s
+	}
+	return out
 }
 
 type backendReport struct {
@@ -126,6 +175,7 @@ func inspect(path string, m *graph.Model, ov importer.Overrides) *inspectReport 
 		Nodes:     len(m.Graph.Nodes),
 		Metadata:  map[string]string{},
 	}
+	r.OpSupport = opSupportOf(r.Ops)
 	for _, o := range m.Opsets {
 		d := o.Domain
 		if d == "" {
@@ -214,9 +264,10 @@ func printInspect(w io.Writer, r *inspectReport) {
 		}
 		return ops[i] < ops[j]
 	})
-	fmt.Fprintln(tw, "ops")
+	fmt.Fprintln(tw, "ops\tnodes\tbackends\tgradient")
 	for _, op := range ops {
-		fmt.Fprintf(tw, "  %s\t%d\n", op, r.Ops[op])
+		sup := r.OpSupport[op]
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", op, r.Ops[op], orDash(strings.Join(sup.Backends, " ")), sup.Gradient)
 	}
 	if len(r.Metadata) > 0 {
 		fmt.Fprintln(tw, "metadata")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -85,6 +86,15 @@ func TestInspectFixtures(t *testing.T) {
 		}
 		if r.Nodes == 0 || len(r.Ops) == 0 || r.IRVersion == 0 {
 			t.Errorf("%s: report incomplete: %+v", name, r)
+		}
+		// Per-op support comes from the op table: the fixtures run on
+		// native and differentiate, so every op lists native and has a
+		// rule or is constant.
+		for op := range r.Ops {
+			sup, ok := r.OpSupport[op]
+			if !ok || !slices.Contains(sup.Backends, "native") || (sup.Gradient != "rule" && sup.Gradient != "constant") {
+				t.Errorf("%s: op %s: support %+v (present %v)", name, op, sup, ok)
+			}
 		}
 	}
 }

@@ -7,9 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
 	"io"
 	"math"
 	"os"
@@ -22,14 +19,10 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/palette"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
 
 	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/importer"
+	"github.com/ebmrun/ebmrun/plot"
 	"github.com/ebmrun/ebmrun/runtime"
 	"github.com/ebmrun/ebmrun/sampler"
 	"github.com/ebmrun/ebmrun/tensorio"
@@ -415,7 +408,10 @@ func writeSamples(ctx context.Context, out string, smp sampler.Sampler, src samp
 		if err != nil {
 			return s, err
 		}
-		return s, tensorio.WriteAtomic(out, func(w io.Writer) error { return writePNG(w, x, cfg.Dim, spec) })
+		title := fmt.Sprintf("%d samples (%s)", len(x)/cfg.Dim, smp.Name())
+		return s, tensorio.WriteAtomic(out, func(w io.Writer) error {
+			return plot.WriteSamples(w, x, spec.DataShape, spec.DataRange, title)
+		})
 	case ".csv":
 		err = tensorio.WriteAtomic(out, func(w io.Writer) error { return writeCSV(w, cfg.Dim, run) })
 	default:
@@ -551,159 +547,6 @@ func writeTrace(path string, tps []sampler.TracePoint, force bool) error {
 		}
 		return bw.Flush()
 	})
-}
-
-var errPNGShape = errors.New("a .png needs 2-D samples or images shaped [C,H,W] (C = 1 or 3) or [H,W]; write .npy or .csv instead")
-
-// scatterMax is the most points drawn one by one; more become a 2-D
-// histogram, which stays readable.
-const scatterMax = 20000
-
-// writePNG draws 2-D samples as a scatter plot or histogram, images as a grid.
-func writePNG(w io.Writer, x []float32, dim int, spec *importer.ModelSpec) error {
-	shape := spec.DataShape
-	switch {
-	case len(shape) == 1 && shape[0] == 2:
-		return plot2D(w, x)
-	case len(shape) == 2:
-		return imageGrid(w, x, 1, int(shape[0]), int(shape[1]), spec.DataRange)
-	case len(shape) == 3 && (shape[0] == 1 || shape[0] == 3):
-		return imageGrid(w, x, int(shape[0]), int(shape[1]), int(shape[2]), spec.DataRange)
-	}
-	return errPNGShape
-}
-
-// dataBox is the range of the finite values of coordinate j, widened by 5%.
-func dataBox(x []float32, j int) (lo, hi float64) {
-	lo, hi = math.Inf(1), math.Inf(-1)
-	for i := j; i < len(x); i += 2 {
-		v := float64(x[i])
-		lo, hi = min(lo, v), max(hi, v)
-	}
-	if !(hi > lo) {
-		lo, hi = lo-1, hi+1
-	}
-	pad := 0.05 * (hi - lo)
-	return lo - pad, hi + pad
-}
-
-func plot2D(w io.Writer, x []float32) error {
-	n := len(x) / 2
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("%d samples", n)
-	p.X.Label.Text, p.Y.Label.Text = "x0", "x1"
-	x0, x1 := dataBox(x, 0)
-	y0, y1 := dataBox(x, 1)
-	if n <= scatterMax {
-		xy := make(plotter.XYs, n)
-		for i := range xy {
-			xy[i].X, xy[i].Y = float64(x[2*i]), float64(x[2*i+1])
-		}
-		s, err := plotter.NewScatter(xy)
-		if err != nil {
-			return err
-		}
-		s.GlyphStyle.Radius = vg.Points(1)
-		s.GlyphStyle.Shape = draw.CircleGlyph{}
-		s.GlyphStyle.Color = color.NRGBA{R: 20, G: 60, B: 160, A: 120}
-		p.Add(s)
-	} else {
-		p.Add(plotter.NewHeatMap(newHist2D(x, x0, x1, y0, y1, 200), palette.Heat(64, 1)))
-	}
-	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = x0, x1, y0, y1
-	wt, err := p.WriterTo(6*vg.Inch, 6*vg.Inch, "png")
-	if err != nil {
-		return err
-	}
-	_, err = wt.WriteTo(w)
-	return err
-}
-
-// hist2D is a square 2-D histogram of log counts, a plotter.GridXYZ.
-type hist2D struct {
-	bins           int
-	x0, dx, y0, dy float64
-	z              []float64
-}
-
-func newHist2D(x []float32, x0, x1, y0, y1 float64, bins int) *hist2D {
-	h := &hist2D{bins: bins, x0: x0, dx: (x1 - x0) / float64(bins), y0: y0, dy: (y1 - y0) / float64(bins), z: make([]float64, bins*bins)}
-	for i := 0; i+1 < len(x); i += 2 {
-		c := int((float64(x[i]) - x0) / h.dx)
-		r := int((float64(x[i+1]) - y0) / h.dy)
-		if c >= 0 && c < bins && r >= 0 && r < bins {
-			h.z[r*bins+c]++
-		}
-	}
-	for i, v := range h.z {
-		h.z[i] = math.Log1p(v)
-		if v == 0 {
-			h.z[i] = math.NaN() // drawn transparent: empty space stays white
-		}
-	}
-	return h
-}
-
-func (h *hist2D) Dims() (int, int)   { return h.bins, h.bins }
-func (h *hist2D) Z(c, r int) float64 { return h.z[r*h.bins+c] }
-func (h *hist2D) X(c int) float64    { return h.x0 + (float64(c)+0.5)*h.dx }
-func (h *hist2D) Y(r int) float64    { return h.y0 + (float64(r)+0.5)*h.dy }
-
-// gridMax is the most images a grid shows.
-const gridMax = 100
-
-// gridMinTile is the smallest size, in screen pixels, of one image in a
-// grid: small images (8×8, 28×28) are enlarged by a whole factor to reach it.
-const gridMinTile = 64
-
-// imageGrid tiles the first images [C,H,W] into a square grid with a one
-// pixel gap, mapping the data range (else the samples' own) to 0 … 255.
-// Each pixel becomes a square block so small images stay visible.
-func imageGrid(w io.Writer, x []float32, ch, hgt, wid int, rng []float64) error {
-	per := ch * hgt * wid
-	n := min(len(x)/per, gridMax)
-	cols := int(math.Ceil(math.Sqrt(float64(n))))
-	rows := (n + cols - 1) / max(cols, 1)
-	lo, hi := 0.0, 1.0
-	if len(rng) == 2 {
-		lo, hi = rng[0], rng[1]
-	} else if n > 0 {
-		lo, hi = math.Inf(1), math.Inf(-1)
-		for _, v := range x[:n*per] {
-			lo, hi = min(lo, float64(v)), max(hi, float64(v))
-		}
-		if !(hi > lo) {
-			hi = lo + 1
-		}
-	}
-	zoom := max(1, (gridMinTile+max(hgt, wid)-1)/max(hgt, wid))
-	th, tw := hgt*zoom, wid*zoom
-	img := image.NewNRGBA(image.Rect(0, 0, cols*(tw+1)+1, rows*(th+1)+1))
-	level := func(v float32) uint8 {
-		t := (float64(v) - lo) / (hi - lo)
-		return uint8(math.Round(255 * min(1, max(0, t))))
-	}
-	for k := 0; k < n; k++ {
-		ox, oy := 1+(k%cols)*(tw+1), 1+(k/cols)*(th+1)
-		im := x[k*per : (k+1)*per]
-		for yy := 0; yy < hgt; yy++ {
-			for xx := 0; xx < wid; xx++ {
-				var c color.NRGBA
-				if ch == 1 {
-					g := level(im[yy*wid+xx])
-					c = color.NRGBA{g, g, g, 255}
-				} else {
-					c = color.NRGBA{level(im[yy*wid+xx]), level(im[hgt*wid+yy*wid+xx]), level(im[2*hgt*wid+yy*wid+xx]), 255}
-				}
-				for dy := 0; dy < zoom; dy++ {
-					for dx := 0; dx < zoom; dx++ {
-						img.SetNRGBA(ox+xx*zoom+dx, oy+yy*zoom+dy, c)
-					}
-				}
-			}
-		}
-	}
-	return png.Encode(w, img)
 }
 
 // plausibleBox is the range samples should stay in: the data range widened

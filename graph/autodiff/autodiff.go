@@ -107,7 +107,7 @@ func build(m *graph.Model, of, wrt []string, opts Options, seed seedFunc) (*buil
 				g.Inputs = append(g.Inputs, graph.ValueInfo{Name: w, DType: t.DType, Shape: graph.Fixed(t.Shape...), HasShape: true})
 			}
 			delete(b.consts, w)
-			b.info[w].sval = nil
+			b.info[w].Value = nil
 			res.Promoted = append(res.Promoted, w)
 		}
 	}
@@ -129,11 +129,11 @@ func build(m *graph.Model, of, wrt []string, opts Options, seed seedFunc) (*buil
 			vi := graph.ValueInfo{Name: name, DType: graph.Float32}
 			if d, ok := outDecl[o]; ok && d.HasShape {
 				vi.Shape, vi.HasShape = d.Shape, true
-			} else if in := b.info[o]; in != nil && in.ranked {
-				vi.Shape, vi.HasShape = in.shape, true
+			} else if in := b.info[o]; in != nil && in.HasShape {
+				vi.Shape, vi.HasShape = in.Shape, true
 			}
 			g.Inputs = append(g.Inputs, vi)
-			b.setInfo(name, &vinfo{dt: graph.Float32, shape: vi.Shape, ranked: vi.HasShape})
+			b.setInfo(name, &vinfo{DType: graph.Float32, Shape: vi.Shape, HasShape: vi.HasShape})
 			res.Cotangents = append(res.Cotangents, name)
 		}
 		seeds[o] = name
@@ -154,11 +154,11 @@ func build(m *graph.Model, of, wrt []string, opts Options, seed seedFunc) (*buil
 		for _, o := range g.Outputs {
 			// Declare what inference knows: some runtimes need the rank of
 			// an output (onnxruntime_go cannot return an undeclared scalar).
-			if in := b.info[o.Name]; !o.HasShape && in != nil && in.ranked {
-				o.Shape, o.HasShape = in.shape, true
+			if in := b.info[o.Name]; !o.HasShape && in != nil && in.HasShape {
+				o.Shape, o.HasShape = in.Shape, true
 			}
 			if in := b.info[o.Name]; o.DType == graph.Undefined && in != nil {
-				o.DType = in.dt
+				o.DType = in.DType
 			}
 			outs = append(outs, o)
 		}
@@ -171,7 +171,7 @@ func build(m *graph.Model, of, wrt []string, opts Options, seed seedFunc) (*buil
 		name := b.unique("grad_" + sanitize(w))
 		b.node("Identity", []string{gname}, []string{name})
 		in := b.info[w]
-		outs = append(outs, graph.ValueInfo{Name: name, DType: graph.Float32, Shape: in.shape, HasShape: in.ranked})
+		outs = append(outs, graph.ValueInfo{Name: name, DType: graph.Float32, Shape: in.Shape, HasShape: in.HasShape})
 		res.Grads = append(res.Grads, name)
 	}
 	g.Outputs = outs
@@ -198,17 +198,6 @@ func sanitize(s string) string {
 	}, strings.TrimLeft(s, "/"))
 }
 
-// nonDiff are ops whose outputs never carry a gradient: they produce shapes,
-// indices, masks or constants.
-var nonDiff = map[string]bool{
-	"Shape": true, "Size": true, "Constant": true, "ConstantOfShape": true, "Range": true,
-	"Equal": true, "Less": true, "Greater": true, "LessOrEqual": true, "GreaterOrEqual": true,
-	"Not": true, "And": true, "Or": true, "Xor": true, "IsNaN": true, "IsInf": true,
-	"ArgMax": true, "ArgMin": true, "Sign": true, "Floor": true, "Ceil": true, "Round": true,
-	"NonZero": true, "EyeLike": true, "RandomNormal": true, "RandomUniform": true,
-	"RandomNormalLike": true, "RandomUniformLike": true, "Mod": true,
-}
-
 // activeSet marks the values that depend differentiably on wrt.
 func (b *builder) activeSet(order []*graph.Node, wrt []string) map[string]bool {
 	active := map[string]bool{}
@@ -216,12 +205,9 @@ func (b *builder) activeSet(order []*graph.Node, wrt []string) map[string]bool {
 		active[w] = true
 	}
 	for _, n := range order {
-		if nonDiff[n.OpType] {
-			continue
-		}
 		on := false
-		for _, in := range n.Inputs {
-			if in != "" && active[in] {
+		for i, in := range n.Inputs {
+			if in != "" && active[in] && graph.DiffInput(n.OpType, i) {
 				on = true
 			}
 		}
@@ -259,15 +245,15 @@ func (b *builder) backprop(nodes []*graph.Node, seeds map[string]string, active 
 			continue
 		}
 		path = append(path, n)
-		for _, in := range n.Inputs {
-			if in != "" && active[in] {
+		for i, in := range n.Inputs {
+			if in != "" && active[in] && graph.DiffInput(n.OpType, i) {
 				reach[in] = true
 			}
 		}
 	}
 	var missing []error
 	for _, n := range path {
-		if (n.Domain != "" && n.Domain != "ai.onnx") || rules[n.OpType] == nil {
+		if (n.Domain != "" && n.Domain != "ai.onnx") || ruleOf(n.OpType) == nil {
 			missing = append(missing, &graph.NodeError{Node: n.Label(), Op: n.OpType, Err: ErrNoRule})
 		}
 	}
@@ -296,9 +282,9 @@ func (b *builder) backprop(nodes []*graph.Node, seeds map[string]string, active 
 		}
 		need := make([]bool, len(n.Inputs))
 		for i, in := range n.Inputs {
-			need[i] = in != "" && active[in] && reach[in]
+			need[i] = in != "" && active[in] && reach[in] && graph.DiffInput(n.OpType, i)
 		}
-		gins, err := rules[n.OpType](&ruleCtx{b: b, n: n, need: need}, gouts)
+		gins, err := ruleOf(n.OpType)(&ruleCtx{b: b, n: n, need: need}, gouts)
 		if err != nil {
 			errs = append(errs, &graph.NodeError{Node: n.Label(), Op: n.OpType, Err: err})
 			continue
@@ -339,23 +325,19 @@ func (c *ruleCtx) wants(i int) bool { return i < len(c.need) && c.need[i] }
 // receive none). It returns one name per input, "" where it gives none.
 type rule func(c *ruleCtx, gout []string) ([]string, error)
 
-var rules = map[string]rule{}
-
+// register hangs a gradient rule on the op table's entries for ops; the
+// table is the only list of what differentiates.
 func register(r rule, ops ...string) {
 	for _, op := range ops {
-		if rules[op] != nil {
-			panic("autodiff: rule registered twice: " + op)
-		}
-		rules[op] = r
+		graph.Hang(graph.HookVJP, op, r)
 	}
+}
+
+// ruleOf returns op's gradient rule, or nil.
+func ruleOf(op string) rule {
+	r, _ := graph.Hook(graph.HookVJP, op).(rule)
+	return r
 }
 
 // Ops lists the op types that have a gradient rule.
-func Ops() []string {
-	out := make([]string, 0, len(rules))
-	for k := range rules {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func Ops() []string { return graph.OpsWith(graph.HookVJP) }

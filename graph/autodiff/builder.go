@@ -8,6 +8,10 @@ import (
 	"github.com/ebmrun/ebmrun/graph"
 )
 
+// vinfo is what the autodiff knows about a value: the inference engine's
+// fact (graph.Facts), kept current for every node a rule emits.
+type vinfo = graph.Fact
+
 // builder holds the graph being extended: a copy of the model's graph, the
 // facts known about every value (dtype, symbolic shape, constant value), and
 // caches that keep emitted constants and shapes shared.
@@ -15,6 +19,7 @@ type builder struct {
 	src      *graph.Model
 	g        *graph.Graph
 	opset    int64
+	f        *graph.Facts // the one inference engine, fed every node emitted
 	info     map[string]*vinfo
 	consts   map[string]*graph.Tensor
 	producer map[string]*graph.Node
@@ -46,10 +51,11 @@ func newBuilder(m *graph.Model) (*builder, error) {
 		c.Outputs = append([]string(nil), n.Outputs...)
 		g.Nodes = append(g.Nodes, &c)
 	}
+	f := graph.NewFacts(opset)
 	b := &builder{
-		src: m, g: g, opset: opset,
-		info:     map[string]*vinfo{},
-		consts:   map[string]*graph.Tensor{},
+		src: m, g: g, opset: opset, f: f,
+		info:     f.Values,
+		consts:   f.Consts,
 		producer: map[string]*graph.Node{},
 		names:    map[string]bool{},
 		constKey: map[string]string{},
@@ -70,12 +76,12 @@ func newBuilder(m *graph.Model) (*builder, error) {
 			}
 			g.Inputs[i] = in
 		}
-		b.setInfo(in.Name, &vinfo{dt: in.DType, shape: in.Shape, ranked: in.HasShape})
+		b.setInfo(in.Name, &vinfo{DType: in.DType, Shape: in.Shape, HasShape: in.HasShape})
 	}
 	for _, in := range g.Initializers {
 		b.names[in.Name] = true
 		b.consts[in.Name] = in.Tensor
-		b.setInfo(in.Name, constInfo(in.Tensor))
+		b.setInfo(in.Name, graph.ConstFact(in.Tensor))
 	}
 	for _, n := range g.Nodes {
 		b.names[n.Name] = true
@@ -107,15 +113,15 @@ func newBuilder(m *graph.Model) (*builder, error) {
 			if !ok || in == nil {
 				continue
 			}
-			if in.dt == graph.Undefined {
-				in.dt = d.DType
+			if in.DType == graph.Undefined {
+				in.DType = d.DType
 			}
-			if d.HasShape && !in.ranked {
-				in.shape, in.ranked = d.Shape, true
-			} else if d.HasShape && len(d.Shape) == len(in.shape) {
-				for i := range in.shape {
-					if !in.shape[i].Known() && in.shape[i].Param == "" {
-						in.shape[i] = d.Shape[i]
+			if d.HasShape && !in.HasShape {
+				in.Shape, in.HasShape = d.Shape, true
+			} else if d.HasShape && len(d.Shape) == len(in.Shape) {
+				for i := range in.Shape {
+					if !in.Shape[i].Known() && in.Shape[i].Param == "" {
+						in.Shape[i] = d.Shape[i]
 					}
 				}
 			}
@@ -123,6 +129,10 @@ func newBuilder(m *graph.Model) (*builder, error) {
 	}
 	return b, nil
 }
+
+// infer records the facts of n's outputs (and, for integer argument
+// arithmetic, their values) with graph's engine.
+func (b *builder) infer(n *graph.Node) error { return b.f.Infer(n) }
 
 // forwardOrder is the topological order of the nodes now in the graph.
 func (b *builder) forwardOrder() ([]*graph.Node, error) {
@@ -145,7 +155,7 @@ func (b *builder) setInfo(name string, in *vinfo) { b.info[name] = in }
 
 func (b *builder) dtype(name string) graph.DType {
 	if in := b.info[name]; in != nil {
-		return in.dt
+		return in.DType
 	}
 	return graph.Undefined
 }
@@ -217,7 +227,7 @@ func (b *builder) constant(t *graph.Tensor) string {
 	name := b.unique("grad/const")
 	b.g.Initializers = append(b.g.Initializers, graph.Initializer{Name: name, Tensor: t})
 	b.consts[name] = t
-	b.setInfo(name, constInfo(t))
+	b.setInfo(name, graph.ConstFact(t))
 	b.constKey[key] = name
 	return name
 }
@@ -259,20 +269,20 @@ func (b *builder) shapeOf(x string) string { return b.op("Shape", []string{x}) }
 // rank returns x's rank, or an error when inference does not know it.
 func (b *builder) rank(x string) (int, error) {
 	in := b.info[x]
-	if in == nil || !in.ranked {
+	if in == nil || !in.HasShape {
 		return 0, fmt.Errorf("the rank of %q is unknown (shape inference could not derive it)", x)
 	}
-	return len(in.shape), nil
+	return len(in.Shape), nil
 }
 
-// shape is x's inferred shape: nil when the rank is unknown, non-nil
+// shape is x's inferred Shape: nil when the rank is unknown, non-nil
 // (possibly empty) otherwise.
 func (b *builder) shape(x string) graph.Shape {
-	if in := b.info[x]; in != nil && in.ranked {
-		if in.shape == nil {
+	if in := b.info[x]; in != nil && in.HasShape {
+		if in.Shape == nil {
 			return graph.Shape{}
 		}
-		return in.shape
+		return in.Shape
 	}
 	return nil
 }
@@ -280,11 +290,11 @@ func (b *builder) shape(x string) graph.Shape {
 // staticDims returns x's dimensions when all are fixed.
 func (b *builder) staticDims(x string) ([]int64, bool) {
 	in := b.info[x]
-	if in == nil || !in.ranked {
+	if in == nil || !in.HasShape {
 		return nil, false
 	}
-	out := make([]int64, len(in.shape))
-	for i, d := range in.shape {
+	out := make([]int64, len(in.Shape))
+	for i, d := range in.Shape {
 		if !d.Known() {
 			return nil, false
 		}
@@ -405,7 +415,7 @@ func (b *builder) zerosLike(x string) string {
 	return b.op("ConstantOfShape", []string{b.shapeOf(x)}, graph.TensorAttr("value", graph.NewFloat32([]int64{1}, []float32{0})))
 }
 
-// unbroadcast sums g (shaped like a broadcast result) down to x's shape: the
+// unbroadcast sums g (shaped like a broadcast result) down to x's Shape: the
 // gradient of an operand that was broadcast. The axes come from the
 // symbolic shapes: leading axes x lacks, and axes where x has a fixed 1 and
 // g does not. peers are the op's other operands: where x's size is unknown,
@@ -480,22 +490,10 @@ func (b *builder) alone(x string, fromEnd int, peers []string) bool {
 	return true
 }
 
-// axesAttrOrInput reads a node's axes: input idx from opset from, else the
-// "axes" attribute. ok is false when the input is not a constant.
+// axesArg reads a node's axes: input idx from opset from, else the "axes"
+// attribute; ok is false when the input is not a constant.
 func (b *builder) axesArg(n *graph.Node, idx int, from int64) ([]int64, bool) {
-	if b.opset >= from {
-		name := n.Input(idx)
-		if name == "" {
-			return nil, true
-		}
-		t := b.consts[name]
-		if t == nil {
-			return nil, false
-		}
-		v, err := t.AsInt64s()
-		return v, err == nil
-	}
-	return n.AttrInts("axes", nil), true
+	return b.f.AxesArg(n, idx, from)
 }
 
 func normAxes(axes []int64, r int) []int64 {

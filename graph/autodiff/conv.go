@@ -7,142 +7,18 @@ import (
 	"github.com/ebmrun/ebmrun/graph"
 )
 
-// geom is the resolved geometry of a Conv, ConvTranspose or pooling node
-// over its spatial axes: explicit pads (auto_pad resolved), and input and
-// output sizes (−1 where unknown).
-type geom struct {
-	in, out, kernel, strides, dil []int64
-	padB, padE, outPad            []int64
-	group                         int64
-}
+// geom is a node's resolved window geometry (graph.Window, the one place
+// that computes it).
+type geom = graph.Window
 
-func fill(v []int64, k int, def int64) []int64 {
-	if len(v) == k {
-		return v
-	}
-	out := make([]int64, k)
-	for i := range out {
-		out[i] = def
-	}
-	return out
-}
-
-func (b *builder) geometry(n *graph.Node, x graph.Shape, w *vinfo) (geom, error) {
-	k := len(x) - 2
-	g := geom{group: n.AttrInt("group", 1)}
-	g.in = make([]int64, k)
-	for i, d := range x[2:] {
-		g.in[i] = -1
-		if d.Known() {
-			g.in[i] = d.Value
-		}
-	}
-	g.kernel = n.AttrInts("kernel_shape", nil)
-	if g.kernel == nil && w != nil && w.ranked && len(w.shape) == k+2 {
-		for _, d := range w.shape[2:] {
-			v := int64(-1)
-			if d.Known() {
-				v = d.Value
-			}
-			g.kernel = append(g.kernel, v)
-		}
-	}
-	if len(g.kernel) != k {
-		return g, fmt.Errorf("kernel shape of rank %d for %d spatial axes", len(g.kernel), k)
-	}
-	g.strides = fill(n.AttrInts("strides", nil), k, 1)
-	g.dil = fill(n.AttrInts("dilations", nil), k, 1)
-	g.outPad = fill(n.AttrInts("output_padding", nil), k, 0)
-	pads := fill(n.AttrInts("pads", nil), 2*k, 0)
-	g.padB, g.padE = append([]int64(nil), pads[:k]...), append([]int64(nil), pads[k:]...)
-	g.out = make([]int64, k)
-	auto := n.AttrString("auto_pad", "NOTSET")
-	transpose := n.OpType == "ConvTranspose"
-	outShape := n.AttrInts("output_shape", nil)
-	if len(outShape) > k {
-		outShape = outShape[len(outShape)-k:]
-	}
-	ceil := n.AttrInt("ceil_mode", 0) != 0
-	for i := 0; i < k; i++ {
-		in, kk, s, d := g.in[i], g.kernel[i], g.strides[i], g.dil[i]
-		g.out[i] = -1
-		if kk < 0 {
-			continue
-		}
-		ext := d*(kk-1) + 1
-		if transpose {
-			if in < 0 {
-				continue
-			}
-			full := s*(in-1) + g.outPad[i] + ext
-			if outShape != nil || auto == "SAME_UPPER" || auto == "SAME_LOWER" {
-				want := in * s
-				if outShape != nil {
-					want = outShape[i]
-				}
-				total := max(full-want, 0)
-				if auto == "SAME_LOWER" {
-					g.padB[i], g.padE[i] = total-total/2, total/2
-				} else {
-					g.padB[i], g.padE[i] = total/2, total-total/2
-				}
-			} else if auto == "VALID" {
-				g.padB[i], g.padE[i] = 0, 0
-			}
-			g.out[i] = full - g.padB[i] - g.padE[i]
-			continue
-		}
-		switch auto {
-		case "SAME_UPPER", "SAME_LOWER":
-			if in < 0 {
-				continue
-			}
-			want := (in + s - 1) / s
-			total := max((want-1)*s+ext-in, 0)
-			if auto == "SAME_UPPER" {
-				g.padB[i], g.padE[i] = total/2, total-total/2
-			} else {
-				g.padB[i], g.padE[i] = total-total/2, total/2
-			}
-		case "VALID":
-			g.padB[i], g.padE[i] = 0, 0
-		}
-		if in < 0 {
-			continue
-		}
-		span := in + g.padB[i] + g.padE[i] - ext
-		if span < 0 {
-			return g, fmt.Errorf("kernel extent %d exceeds padded input %d", ext, in+g.padB[i]+g.padE[i])
-		}
-		o := span/s + 1
-		if ceil {
-			o = (span+s-1)/s + 1
-			if (o-1)*s >= in+g.padB[i] {
-				o--
-			}
-		}
-		g.out[i] = o
-	}
-	return g, nil
-}
-
-func (g geom) static() error {
-	for i := range g.in {
-		if g.in[i] < 0 || g.out[i] < 0 || g.kernel[i] < 0 {
-			return errors.New("the gradient needs the spatial sizes of input and output to be known")
-		}
-	}
-	return nil
-}
-
-func (g geom) attrs(withKernel bool) []*graph.Attribute {
+func windowAttrs(g geom, withKernel bool) []*graph.Attribute {
 	out := []*graph.Attribute{
-		graph.IntsAttr("strides", g.strides...),
-		graph.IntsAttr("dilations", g.dil...),
-		graph.IntsAttr("pads", append(append([]int64(nil), g.padB...), g.padE...)...),
+		graph.IntsAttr("strides", g.Strides...),
+		graph.IntsAttr("dilations", g.Dilations...),
+		graph.IntsAttr("pads", append(append([]int64(nil), g.PadBegin...), g.PadEnd...)...),
 	}
 	if withKernel {
-		out = append(out, graph.IntsAttr("kernel_shape", g.kernel...))
+		out = append(out, graph.IntsAttr("kernel_shape", g.Kernel...))
 	}
 	return out
 }
@@ -175,11 +51,14 @@ func (c *ruleCtx) geom() (geom, error) {
 	if c.in(1) != "" {
 		w = b.info[c.in(1)]
 	}
-	g, err := b.geometry(c.n, xs, w)
+	g, err := graph.WindowOf(c.n, xs, w)
 	if err != nil {
 		return g, err
 	}
-	return g, g.static()
+	if err := g.Static(); err != nil {
+		return g, fmt.Errorf("the gradient needs known spatial sizes: %w", err)
+	}
+	return g, nil
 }
 
 func gradConv(c *ruleCtx, gout []string) ([]string, error) {
@@ -188,7 +67,7 @@ func gradConv(c *ruleCtx, gout []string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := len(g.in)
+	k := len(g.In)
 	x, w := c.in(0), c.in(1)
 	res := make([]string, len(c.n.Inputs))
 	if c.wants(0) {
@@ -199,9 +78,9 @@ func gradConv(c *ruleCtx, gout []string) ([]string, error) {
 	if c.wants(0) && res[0] == "" {
 		op := make([]int64, k)
 		for i := range op {
-			op[i] = g.in[i] - (g.strides[i]*(g.out[i]-1) + g.dil[i]*(g.kernel[i]-1) + 1 - g.padB[i] - g.padE[i])
+			op[i] = g.In[i] - (g.Strides[i]*(g.Out[i]-1) + g.Dilations[i]*(g.Kernel[i]-1) + 1 - g.PadBegin[i] - g.PadEnd[i])
 		}
-		attrs := append(g.attrs(true), graph.IntAttr("group", g.group), graph.IntsAttr("output_padding", op...))
+		attrs := append(windowAttrs(g, true), graph.IntAttr("group", g.Group), graph.IntsAttr("output_padding", op...))
 		res[0] = b.op("ConvTranspose", []string{gy, w}, attrs...)
 	}
 	if c.wants(1) {
@@ -212,7 +91,7 @@ func gradConv(c *ruleCtx, gout []string) ([]string, error) {
 	if c.wants(1) && res[1] == "" {
 		xt := b.transpose(x, swap01(k+2))
 		gt := b.transpose(gy, swap01(k+2))
-		dw, err := b.correlate(xt, gt, g, g.kernel)
+		dw, err := b.correlate(xt, gt, g, g.Kernel)
 		if err != nil {
 			return nil, err
 		}
@@ -232,20 +111,20 @@ func gradConv(c *ruleCtx, gout []string) ([]string, error) {
 // Conv's speed. ok is false where the geometry does not allow it (strides,
 // padding wider than the kernel, weight channels unknown).
 func (b *builder) convDataGrad(gy, w string, g geom) (dx string, ok bool) {
-	k := len(g.in)
+	k := len(g.In)
 	pads := make([]int64, 2*k)
 	for i := 0; i < k; i++ {
-		ext := g.dil[i]*(g.kernel[i]-1) + 1
-		if g.strides[i] != 1 || g.padB[i] > ext-1 || g.padE[i] > ext-1 {
+		ext := g.Dilations[i]*(g.Kernel[i]-1) + 1
+		if g.Strides[i] != 1 || g.PadBegin[i] > ext-1 || g.PadEnd[i] > ext-1 {
 			return "", false
 		}
-		pads[i], pads[k+i] = ext-1-g.padB[i], ext-1-g.padE[i]
+		pads[i], pads[k+i] = ext-1-g.PadBegin[i], ext-1-g.PadEnd[i]
 	}
 	ws, known := b.staticDims(w)
-	if !known || len(ws) != k+2 || ws[0]%g.group != 0 {
+	if !known || len(ws) != k+2 || ws[0]%g.Group != 0 {
 		return "", false
 	}
-	cout, cinG, G := ws[0], ws[1], g.group
+	cout, cinG, G := ws[0], ws[1], g.Group
 	starts, ends, axes, steps := make([]int64, k), make([]int64, k), make([]int64, k), make([]int64, k)
 	for i := 0; i < k; i++ {
 		starts[i], ends[i], axes[i], steps[i] = -1, -(ws[i+2] + 1), int64(i+2), -1
@@ -262,7 +141,7 @@ func (b *builder) convDataGrad(gy, w string, g geom) (dx string, ok bool) {
 	}
 	return b.op("Conv", []string{gy, wf},
 		graph.IntsAttr("kernel_shape", ws[2:]...),
-		graph.IntsAttr("dilations", g.dil...),
+		graph.IntsAttr("dilations", g.Dilations...),
 		graph.IntsAttr("pads", pads...),
 		graph.IntAttr("group", G)), true
 }
@@ -277,12 +156,12 @@ func (b *builder) convDataGrad(gy, w string, g geom) (dx string, ok bool) {
 // that no Pad is needed. ok is false for grouped convolutions and offsets
 // that read no input.
 func (b *builder) convWeightGrad(x, gy string, g geom) (dw string, ok bool) {
-	k := len(g.in)
-	if g.group != 1 {
+	k := len(g.In)
+	if g.Group != 1 {
 		return "", false
 	}
 	K := int64(1)
-	for _, kk := range g.kernel {
+	for _, kk := range g.Kernel {
 		K *= kk
 	}
 	// ∂y with channels last, [N, out…, M], sliced per offset below.
@@ -297,17 +176,17 @@ func (b *builder) convWeightGrad(x, gy string, g geom) (dw string, ok bool) {
 		var xs, xe, xa, xst, ys, ye, ya []int64
 		p := int64(1)
 		for i := 0; i < k; i++ {
-			s, t := g.strides[i], off[i]*g.dil[i]-g.padB[i]
+			s, t := g.Strides[i], off[i]*g.Dilations[i]-g.PadBegin[i]
 			lo := max(0, ceilDiv(-t, s))
-			hi := min(g.out[i]-1, floorDiv(g.in[i]-1-t, s))
+			hi := min(g.Out[i]-1, floorDiv(g.In[i]-1-t, s))
 			if hi < lo {
 				return "", false
 			}
 			p *= hi - lo + 1
-			if st, en := lo*s+t, hi*s+t+1; st != 0 || en != g.in[i] || s != 1 {
+			if st, en := lo*s+t, hi*s+t+1; st != 0 || en != g.In[i] || s != 1 {
 				xs, xe, xa, xst = append(xs, st), append(xe, en), append(xa, int64(i+2)), append(xst, s)
 			}
-			if lo != 0 || hi != g.out[i]-1 {
+			if lo != 0 || hi != g.Out[i]-1 {
 				ys, ye, ya = append(ys, lo), append(ye, hi+1), append(ya, int64(i+1))
 			}
 		}
@@ -323,7 +202,7 @@ func (b *builder) convWeightGrad(x, gy string, g geom) (dw string, ok bool) {
 		parts = append(parts, b.op("MatMul", []string{xj, yj}))
 		for i := k - 1; i >= 0; i-- {
 			off[i]++
-			if off[i] < g.kernel[i] {
+			if off[i] < g.Kernel[i] {
 				break
 			}
 			off[i] = 0
@@ -336,7 +215,7 @@ func (b *builder) convWeightGrad(x, gy string, g geom) (dw string, ok bool) {
 	}
 	r := b.op("Reshape", []string{b.reduceSum(all, []int64{0}, false), b.ints(0, K, -1)})
 	r = b.transpose(r, []int64{2, 0, 1})
-	return b.op("Reshape", []string{r, b.ints(append([]int64{0, 0}, g.kernel...)...)}), true
+	return b.op("Reshape", []string{r, b.ints(append([]int64{0, 0}, g.Kernel...)...)}), true
 }
 
 func floorDiv(a, b int64) int64 {
@@ -356,7 +235,7 @@ func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }
 // groups on axis 0.
 func (b *builder) correlate(a, f string, g geom, kernel []int64) (string, error) {
 	k := len(kernel)
-	G := g.group
+	G := g.Group
 	var ca, cf int64
 	if G > 1 {
 		var err error
@@ -378,9 +257,9 @@ func (b *builder) correlate(a, f string, g geom, kernel []int64) (string, error)
 			fg = b.slice(f, []int64{gi * cf / G}, []int64{(gi + 1) * cf / G}, []int64{0}, nil)
 		}
 		r := b.op("Conv", []string{ag, fg},
-			graph.IntsAttr("strides", g.dil...),
-			graph.IntsAttr("dilations", g.strides...),
-			graph.IntsAttr("pads", append(append([]int64(nil), g.padB...), g.padE...)...))
+			graph.IntsAttr("strides", g.Dilations...),
+			graph.IntsAttr("dilations", g.Strides...),
+			graph.IntsAttr("pads", append(append([]int64(nil), g.PadBegin...), g.PadEnd...)...))
 		// The correlation may run past the kernel when the input has a
 		// remainder the forward strides skipped; crop it.
 		rs := b.shape(r)
@@ -408,22 +287,22 @@ func gradConvTranspose(c *ruleCtx, gout []string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := len(g.in)
+	k := len(g.In)
 	x, w := c.in(0), c.in(1)
 	res := make([]string, len(c.n.Inputs))
 	if c.wants(0) {
-		for i := range g.in {
-			if got := (g.out[i]+g.padB[i]+g.padE[i]-g.dil[i]*(g.kernel[i]-1)-1)/g.strides[i] + 1; got != g.in[i] {
-				return nil, fmt.Errorf("output_padding %v too large to invert with a Conv", g.outPad)
+		for i := range g.In {
+			if got := (g.Out[i]+g.PadBegin[i]+g.PadEnd[i]-g.Dilations[i]*(g.Kernel[i]-1)-1)/g.Strides[i] + 1; got != g.In[i] {
+				return nil, fmt.Errorf("output_padding %v too large to invert with a Conv", g.OutPad)
 			}
 		}
-		attrs := append(g.attrs(true), graph.IntAttr("group", g.group))
+		attrs := append(windowAttrs(g, true), graph.IntAttr("group", g.Group))
 		res[0] = b.op("Conv", []string{gy, w}, attrs...)
 	}
 	if c.wants(1) {
 		gt := b.transpose(gy, swap01(k+2))
 		xt := b.transpose(x, swap01(k+2))
-		dw, err := b.correlate(gt, xt, g, g.kernel)
+		dw, err := b.correlate(gt, xt, g, g.Kernel)
 		if err != nil {
 			return nil, err
 		}
@@ -442,42 +321,42 @@ func gradConvTranspose(c *ruleCtx, gout []string) ([]string, error) {
 // the windows cover, with a ConvTranspose whose weight [K, 1, kernel…]
 // says where each of the K values goes, and reshapes to x's shape.
 func (b *builder) scatterWindows(v, x string, weight *graph.Tensor, g geom) string {
-	k := len(g.in)
+	k := len(g.In)
 	op := make([]int64, k)
 	pe := make([]int64, k)
-	for i := range g.in {
-		l := g.strides[i]*(g.out[i]-1) + g.dil[i]*(g.kernel[i]-1) + 1 - g.padB[i]
-		pe[i] = max(0, l-g.in[i])
-		op[i] = max(0, g.in[i]-l)
+	for i := range g.In {
+		l := g.Strides[i]*(g.Out[i]-1) + g.Dilations[i]*(g.Kernel[i]-1) + 1 - g.PadBegin[i]
+		pe[i] = max(0, l-g.In[i])
+		op[i] = max(0, g.In[i]-l)
 	}
 	y := b.op("ConvTranspose", []string{v, b.constant(weight)},
-		graph.IntsAttr("strides", g.strides...),
-		graph.IntsAttr("dilations", g.dil...),
-		graph.IntsAttr("kernel_shape", g.kernel...),
-		graph.IntsAttr("pads", append(append([]int64(nil), g.padB...), pe...)...),
+		graph.IntsAttr("strides", g.Strides...),
+		graph.IntsAttr("dilations", g.Dilations...),
+		graph.IntsAttr("kernel_shape", g.Kernel...),
+		graph.IntsAttr("pads", append(append([]int64(nil), g.PadBegin...), pe...)...),
 		graph.IntsAttr("output_padding", op...))
 	return b.reshapeLike(y, x)
 }
 
 // flatWindows reshapes [N, C, out…] to [N·C, 1, out…].
 func (b *builder) flatWindows(v string, g geom) string {
-	return b.op("Reshape", []string{v, b.ints(append([]int64{-1, 1}, g.out...)...)})
+	return b.op("Reshape", []string{v, b.ints(append([]int64{-1, 1}, g.Out...)...)})
 }
 
 // windowCount is, per output position, how many input positions a window
 // averages over (AveragePool's divisor), as [out…].
 func windowCount(g geom, includePad bool) *graph.Tensor {
-	k := len(g.in)
+	k := len(g.In)
 	per := make([][]float32, k)
 	for i := 0; i < k; i++ {
-		lo, hi := int64(0), g.in[i]
+		lo, hi := int64(0), g.In[i]
 		if includePad {
-			lo, hi = -g.padB[i], g.in[i]+g.padE[i]
+			lo, hi = -g.PadBegin[i], g.In[i]+g.PadEnd[i]
 		}
-		for o := int64(0); o < g.out[i]; o++ {
+		for o := int64(0); o < g.Out[i]; o++ {
 			cnt := int64(0)
-			for t := int64(0); t < g.kernel[i]; t++ {
-				p := o*g.strides[i] - g.padB[i] + t*g.dil[i]
+			for t := int64(0); t < g.Kernel[i]; t++ {
+				p := o*g.Strides[i] - g.PadBegin[i] + t*g.Dilations[i]
 				if p >= lo && p < hi {
 					cnt++
 				}
@@ -485,7 +364,7 @@ func windowCount(g geom, includePad bool) *graph.Tensor {
 			per[i] = append(per[i], float32(max(cnt, 1)))
 		}
 	}
-	t := graph.NewFloat32(g.out, nil)
+	t := graph.NewFloat32(g.Out, nil)
 	idx := make([]int64, k)
 	for j := range t.F32 {
 		v := float32(1)
@@ -495,7 +374,7 @@ func windowCount(g geom, includePad bool) *graph.Tensor {
 		t.F32[j] = 1 / v
 		for i := k - 1; i >= 0; i-- {
 			idx[i]++
-			if idx[i] < g.out[i] {
+			if idx[i] < g.Out[i] {
 				break
 			}
 			idx[i] = 0
@@ -512,7 +391,7 @@ func gradAveragePool(c *ruleCtx, gout []string) ([]string, error) {
 	}
 	inv := windowCount(g, c.n.AttrInt("count_include_pad", 0) != 0)
 	scaled := b.mul(gout[0], b.constant(inv))
-	ones := graph.NewFloat32(append([]int64{1, 1}, g.kernel...), nil)
+	ones := graph.NewFloat32(append([]int64{1, 1}, g.Kernel...), nil)
 	for i := range ones.F32 {
 		ones.F32[i] = 1
 	}
@@ -522,12 +401,12 @@ func gradAveragePool(c *ruleCtx, gout []string) ([]string, error) {
 // padNeg pads x's spatial axes with a very negative value, so that windows
 // reaching into the padding never hold a maximum.
 func (b *builder) padNeg(x string, g geom) string {
-	k := len(g.in)
+	k := len(g.In)
 	r := k + 2
 	for i := 0; i < k; i++ {
 		ax := int64(i + 2)
 		var parts []string
-		for _, p := range []int64{g.padB[i], -1, g.padE[i]} {
+		for _, p := range []int64{g.PadBegin[i], -1, g.PadEnd[i]} {
 			switch {
 			case p < 0:
 				parts = append(parts, x)
@@ -558,24 +437,24 @@ func gradMaxPool(c *ruleCtx, gout []string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := len(g.in)
+	k := len(g.In)
 	x, y := c.in(0), c.n.Outputs[0]
 	xp := b.padNeg(x, g)
 	zero := b.scalar(0)
 	K := int64(1)
-	for _, kk := range g.kernel {
+	for _, kk := range g.Kernel {
 		K *= kk
 	}
-	weight := graph.NewFloat32(append([]int64{K, 1}, g.kernel...), nil)
+	weight := graph.NewFloat32(append([]int64{K, 1}, g.Kernel...), nil)
 	var parts []string
 	taken := ""
 	off := make([]int64, k)
 	for j := int64(0); j < K; j++ {
 		starts, ends, axes, steps := make([]int64, k), make([]int64, k), make([]int64, k), make([]int64, k)
 		for i := 0; i < k; i++ {
-			starts[i] = off[i] * g.dil[i]
-			ends[i] = starts[i] + g.strides[i]*(g.out[i]-1) + 1
-			axes[i], steps[i] = int64(i+2), g.strides[i]
+			starts[i] = off[i] * g.Dilations[i]
+			ends[i] = starts[i] + g.Strides[i]*(g.Out[i]-1) + 1
+			axes[i], steps[i] = int64(i+2), g.Strides[i]
 		}
 		at := b.slice(xp, starts, ends, axes, steps)
 		hit := b.op("Equal", []string{at, y})
@@ -590,7 +469,7 @@ func gradMaxPool(c *ruleCtx, gout []string) ([]string, error) {
 		weight.F32[j*K+j] = 1
 		for i := k - 1; i >= 0; i-- {
 			off[i]++
-			if off[i] < g.kernel[i] {
+			if off[i] < g.Kernel[i] {
 				break
 			}
 			off[i] = 0

@@ -20,12 +20,12 @@
 // SlicedScoreMatching adds the Hutchinson term vᵀ∇x(vᵀs) and the per-sample
 // SSM objectives for a projection input v — one VJP, never a Jacobian.
 //
-// Every differentiable op has a rule (Ops lists them); shape, index and
-// comparison ops (Shape, Size, Constant, Equal, Range, int64 arithmetic …)
-// are constants. A node on the differentiated path without a rule is an
+// Each rule hangs on its op's entry in graph's op table (Ops lists them);
+// the ops the table marks non-differentiable (Shape, Size, Constant, Equal,
+// Range, …) and int64 arithmetic are constants. A node on the differentiated path without a rule is an
 // error naming every such node at once (errors.Is ErrNoRule). Gradients of
 // broadcast operands are summed over the broadcast axes, found from shapes
-// the package infers symbolically (a named batch "N" against a fixed 1
+// graph.Facts infers symbolically as each node is emitted (a named batch "N" against a fixed 1
 // means reduce); where the shapes cannot tell, it refuses rather than guess.
 // Common subexpressions are shared and nodes that no output needs are pruned.
 package autodiff

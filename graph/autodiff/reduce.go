@@ -26,7 +26,7 @@ func (c *ruleCtx) reduced() (axes []int64, r int, noop bool, err error) {
 	if err != nil {
 		return nil, 0, false, err
 	}
-	axes, ok := b.reduceAxes(c.n)
+	axes, ok := b.f.ReduceAxes(c.n)
 	if !ok {
 		return nil, 0, false, errors.New("the axes must be a constant")
 	}

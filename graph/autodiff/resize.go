@@ -10,34 +10,6 @@ func init() {
 	register(gradResize, "Resize", "Upsample")
 }
 
-// inferResize reads the sizes through their symbolic value, so that
-// Resize(x, sizes=Concat(Shape(x)[:2], [16, 16])) keeps x's batch symbol.
-func (b *builder) inferResize(n *graph.Node, ins []*vinfo) ([]*vinfo, error) {
-	x := ins[0]
-	if x == nil {
-		return nil, nil
-	}
-	if !x.ranked {
-		return []*vinfo{{dt: x.dt}}, nil
-	}
-	sc, sz, scales := graph.ResizeArgs(n)
-	var sizes []graph.Dim
-	switch {
-	case sz >= 0 && ins[sz] != nil && ins[sz].sval != nil:
-		sizes = ins[sz].sval
-	case sz >= 0:
-	case sc >= 0:
-		if t := b.consts[n.Input(sc)]; t != nil && t.DType == graph.Float32 {
-			scales = t.F32
-		}
-	}
-	s, err := graph.ResizeOutDims(n, x.shape, scales, sizes)
-	if err != nil {
-		return nil, err
-	}
-	return []*vinfo{ranked(x.dt, s)}, nil
-}
-
 // resizeWeights is the [out, in] matrix W of one axis, y = W·x along it,
 // from the taps graph.ResizeMode gives (the native kernel reads the same).
 func resizeWeights(m graph.ResizeMode, in, out int64, s float64) *graph.Tensor {

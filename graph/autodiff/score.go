@@ -69,12 +69,12 @@ func SlicedScoreMatching(m *graph.Model, x, score string) (*graph.Model, *SSM, e
 	names := &SSM{}
 	seed := func(b *builder, o string) (string, error) {
 		in := b.info[x]
-		if in == nil || !in.ranked {
+		if in == nil || !in.HasShape {
 			return "", fmt.Errorf("autodiff: the rank of %q must be known", x)
 		}
 		names.V = b.unique("v")
-		b.g.Inputs = append(b.g.Inputs, graph.ValueInfo{Name: names.V, DType: graph.Float32, Shape: in.shape, HasShape: true})
-		b.setInfo(names.V, &vinfo{dt: graph.Float32, shape: in.shape, ranked: true})
+		b.g.Inputs = append(b.g.Inputs, graph.ValueInfo{Name: names.V, DType: graph.Float32, Shape: in.Shape, HasShape: true})
+		b.setInfo(names.V, &vinfo{DType: graph.Float32, Shape: in.Shape, HasShape: true})
 		return names.V, nil
 	}
 	b, res, err := build(m, []string{score}, []string{x}, Options{GradsOnly: true}, seed)

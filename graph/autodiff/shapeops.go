@@ -136,7 +136,7 @@ func gradSlice(c *ruleCtx, gout []string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	starts, ends, axes, steps, ok := b.sliceArgs(c.n, r)
+	starts, ends, axes, steps, ok := b.f.SliceArgs(c.n, r)
 	if !ok {
 		return nil, errors.New("the slice arguments must be constants")
 	}
@@ -149,7 +149,7 @@ func gradSlice(c *ruleCtx, gout []string) ([]string, error) {
 			}
 			return nil, err
 		}
-		st, cnt := sliceRange(starts[k], ends[k], steps[k], d)
+		st, cnt := graph.SliceRange(starts[k], ends[k], steps[k], d)
 		if st == 0 && cnt == d && steps[k] == 1 {
 			continue
 		}

@@ -35,10 +35,6 @@ func (Backend) Prepare(m *graph.Model, opts runtime.Options) (runtime.Plan, erro
 		return nil, errors.New("native: model has no graph")
 	}
 	g := m.Graph
-	if err := g.Validate(); err != nil {
-		return nil, fmt.Errorf("native: %w", err)
-	}
-	g = widenIntArgs(g)
 	opset := m.Opset("")
 	if opset == 0 {
 		opset = defaultOpset
@@ -46,6 +42,15 @@ func (Backend) Prepare(m *graph.Model, opts runtime.Options) (runtime.Plan, erro
 	if err := checkOps(g); err != nil {
 		return nil, err
 	}
+	// Arity, required inputs and attribute ranges, from the op table: the
+	// kernels' constructors may then index their inputs and trust them.
+	if err := graph.CheckNodes(g, opset); err != nil {
+		return nil, fmt.Errorf("native: %w", err)
+	}
+	if err := g.Validate(); err != nil {
+		return nil, fmt.Errorf("native: %w", err)
+	}
+	g = widenIntArgs(g)
 	if err := checkDTypes(g); err != nil {
 		return nil, err
 	}
@@ -57,8 +62,12 @@ func (Backend) Prepare(m *graph.Model, opts runtime.Options) (runtime.Plan, erro
 	if threads <= 0 {
 		threads = goruntime.NumCPU()
 	}
+	budget := opts.FoldElements
+	if budget <= 0 {
+		budget = runtime.DefaultFoldElements
+	}
 	p := &plan{inputs: g.RuntimeInputs(), outputs: append([]graph.ValueInfo(nil), g.Outputs...), threads: threads}
-	if err := p.compile(g, order, opset); err != nil {
+	if err := p.compile(g, order, opset, budget); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -71,7 +80,7 @@ func checkOps(g *graph.Graph) error {
 		key := n.OpType
 		if n.Domain != "" && n.Domain != "ai.onnx" {
 			key = n.Domain + "." + n.OpType
-		} else if ops[n.OpType] != nil {
+		} else if kernelOf(n.OpType) != nil {
 			continue
 		}
 		missing[key] = append(missing[key], n.Label())
@@ -175,20 +184,20 @@ func (p *plan) Inputs() []graph.ValueInfo  { return p.inputs }
 func (p *plan) Outputs() []graph.ValueInfo { return p.outputs }
 func (p *plan) Close() error               { return nil }
 
-func (p *plan) compile(g *graph.Graph, order []*graph.Node, opset int64) error {
+func (p *plan) compile(g *graph.Graph, order []*graph.Node, opset, budget int64) error {
 	consts := g.InitializerMap()
 	known, _ := graph.InferShapes(g) // Validate has checked it succeeds
 	var errs []error
 	var live []pending
 	for _, n := range order {
 		c := &compileCtx{node: n, opset: opset, consts: consts, known: known}
-		k, err := ops[n.OpType](c)
+		k, err := kernelOf(n.OpType)(c)
 		if err != nil {
 			errs = append(errs, &graph.NodeError{Node: n.Label(), Op: n.OpType, Err: err})
 			continue
 		}
 		if foldable(n, consts) {
-			outs, err := evalNode(k, n, consts)
+			outs, err := evalNode(k, n, consts, budget)
 			if err != nil {
 				errs = append(errs, &graph.NodeError{Node: n.Label(), Op: n.OpType, Err: fmt.Errorf("folding constants: %w", err)})
 				continue
@@ -259,6 +268,10 @@ func (p *plan) compile(g *graph.Graph, order []*graph.Node, opset int64) error {
 	return nil
 }
 
+// ErrFoldBudget is wrapped when constant folding would make a tensor larger
+// than runtime.Options.FoldElements.
+var ErrFoldBudget = errors.New("constant folding over budget")
+
 // foldable reports whether all of a node's inputs are known constants.
 func foldable(n *graph.Node, consts map[string]*graph.Tensor) bool {
 	for _, in := range n.Inputs {
@@ -270,7 +283,7 @@ func foldable(n *graph.Node, consts map[string]*graph.Tensor) bool {
 }
 
 // evalNode runs one kernel on constant inputs, with fresh memory.
-func evalNode(k kernel, n *graph.Node, consts map[string]*graph.Tensor) ([]*graph.Tensor, error) {
+func evalNode(k kernel, n *graph.Node, consts map[string]*graph.Tensor, budget int64) ([]*graph.Tensor, error) {
 	ins := make([]*graph.Tensor, len(n.Inputs))
 	for i, name := range n.Inputs {
 		if name != "" {
@@ -293,8 +306,8 @@ func evalNode(k kernel, n *graph.Node, consts map[string]*graph.Tensor) ([]*grap
 	for _, o := range outs {
 		if o != nil {
 			n, err := graph.CheckedNumElements(o.Shape)
-			if err != nil || n > maxElements {
-				return nil, fmt.Errorf("output shape %v is too large", o.Shape)
+			if err != nil || n > budget {
+				return nil, fmt.Errorf("%w: output shape %v is over the budget of %d elements (runtime.Options.FoldElements)", ErrFoldBudget, o.Shape, budget)
 			}
 			attachOwn(o, int(n))
 		}

@@ -26,11 +26,7 @@ func readWindow(n *graph.Node) (window, error) {
 		dilations: n.AttrInts("dilations", nil),
 		ceil:      n.AttrInt("ceil_mode", 0) != 0,
 	}
-	switch w.autoPad {
-	case "NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER":
-	default:
-		return w, fmt.Errorf("auto_pad %q is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER", w.autoPad)
-	}
+	// Prepare has checked the attributes' ranges (graph's op table).
 	if k := len(w.kernel); k > 2 {
 		return w, unsupported("%d spatial dimensions (1 and 2 are supported)", k)
 	}
@@ -90,37 +86,12 @@ func (wd *window) resolve(x []int64, k []int64, g *geom) error {
 	}
 	g.oh, g.ph, g.phe = 1, 0, 0
 	for i, d := range ds {
-		*d.s = int(at(wd.strides, i, 1))
-		*d.d = int(at(wd.dilations, i, 1))
-		if *d.s < 1 || *d.d < 1 {
-			return fmt.Errorf("strides and dilations must be positive")
+		a := graph.Axis{In: int64(*d.in), Kernel: int64(*d.k), Stride: at(wd.strides, i, 1), Dilation: at(wd.dilations, i, 1),
+			PadBegin: at(wd.pads, i, 0), PadEnd: at(wd.pads, i+sp, 0), Want: -1}
+		if err := a.Resolve(wd.autoPad, false, wd.ceil); err != nil {
+			return err
 		}
-		ext := (*d.k-1)**d.d + 1
-		switch wd.autoPad {
-		case "SAME_UPPER", "SAME_LOWER":
-			out := (*d.in + *d.s - 1) / *d.s
-			total := max(0, (out-1)**d.s+ext-*d.in)
-			*d.pb, *d.pe = total/2, total-total/2
-			if wd.autoPad == "SAME_LOWER" {
-				*d.pb, *d.pe = total-total/2, total/2
-			}
-		case "VALID":
-			*d.pb, *d.pe = 0, 0
-		default:
-			*d.pb, *d.pe = int(at(wd.pads, i, 0)), int(at(wd.pads, i+sp, 0))
-		}
-		span := *d.in + *d.pb + *d.pe - ext
-		if span < 0 {
-			return fmt.Errorf("kernel extent %d exceeds padded input %d", ext, *d.in+*d.pb+*d.pe)
-		}
-		out := span / *d.s + 1
-		if wd.ceil && span%*d.s != 0 {
-			out++
-			if (out-1)**d.s >= *d.in+*d.pb { // last window would start in the end padding
-				out--
-			}
-		}
-		*d.out = out
+		*d.s, *d.d, *d.pb, *d.pe, *d.out = int(a.Stride), int(a.Dilation), int(a.PadBegin), int(a.PadEnd), int(a.Out)
 	}
 	return nil
 }
@@ -313,42 +284,16 @@ func (k *convTransposeKernel) geometry(in []*graph.Tensor, g *geom) error {
 		ds = []dim{{&g.h, &g.kh, &g.sh, &g.dh, &g.ph, &g.phe, &g.oh}, {&g.w, &g.kw, &g.sw, &g.dw, &g.pw, &g.pwe, &g.ow}}
 	}
 	for i, d := range ds {
-		*d.in = int(x.Shape[2+i])
-		*d.k = int(w.Shape[2+i])
-		*d.s = int(at(k.win.strides, i, 1))
-		*d.d = int(at(k.win.dilations, i, 1))
-		if *d.s < 1 || *d.d < 1 {
-			return fmt.Errorf("strides and dilations must be positive")
+		a := graph.Axis{In: x.Shape[2+i], Kernel: w.Shape[2+i], Stride: at(k.win.strides, i, 1), Dilation: at(k.win.dilations, i, 1),
+			PadBegin: at(k.win.pads, i, 0), PadEnd: at(k.win.pads, i+sp, 0), OutPad: at(k.outPad, i, 0), Want: -1}
+		if k.outShapeArg != nil {
+			a.Want = k.outShapeArg[len(k.outShapeArg)-sp+i]
 		}
-		op := int(at(k.outPad, i, 0))
-		ext := (*d.k-1)**d.d + 1
-		full := *d.s*(*d.in-1) + op + ext
-		switch {
-		case k.outShapeArg != nil || k.win.autoPad == "SAME_UPPER" || k.win.autoPad == "SAME_LOWER":
-			target := *d.in * *d.s
-			if k.outShapeArg != nil {
-				target = int(k.outShapeArg[len(k.outShapeArg)-sp+i])
-			}
-			total := full - target
-			if total < 0 {
-				total = 0 // the output extends past what the input reaches: stays zero
-			}
-			if k.win.autoPad == "SAME_UPPER" {
-				*d.pb, *d.pe = total/2, total-total/2
-			} else {
-				*d.pb, *d.pe = total-total/2, total/2
-			}
-			*d.out = target
-		case k.win.autoPad == "VALID":
-			*d.pb, *d.pe = 0, 0
-			*d.out = full
-		default:
-			*d.pb, *d.pe = int(at(k.win.pads, i, 0)), int(at(k.win.pads, i+sp, 0))
-			*d.out = full - *d.pb - *d.pe
+		if err := a.Resolve(k.win.autoPad, true, false); err != nil {
+			return err
 		}
-		if *d.out < 0 {
-			return fmt.Errorf("negative output size")
-		}
+		*d.in, *d.k = int(a.In), int(a.Kernel)
+		*d.s, *d.d, *d.pb, *d.pe, *d.out = int(a.Stride), int(a.Dilation), int(a.PadBegin), int(a.PadEnd), int(a.Out)
 	}
 	if b := arg(in, 2); b != nil && (b.DType != graph.Float32 || len(b.F32) != g.m) {
 		return fmt.Errorf("bias %s %v for %d channels", b.DType, b.Shape, g.m)

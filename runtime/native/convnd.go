@@ -27,14 +27,6 @@ type ndGeom struct {
 	in, k, s, d, pb, pe, out, ex [maxRank]int
 }
 
-func (wd *window) checkND() error {
-	switch wd.autoPad {
-	case "NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER":
-		return nil
-	}
-	return fmt.Errorf("auto_pad %q is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER", wd.autoPad)
-}
-
 // resolveND fills g for spatial input sizes in and kernel sizes k, as
 // Conv and the pools define their output sizes.
 func (wd *window) resolveND(in, k []int64, g *ndGeom) error {
@@ -44,37 +36,14 @@ func (wd *window) resolveND(in, k []int64, g *ndGeom) error {
 	}
 	g.sp = sp
 	for i := 0; i < sp; i++ {
-		g.in[i], g.k[i] = int(in[i]), int(k[i])
-		g.s[i], g.d[i] = int(at(wd.strides, i, 1)), int(at(wd.dilations, i, 1))
-		if g.s[i] < 1 || g.d[i] < 1 {
-			return fmt.Errorf("strides and dilations must be positive")
+		a := graph.Axis{In: in[i], Kernel: k[i], Stride: at(wd.strides, i, 1), Dilation: at(wd.dilations, i, 1),
+			PadBegin: at(wd.pads, i, 0), PadEnd: at(wd.pads, i+sp, 0), Want: -1}
+		if err := a.Resolve(wd.autoPad, false, wd.ceil); err != nil {
+			return err
 		}
+		g.in[i], g.k[i], g.s[i], g.d[i] = int(a.In), int(a.Kernel), int(a.Stride), int(a.Dilation)
+		g.pb[i], g.pe[i], g.out[i] = int(a.PadBegin), int(a.PadEnd), int(a.Out)
 		g.ex[i] = (g.k[i]-1)*g.d[i] + 1
-		switch wd.autoPad {
-		case "SAME_UPPER", "SAME_LOWER":
-			out := (g.in[i] + g.s[i] - 1) / g.s[i]
-			total := max(0, (out-1)*g.s[i]+g.ex[i]-g.in[i])
-			g.pb[i], g.pe[i] = total/2, total-total/2
-			if wd.autoPad == "SAME_LOWER" {
-				g.pb[i], g.pe[i] = total-total/2, total/2
-			}
-		case "VALID":
-			g.pb[i], g.pe[i] = 0, 0
-		default:
-			g.pb[i], g.pe[i] = int(at(wd.pads, i, 0)), int(at(wd.pads, i+sp, 0))
-		}
-		span := g.in[i] + g.pb[i] + g.pe[i] - g.ex[i]
-		if span < 0 {
-			return fmt.Errorf("kernel extent %d exceeds padded input %d", g.ex[i], g.in[i]+g.pb[i]+g.pe[i])
-		}
-		out := span/g.s[i] + 1
-		if wd.ceil && span%g.s[i] != 0 {
-			out++
-			if (out-1)*g.s[i] >= g.in[i]+g.pb[i] {
-				out--
-			}
-		}
-		g.out[i] = out
 	}
 	return nil
 }
@@ -106,10 +75,7 @@ type convNDKernel struct {
 }
 
 func compileConvND(c *compileCtx) (kernel, error) {
-	w := readWindowND(c.node)
-	if err := w.checkND(); err != nil {
-		return nil, err
-	}
+	w := readWindowND(c.node) // Prepare has checked the attributes (graph's op table)
 	g := int(c.node.AttrInt("group", 1))
 	if g < 1 {
 		return nil, fmt.Errorf("group %d", g)
@@ -222,10 +188,7 @@ type convTransposeNDKernel struct {
 }
 
 func compileConvTransposeND(c *compileCtx) (kernel, error) {
-	w := readWindowND(c.node)
-	if err := w.checkND(); err != nil {
-		return nil, err
-	}
+	w := readWindowND(c.node) // Prepare has checked the attributes (graph's op table)
 	g := int(c.node.AttrInt("group", 1))
 	if g < 1 {
 		return nil, fmt.Errorf("group %d", g)
@@ -250,39 +213,21 @@ func (k *convTransposeNDKernel) geometry(in []*graph.Tensor, g *ndGeom) error {
 	sp := len(x.Shape) - 2
 	g.sp = sp
 	for i := 0; i < sp; i++ {
-		g.in[i], g.k[i] = int(x.Shape[2+i]), int(w.Shape[2+i])
-		g.s[i], g.d[i] = int(at(k.win.strides, i, 1)), int(at(k.win.dilations, i, 1))
-		if g.s[i] < 1 || g.d[i] < 1 {
-			return fmt.Errorf("strides and dilations must be positive")
-		}
-		g.ex[i] = (g.k[i]-1)*g.d[i] + 1
-		op := int(at(k.outPad, i, 0))
-		full := g.s[i]*(g.in[i]-1) + op + g.ex[i]
-		target := -1
-		switch {
-		case len(k.outShapeArg) > 0:
+		a := graph.Axis{In: x.Shape[2+i], Kernel: w.Shape[2+i], Stride: at(k.win.strides, i, 1), Dilation: at(k.win.dilations, i, 1),
+			PadBegin: at(k.win.pads, i, 0), PadEnd: at(k.win.pads, i+sp, 0), OutPad: at(k.outPad, i, 0), Want: -1}
+		if len(k.outShapeArg) > 0 {
 			j := i + len(k.outShapeArg) - sp // output_shape may include N, C
 			if j < 0 {
 				return fmt.Errorf("output_shape %v for %d spatial dimensions", k.outShapeArg, sp)
 			}
-			target = int(k.outShapeArg[j])
-		case k.win.autoPad == "SAME_UPPER" || k.win.autoPad == "SAME_LOWER":
-			target = g.in[i] * g.s[i]
+			a.Want = k.outShapeArg[j]
 		}
-		if target >= 0 {
-			total := full - target
-			if k.win.autoPad == "SAME_UPPER" {
-				g.pb[i], g.pe[i] = total/2, total-total/2
-			} else {
-				g.pb[i], g.pe[i] = total-total/2, total/2
-			}
-		} else if k.win.autoPad != "VALID" {
-			g.pb[i], g.pe[i] = int(at(k.win.pads, i, 0)), int(at(k.win.pads, i+sp, 0))
+		if err := a.Resolve(k.win.autoPad, true, false); err != nil {
+			return err
 		}
-		g.out[i] = full - g.pb[i] - g.pe[i]
-		if g.out[i] < 0 {
-			return fmt.Errorf("negative output size %d", g.out[i])
-		}
+		g.in[i], g.k[i], g.s[i], g.d[i] = int(a.In), int(a.Kernel), int(a.Stride), int(a.Dilation)
+		g.pb[i], g.pe[i], g.out[i] = int(a.PadBegin), int(a.PadEnd), int(a.Out)
+		g.ex[i] = (g.k[i]-1)*g.d[i] + 1
 	}
 	return nil
 }
@@ -371,10 +316,7 @@ type poolNDKernel struct {
 }
 
 func compilePoolND(c *compileCtx, isMax bool) (kernel, error) {
-	w := readWindowND(c.node)
-	if err := w.checkND(); err != nil {
-		return nil, err
-	}
+	w := readWindowND(c.node) // Prepare has checked the attributes (graph's op table)
 	if w.kernel == nil {
 		return nil, fmt.Errorf("kernel_shape is required")
 	}

@@ -9,12 +9,15 @@
 //	sess, _ := plan.NewSession()
 //	err := sess.Run([]*graph.Tensor{x, sigma}, []*graph.Tensor{score})
 //
-// Prepare validates the graph, reports every unsupported operator (and
-// element type other than float32, int64 and bool) in one error wrapping
-// graph.ErrUnsupportedOp, orders the nodes, folds everything that depends only
-// on initializers and Constant nodes, and assigns each remaining value a
-// buffer shared with values whose lifetimes do not overlap. Operators are a
-// registry keyed by op type (see SupportedOps); opset-dependent forms
+// Prepare reports every unsupported operator (and element type other than
+// float32, int64 and bool) in one error wrapping graph.ErrUnsupportedOp,
+// checks every node against graph's op table (arity, required inputs,
+// attribute ranges) and validates the graph, orders the nodes, folds
+// everything that depends only on initializers and Constant nodes (no folded
+// tensor over runtime.Options.FoldElements elements), and assigns each
+// remaining value a buffer shared with values whose lifetimes do not overlap.
+// Kernel constructors hang on the op table's entries (register; SupportedOps
+// lists them); opset-dependent forms
 // (attributes that became inputs, Softmax's axis semantics, GroupNormalization's
 // per-group scale before opset 21) follow the model's default-domain opset.
 //

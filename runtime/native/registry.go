@@ -62,25 +62,18 @@ func (c *compileCtx) hasInput(i int) bool { return c.node.Input(i) != "" }
 
 type opFunc func(c *compileCtx) (kernel, error)
 
-// ops is the registry of supported operators, keyed by op type.
-var ops = map[string]opFunc{}
+// register hangs op's kernel constructor on the op table (graph.Op); the
+// table is the only list of what the backend runs.
+func register(op string, f opFunc) { graph.Hang(graph.HookNative, op, f) }
 
-func register(op string, f opFunc) {
-	if _, dup := ops[op]; dup {
-		panic("native: op registered twice: " + op)
-	}
-	ops[op] = f
+// kernelOf returns op's kernel constructor, or nil.
+func kernelOf(op string) opFunc {
+	f, _ := graph.Hook(graph.HookNative, op).(opFunc)
+	return f
 }
 
 // SupportedOps lists the operator types the backend implements.
-func SupportedOps() []string {
-	out := make([]string, 0, len(ops))
-	for k := range ops {
-		out = append(out, k)
-	}
-	sortStrings(out)
-	return out
-}
+func SupportedOps() []string { return graph.OpsWith(graph.HookNative) }
 
 // unsupported reports an attribute value or input form the backend does not
 // implement; it wraps graph.ErrUnsupportedOp so callers can skip such models.

@@ -779,22 +779,8 @@ func (sizeKernel) run(_ *exec, in, out []*graph.Tensor) error {
 type constKernel struct{ t *graph.Tensor }
 
 func compileConstant(c *compileCtx) (kernel, error) {
-	n := c.node
-	var t *graph.Tensor
-	switch {
-	case n.Attr("value") != nil && n.Attr("value").T != nil:
-		t = n.Attr("value").T
-	case n.Attr("value_float") != nil:
-		t = graph.ScalarFloat32(n.AttrFloat("value_float", 0))
-	case n.Attr("value_floats") != nil:
-		v := n.AttrFloats("value_floats", nil)
-		t = graph.NewFloat32([]int64{int64(len(v))}, v)
-	case n.Attr("value_int") != nil:
-		t = graph.ScalarInt64(n.AttrInt("value_int", 0))
-	case n.Attr("value_ints") != nil:
-		v := n.AttrInts("value_ints", nil)
-		t = graph.NewInt64([]int64{int64(len(v))}, v)
-	default:
+	t := graph.ConstantValue(c.node)
+	if t == nil {
 		return nil, unsupported("Constant without a dense float or int value")
 	}
 	if !t.DType.Computable() {

@@ -2,16 +2,9 @@ package native
 
 import "github.com/ebmrun/ebmrun/graph"
 
-// intArgInputs are the inputs that only carry integer arguments (an axis, a
-// list of axes), where int32 and int64 mean the same: exporters write int32
-// here (PyTorch's CumSum axis), and the backend computes with int64 only.
-var intArgInputs = map[string][]int{
-	"CumSum": {1},
-	"Pad":    {3},
-}
-
 // widenIntArgs returns g, or a shallow copy in which int32 Constant nodes
-// and initializers feeding only integer-argument inputs are int64.
+// and initializers feeding only integer-argument inputs (the op table's
+// IntArgs) are int64.
 func widenIntArgs(g *graph.Graph) *graph.Graph {
 	uses := map[string]int{}
 	argUses := map[string]int{}
@@ -21,7 +14,11 @@ func widenIntArgs(g *graph.Graph) *graph.Graph {
 				continue
 			}
 			uses[in]++
-			for _, j := range intArgInputs[n.OpType] {
+			var args []int
+			if o := graph.Op(n.OpType); o != nil {
+				args = o.IntArgs
+			}
+			for _, j := range args {
 				if i == j {
 					argUses[in]++
 				}

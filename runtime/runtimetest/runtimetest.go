@@ -48,11 +48,39 @@ func Run(t *testing.T, backendName string) {
 		}
 		t.Fatal(err)
 	}
-	var fix, node Counts
+	var fix, node, own Counts
+	covered := map[string]bool{} // ops exercised by a passing test
 	t.Run("fixtures", func(t *testing.T) { fix = runFixtures(t, b) })
-	t.Run("onnx-node", func(t *testing.T) { node = runNodeTests(t, b) })
-	t.Logf("backend %s: fixtures: %v; onnx node tests: %v", backendName, fix, node)
-	fmt.Printf("runtimetest: backend %s: fixtures %v; onnx node tests %v\n", backendName, fix, node)
+	t.Run("ops", func(t *testing.T) { own = runOpCases(t, b, covered) })
+	ran := false
+	t.Run("onnx-node", func(t *testing.T) { node, ran = runNodeTests(t, b, covered) })
+	t.Logf("backend %s: fixtures: %v; own op tests: %v; onnx node tests: %v", backendName, fix, own, node)
+	fmt.Printf("runtimetest: backend %s: fixtures %v; own op tests %v; onnx node tests %v\n", backendName, fix, own, node)
+	if !ran {
+		return
+	}
+	if floor, ok := MinNodePassed[backendName]; ok && node.Passed < floor {
+		t.Errorf("backend %s passes %d ONNX node tests, fewer than its floor of %d (MinNodePassed)", backendName, node.Passed, floor)
+	}
+	if oc, ok := b.(OpClaimer); ok {
+		var untested []string
+		for _, op := range oc.SupportedOps() {
+			if !covered[op] {
+				untested = append(untested, op)
+			}
+		}
+		if len(untested) > 0 {
+			t.Errorf("backend %s claims ops that no passing test exercises (add a node test's op or an OpCase): %s",
+				backendName, strings.Join(untested, ", "))
+		}
+	}
+}
+
+// MinNodePassed is, per backend, the fewest ONNX node tests it must pass:
+// set just under what was measured, so that a regression fails the suite.
+var MinNodePassed = map[string]int{
+	"native": 480,
+	"ort":    635,
 }
 
 // nodeOptions keep sessions small: the node tests are tiny and many.
@@ -206,7 +234,12 @@ func names(vs []graph.ValueInfo) []string {
 // nodeTestDir holds ONNX's node tests, one folder per test.
 var nodeTestDir = filepath.Join(testenv.ONNXTestData, "node")
 
-func runNodeTests(t *testing.T, b runtime.Backend) Counts {
+// runNodeTests runs ONNX's node tests on b and adds the ops of those that
+// pass to covered; ran is false when the test data is missing. A test of an
+// op the backend claims that its Prepare refuses as unsupported is a
+// failure, unless Refused lists it with the reason (then the suite checks
+// that the backend still refuses it).
+func runNodeTests(t *testing.T, b runtime.Backend, covered map[string]bool) (c Counts, ran bool) {
 	testenv.Require(t, nodeTestDir, "install ONNX's conformance tests: apt-get install libonnx-testdata")
 	entries, err := os.ReadDir(nodeTestDir)
 	if err != nil {
@@ -219,7 +252,6 @@ func runNodeTests(t *testing.T, b runtime.Backend) Counts {
 			claimed[op] = true
 		}
 	}
-	var c Counts
 	excluded := map[string][]string{} // reason → tests
 	for _, e := range entries {
 		if !e.IsDir() {
@@ -232,21 +264,33 @@ func runNodeTests(t *testing.T, b runtime.Backend) Counts {
 			excluded[reason] = append(excluded[reason], name)
 			continue
 		}
-		var refused error
-		ok := t.Run(name, func(t *testing.T) { refused = checkNodeTest(t, b, m, dir) })
-		switch {
-		case refused != nil:
+		if why, ok := Refused[b.Name()][name]; ok {
 			c.Excluded++
-			r := "the backend's Prepare refuses the model as unsupported (graph.ErrUnsupportedOp)"
-			excluded[r] = append(excluded[r], name+": "+firstLine(refused.Error()))
-		case ok:
+			r := "refused by the backend, which says so (Refused): " + why
+			excluded[r] = append(excluded[r], name)
+			t.Run(name, func(t *testing.T) {
+				p, err := b.Prepare(m, nodeOptions)
+				if err == nil {
+					p.Close()
+					t.Errorf("Refused lists this test for %s (%s), but Prepare accepts it now: remove the entry", b.Name(), why)
+				} else if !errors.Is(err, graph.ErrUnsupportedOp) {
+					t.Errorf("Prepare refuses it, but not as unsupported: %v", err)
+				}
+			})
+			continue
+		}
+		ok := t.Run(name, func(t *testing.T) { checkNodeTest(t, b, m, dir) })
+		if ok {
 			c.Passed++
-		default:
+			for op := range m.Graph.OpHistogram() {
+				covered[op] = true
+			}
+		} else {
 			c.Failed++
 		}
 	}
 	logExcluded(t, excluded)
-	return c
+	return c, true
 }
 
 // selectNodeTest loads a node test's model and decides whether it runs on
@@ -295,14 +339,10 @@ func importerReason(err error) string {
 	return msg
 }
 
-// checkNodeTest runs every test_data_set_* of a node test. It returns the
-// Prepare error when the backend refuses the model as unsupported, which
-// counts as an exclusion rather than a failure.
-func checkNodeTest(t *testing.T, b runtime.Backend, m *graph.Model, dir string) error {
+// checkNodeTest runs every test_data_set_* of a node test. The backend
+// claims the test's ops, so refusing the model is a failure too.
+func checkNodeTest(t *testing.T, b runtime.Backend, m *graph.Model, dir string) {
 	plan, err := b.Prepare(m, nodeOptions)
-	if errors.Is(err, graph.ErrUnsupportedOp) {
-		return err
-	}
 	if err != nil {
 		t.Fatalf("prepare: %v", err)
 	}
@@ -331,7 +371,6 @@ func checkNodeTest(t *testing.T, b runtime.Backend, m *graph.Model, dir string) 
 		}
 		compareAll(t, filepath.Base(set)+": ", plan.Outputs(), outs, want, nodeTolerances(filepath.Base(dir)))
 	}
-	return nil
 }
 
 // nodeTolerances are NodeTolerances, with NodeLoosened's float32 tolerance

@@ -1,22 +1,22 @@
-package autodiff
-
-import (
-	"github.com/ebmrun/ebmrun/graph"
-)
+package graph
 
 // maxFold bounds the integer tensors fold evaluates: argument vectors, not data.
 const maxFold = 256
 
-// fold evaluates n at build time when it computes a small int64 tensor (or
-// a float32 vector by Concat) from known ones — the argument arithmetic exporters emit, e.g. PyTorch's F.pad
-// writes its pads as ConstantOfShape → Concat → Reshape → Slice → Transpose →
-// Reshape → Cast — and records the value in b.consts, so rules and shape
-// inference read those arguments as constants.
-func (b *builder) fold(n *graph.Node) {
+// fold is the value half of inference: it evaluates n when it computes a
+// small int64 tensor (or a float32 vector by Concat) from known ones — the
+// argument arithmetic exporters emit, e.g. PyTorch's F.pad writes its pads as
+// ConstantOfShape → Concat → Reshape → Slice → Transpose → Reshape → Cast —
+// and records the value in Consts, so later rules (and the autodiff's) read
+// those arguments as constants.
+func (b *Facts) fold(n *Node) {
 	if len(n.Outputs) != 1 || n.Outputs[0] == "" || (n.Domain != "" && n.Domain != "ai.onnx") {
 		return
 	}
-	var ins []*graph.Tensor
+	if o := Op(n.OpType); o == nil || !o.hasRequired(n, b.Opset) {
+		return
+	}
+	var ins []*Tensor
 	for i, name := range n.Inputs {
 		if name == "" {
 			ins = append(ins, nil)
@@ -25,21 +25,21 @@ func (b *builder) fold(n *graph.Node) {
 		if n.OpType == "Shape" && i == 0 {
 			// Shape's data stands in as its dimensions.
 			var dims []int64
-			if t := b.consts[name]; t != nil {
+			if t := b.Consts[name]; t != nil {
 				dims = append([]int64(nil), t.Shape...)
 			} else if d, ok := b.staticDims(name); ok {
 				dims = d
 			} else {
 				return
 			}
-			ins = append(ins, graph.NewInt64([]int64{int64(len(dims))}, dims))
+			ins = append(ins, NewInt64([]int64{int64(len(dims))}, dims))
 			continue
 		}
-		t := b.consts[name]
+		t := b.Consts[name]
 		if t == nil {
 			t = b.svalTensor(name)
 		}
-		if t == nil || graph.NumElements(t.Shape) > maxFold {
+		if t == nil || NumElements(t.Shape) > maxFold {
 			return
 		}
 		ins = append(ins, t)
@@ -47,38 +47,38 @@ func (b *builder) fold(n *graph.Node) {
 	if len(ins) == 0 {
 		return
 	}
-	t := foldOp(n, ins, b.opset)
+	t := foldOp(n, ins, b.Opset)
 	switch {
 	case t == nil:
-	case t.DType == graph.Int64 && len(t.I64) <= maxFold, t.DType == graph.Float32 && len(t.F32) <= maxFold:
-		b.consts[n.Outputs[0]] = t
+	case t.DType == Int64 && len(t.I64) <= maxFold, t.DType == Float32 && len(t.F32) <= maxFold:
+		b.Consts[n.Outputs[0]] = t
 	}
 }
 
 // svalTensor is a shape vector (or scalar) whose symbolic value is fully
 // known, as a constant.
-func (b *builder) svalTensor(name string) *graph.Tensor {
-	in := b.info[name]
-	if in == nil || in.sval == nil || !in.ranked || len(in.shape) > 1 || in.dt != graph.Int64 {
+func (b *Facts) svalTensor(name string) *Tensor {
+	in := b.Values[name]
+	if in == nil || in.Value == nil || !in.HasShape || len(in.Shape) > 1 || in.DType != Int64 {
 		return nil
 	}
-	v := make([]int64, len(in.sval))
-	for i, d := range in.sval {
+	v := make([]int64, len(in.Value))
+	for i, d := range in.Value {
 		if !d.Known() {
 			return nil
 		}
 		v[i] = d.Value
 	}
-	if len(in.shape) == 0 {
+	if len(in.Shape) == 0 {
 		if len(v) != 1 {
 			return nil
 		}
-		return graph.ScalarInt64(v[0])
+		return ScalarInt64(v[0])
 	}
-	return graph.NewInt64([]int64{int64(len(v))}, v)
+	return NewInt64([]int64{int64(len(v))}, v)
 }
 
-func ints(t *graph.Tensor) ([]int64, bool) {
+func ints(t *Tensor) ([]int64, bool) {
 	if t == nil {
 		return nil, false
 	}
@@ -86,7 +86,7 @@ func ints(t *graph.Tensor) ([]int64, bool) {
 	return v, err == nil
 }
 
-func foldOp(n *graph.Node, in []*graph.Tensor, opset int64) *graph.Tensor {
+func foldOp(n *Node, in []*Tensor, opset int64) *Tensor {
 	x := in[0]
 	switch n.OpType {
 	case "Shape":
@@ -96,30 +96,30 @@ func foldOp(n *graph.Node, in []*graph.Tensor, opset int64) *graph.Tensor {
 		if end < start {
 			end = start
 		}
-		return graph.NewInt64([]int64{end - start}, append([]int64(nil), x.I64[start:end]...))
+		return NewInt64([]int64{end - start}, append([]int64(nil), x.I64[start:end]...))
 	case "Cast":
-		if graph.DType(n.AttrInt("to", 0)) != graph.Int64 {
+		if DType(n.AttrInt("to", 0)) != Int64 {
 			return nil
 		}
 		v, ok := ints(x)
 		if !ok {
 			return nil
 		}
-		return graph.NewInt64(x.Shape, v)
+		return NewInt64(x.Shape, v)
 	case "Identity":
 		return x
 	case "Neg":
-		if x.DType != graph.Int64 {
+		if x.DType != Int64 {
 			return nil
 		}
 		out := make([]int64, len(x.I64))
 		for i, v := range x.I64 {
 			out[i] = -v
 		}
-		return graph.NewInt64(x.Shape, out)
+		return NewInt64(x.Shape, out)
 	case "Add", "Sub", "Mul", "Div":
 		y := in[1]
-		if x.DType != graph.Int64 || y == nil || y.DType != graph.Int64 {
+		if x.DType != Int64 || y == nil || y.DType != Int64 {
 			return nil
 		}
 		shape := x.Shape
@@ -149,7 +149,7 @@ func foldOp(n *graph.Node, in []*graph.Tensor, opset int64) *graph.Tensor {
 				out[i] = a * c
 			}
 		}
-		return graph.NewInt64(shape, out)
+		return NewInt64(shape, out)
 	case "ConstantOfShape":
 		dims, ok := ints(x)
 		if !ok || len(dims) > 1 {
@@ -157,12 +157,12 @@ func foldOp(n *graph.Node, in []*graph.Tensor, opset int64) *graph.Tensor {
 		}
 		v := int64(0)
 		if a := n.Attr("value"); a != nil && a.T != nil {
-			if a.T.DType != graph.Int64 || len(a.T.I64) != 1 {
+			if a.T.DType != Int64 || len(a.T.I64) != 1 {
 				return nil
 			}
 			v = a.T.I64[0]
 		}
-		cnt := graph.NumElements(dims)
+		cnt := NumElements(dims)
 		if cnt < 0 || cnt > maxFold {
 			return nil
 		}
@@ -170,51 +170,51 @@ func foldOp(n *graph.Node, in []*graph.Tensor, opset int64) *graph.Tensor {
 		for i := range out {
 			out[i] = v
 		}
-		return graph.NewInt64(dims, out)
+		return NewInt64(dims, out)
 	case "Concat":
 		if len(x.Shape) != 1 {
 			return nil
 		}
-		if x.DType == graph.Float32 { // Resize scales written as Concat([1, 1], [2, 2])
+		if x.DType == Float32 { // Resize scales written as Concat([1, 1], [2, 2])
 			var out []float32
 			for _, t := range in {
-				if t == nil || t.DType != graph.Float32 || len(t.Shape) != 1 {
+				if t == nil || t.DType != Float32 || len(t.Shape) != 1 {
 					return nil
 				}
 				out = append(out, t.F32...)
 			}
-			return graph.NewFloat32([]int64{int64(len(out))}, out)
+			return NewFloat32([]int64{int64(len(out))}, out)
 		}
 		var out []int64
 		for _, t := range in {
-			if t == nil || t.DType != graph.Int64 || len(t.Shape) != 1 {
+			if t == nil || t.DType != Int64 || len(t.Shape) != 1 {
 				return nil
 			}
 			out = append(out, t.I64...)
 		}
-		return graph.NewInt64([]int64{int64(len(out))}, out)
+		return NewInt64([]int64{int64(len(out))}, out)
 	case "Reshape", "Unsqueeze", "Squeeze", "Flatten":
-		if x.DType != graph.Int64 {
+		if x.DType != Int64 {
 			return nil
 		}
 		shape, ok := foldShape(n, in, opset)
 		if !ok {
 			return nil
 		}
-		return graph.NewInt64(shape, x.I64)
+		return NewInt64(shape, x.I64)
 	case "Transpose":
-		if x.DType != graph.Int64 {
+		if x.DType != Int64 {
 			return nil
 		}
 		return foldTranspose(x, n.AttrInts("perm", nil))
 	case "Slice":
-		if x.DType != graph.Int64 || opset < 10 {
+		if x.DType != Int64 || opset < 10 {
 			return nil
 		}
 		return foldSlice(x, in)
 	case "Gather":
 		idx, ok := ints(arg1(in))
-		if !ok || x.DType != graph.Int64 || len(x.Shape) != 1 || n.AttrInt("axis", 0) != 0 {
+		if !ok || x.DType != Int64 || len(x.Shape) != 1 || n.AttrInt("axis", 0) != 0 {
 			return nil
 		}
 		out := make([]int64, len(idx))
@@ -227,12 +227,12 @@ func foldOp(n *graph.Node, in []*graph.Tensor, opset int64) *graph.Tensor {
 			}
 			out[i] = x.I64[j]
 		}
-		return graph.NewInt64(in[1].Shape, out)
+		return NewInt64(in[1].Shape, out)
 	}
 	return nil
 }
 
-func arg1(in []*graph.Tensor) *graph.Tensor {
+func arg1(in []*Tensor) *Tensor {
 	if len(in) > 1 {
 		return in[1]
 	}
@@ -247,7 +247,7 @@ func clampIdx(i, r int64) int64 {
 }
 
 // foldShape is the output shape of a shape-only op on a known tensor.
-func foldShape(n *graph.Node, in []*graph.Tensor, opset int64) ([]int64, bool) {
+func foldShape(n *Node, in []*Tensor, opset int64) ([]int64, bool) {
 	x := in[0]
 	r := int64(len(x.Shape))
 	switch n.OpType {
@@ -280,7 +280,7 @@ func foldShape(n *graph.Node, in []*graph.Tensor, opset int64) ([]int64, bool) {
 			}
 			out[neg] = int64(len(x.I64)) / known
 		}
-		return out, graph.NumElements(out) == int64(len(x.I64))
+		return out, NumElements(out) == int64(len(x.I64))
 	case "Flatten":
 		a := n.AttrInt("axis", 1)
 		if a < 0 {
@@ -289,7 +289,7 @@ func foldShape(n *graph.Node, in []*graph.Tensor, opset int64) ([]int64, bool) {
 		if a < 0 || a > r {
 			return nil, false
 		}
-		return []int64{graph.NumElements(x.Shape[:a]), graph.NumElements(x.Shape[a:])}, true
+		return []int64{NumElements(x.Shape[:a]), NumElements(x.Shape[a:])}, true
 	}
 	var axes []int64
 	if opset >= 13 {
@@ -360,7 +360,7 @@ func strides(shape []int64) []int64 {
 // walk calls f with every multi-index of shape, in row-major order.
 func walk(shape []int64, f func(idx []int64)) {
 	idx := make([]int64, len(shape))
-	if graph.NumElements(shape) == 0 {
+	if NumElements(shape) == 0 {
 		return
 	}
 	for {
@@ -379,7 +379,7 @@ func walk(shape []int64, f func(idx []int64)) {
 	}
 }
 
-func foldTranspose(x *graph.Tensor, perm []int64) *graph.Tensor {
+func foldTranspose(x *Tensor, perm []int64) *Tensor {
 	r := len(x.Shape)
 	if perm == nil {
 		for i := r - 1; i >= 0; i-- {
@@ -405,10 +405,10 @@ func foldTranspose(x *graph.Tensor, perm []int64) *graph.Tensor {
 		}
 		out = append(out, x.I64[off])
 	})
-	return graph.NewInt64(shape, out)
+	return NewInt64(shape, out)
 }
 
-func foldSlice(x *graph.Tensor, in []*graph.Tensor) *graph.Tensor {
+func foldSlice(x *Tensor, in []*Tensor) *Tensor {
 	get := func(i int) ([]int64, bool) {
 		if i >= len(in) || in[i] == nil {
 			return nil, true
@@ -447,7 +447,7 @@ func foldSlice(x *graph.Tensor, in []*graph.Tensor) *graph.Tensor {
 		if step == 0 {
 			return nil
 		}
-		st, cnt := sliceRange(starts[k], ends[k], step, x.Shape[a])
+		st, cnt := SliceRange(starts[k], ends[k], step, x.Shape[a])
 		sel[a] = sel[a][:0]
 		for j := int64(0); j < cnt; j++ {
 			sel[a] = append(sel[a], st+j*step)
@@ -466,5 +466,21 @@ func foldSlice(x *graph.Tensor, in []*graph.Tensor) *graph.Tensor {
 		}
 		out = append(out, x.I64[off])
 	})
-	return graph.NewInt64(shape, out)
+	return NewInt64(shape, out)
+}
+
+// staticDims returns a value's dimensions when all are fixed.
+func (b *Facts) staticDims(x string) ([]int64, bool) {
+	in := b.Values[x]
+	if in == nil || !in.HasShape {
+		return nil, false
+	}
+	out := make([]int64, len(in.Shape))
+	for i, d := range in.Shape {
+		if !d.Known() {
+			return nil, false
+		}
+		out[i] = d.Value
+	}
+	return out, true
 }

@@ -1,0 +1,167 @@
+package native
+
+import (
+	"errors"
+	"fmt"
+	goruntime "runtime"
+	"strings"
+	"testing"
+
+	"github.com/ebmrun/ebmrun/graph"
+	"github.com/ebmrun/ebmrun/importer"
+	"github.com/ebmrun/ebmrun/internal/testenv"
+	"github.com/ebmrun/ebmrun/runtime"
+)
+
+// prepareNoPanic runs Prepare, turning a panic into an error the test reports.
+func prepareNoPanic(m *graph.Model, opts runtime.Options) (err error, panicked error) {
+	defer func() {
+		if r := recover(); r != nil {
+			panicked = fmt.Errorf("Prepare panicked: %v", r)
+		}
+	}()
+	p, err := Backend{}.Prepare(m, opts)
+	if err == nil {
+		p.Close()
+	}
+	return err, nil
+}
+
+// oneNode is a model of one node of op whose inputs are named ins ("" for an
+// empty name), every named input a float32 [2, 3] graph input x.
+func oneNode(op string, opset int64, ins []string, nout int) *graph.Model {
+	g := &graph.Graph{Name: op}
+	g.Inputs = []graph.ValueInfo{{Name: "x", DType: graph.Float32, Shape: graph.Fixed(2, 3), HasShape: true}}
+	n := &graph.Node{Name: "the_node", OpType: op, Inputs: ins}
+	for i := 0; i < nout; i++ {
+		o := fmt.Sprintf("y%d", i)
+		n.Outputs = append(n.Outputs, o)
+		g.Outputs = append(g.Outputs, graph.ValueInfo{Name: o})
+	}
+	g.Nodes = []*graph.Node{n}
+	return &graph.Model{IRVersion: 8, Opsets: []graph.OpsetImport{{Version: opset}}, Graph: g}
+}
+
+// TestPrepareRefusesMissingInputs builds, for every op the backend claims, a
+// node with too few inputs and nodes with each required input empty-named:
+// Prepare must refuse each cleanly, naming the node and the op, and never
+// panic. With all required inputs present (and default attributes) it may
+// refuse, but must not panic either.
+func TestPrepareRefusesMissingInputs(t *testing.T) {
+	for _, op := range SupportedOps() {
+		def := graph.Op(op)
+		if def == nil {
+			t.Errorf("%s: claimed by native but not in the op table", op)
+			continue
+		}
+		opset := max(int64(17), def.Since)
+		minIn, _, minOut, _, required, _ := def.Arity(opset)
+		nout := max(minOut, 1)
+		named := func(k int) []string {
+			ins := make([]string, k)
+			for i := range ins {
+				ins[i] = "x"
+			}
+			return ins
+		}
+		type variant struct {
+			name string
+			ins  []string
+		}
+		var bad []variant
+		if minIn > 0 {
+			bad = append(bad, variant{"too few inputs", named(minIn - 1)})
+		}
+		for i := 0; i < minIn && i < len(required); i++ {
+			if required[i] {
+				ins := named(minIn)
+				ins[i] = ""
+				bad = append(bad, variant{fmt.Sprintf("input %d empty-named", i), ins})
+			}
+		}
+		if minIn > 0 && len(bad) < 2 {
+			t.Errorf("%s: expected at least one empty-named variant (min %d inputs, required %v)", op, minIn, required)
+		}
+		for _, v := range bad {
+			err, panicked := prepareNoPanic(oneNode(op, opset, v.ins, nout), runtime.Options{Threads: 1})
+			switch {
+			case panicked != nil:
+				t.Errorf("%s, %s: %v", op, v.name, panicked)
+			case err == nil:
+				t.Errorf("%s, %s: Prepare accepted the node", op, v.name)
+			case !errors.Is(err, graph.ErrArity) || !strings.Contains(err.Error(), `"the_node"`) || !strings.Contains(err.Error(), op):
+				t.Errorf("%s, %s: error does not name the node, op and arity: %v", op, v.name, err)
+			}
+		}
+		if _, panicked := prepareNoPanic(oneNode(op, opset, named(minIn), nout), runtime.Options{Threads: 1}); panicked != nil {
+			t.Errorf("%s with %d inputs: %v", op, minIn, panicked)
+		}
+	}
+}
+
+// TestPrepareRefusesBadWindows: kernel_shape 0 or negative and strides 0
+// are refused at Prepare, not run (MaxPool used to return −Inf).
+func TestPrepareRefusesBadWindows(t *testing.T) {
+	for _, op := range []string{"MaxPool", "AveragePool", "Conv"} {
+		for _, attrs := range [][]*graph.Attribute{
+			{graph.IntsAttr("kernel_shape", 0, 0)},
+			{graph.IntsAttr("kernel_shape", -1, 2)},
+			{graph.IntsAttr("kernel_shape", 2, 2), graph.IntsAttr("strides", 0, 1)},
+			{graph.IntsAttr("kernel_shape", 2, 2), graph.IntsAttr("dilations", 1, 0)},
+			{graph.IntsAttr("kernel_shape", 2, 2), graph.IntsAttr("pads", 0, 0, -1, 0)},
+		} {
+			ins := []string{"x"}
+			if op == "Conv" {
+				ins = append(ins, "w")
+			}
+			m := oneNode(op, 17, ins, 1)
+			m.Graph.Inputs = []graph.ValueInfo{{Name: "x", DType: graph.Float32, Shape: graph.Fixed(1, 1, 4, 4), HasShape: true}}
+			m.Graph.Initializers = []graph.Initializer{{Name: "w", Tensor: graph.NewFloat32([]int64{1, 1, 2, 2}, make([]float32, 4))}}
+			m.Graph.Nodes[0].Attrs = attrs
+			err, panicked := prepareNoPanic(m, runtime.Options{Threads: 1})
+			switch {
+			case panicked != nil:
+				t.Errorf("%s %v: %v", op, attrs, panicked)
+			case !errors.Is(err, graph.ErrAttribute):
+				t.Errorf("%s %v: want an invalid-attribute error, got %v", op, attrs, err)
+			}
+		}
+	}
+}
+
+// TestFoldBudget: 200-byte models whose constants expand to 2^30 elements
+// (4 GiB) are refused at Prepare by the folding budget, with an error that
+// names the node and the size, having allocated next to nothing; a larger
+// budget lets the same node fold.
+func TestFoldBudget(t *testing.T) {
+	for _, c := range []struct{ file, node string }{{"fill.onnx", "fill_huge"}, {"expand.onnx", "expand_huge"}} {
+		path := testenv.Path(t, "testdata", "foldbomb", c.file)
+		testenv.Require(t, path, "run `/usr/bin/python3 testdata/make_fixtures.py`")
+		m, err := importer.Load(path)
+		if err != nil {
+			t.Fatalf("%s: %v", c.file, err)
+		}
+		var before, after goruntime.MemStats
+		goruntime.ReadMemStats(&before)
+		_, err = Backend{}.Prepare(m, runtime.Options{Threads: 1})
+		goruntime.ReadMemStats(&after)
+		if !errors.Is(err, ErrFoldBudget) || !strings.Contains(err.Error(), c.node) || !strings.Contains(err.Error(), "[32768 32768]") {
+			t.Errorf("%s: want a folding-budget error naming %q and the shape, got %v", c.file, c.node, err)
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+			t.Errorf("%s: Prepare allocated %d MiB before refusing", c.file, grew>>20)
+		}
+	}
+	// The budget is the caller's: a small one refuses a small fold.
+	b := graph.NewBuilder("small")
+	x := b.Input("x", graph.Float32, graph.Fixed(4, 4))
+	big := b.Node("ConstantOfShape", []string{b.Const("shape", graph.NewInt64([]int64{2}, []int64{4, 4}))}, 1)[0]
+	b.Output("y", b.Node("Add", []string{x, big}, 1)[0], graph.Float32, nil)
+	m := &graph.Model{Opsets: []graph.OpsetImport{{Version: 17}}, Graph: b.Graph()}
+	if _, err := (Backend{}).Prepare(m, runtime.Options{Threads: 1, FoldElements: 15}); !errors.Is(err, ErrFoldBudget) {
+		t.Errorf("16 elements under a budget of 15: got %v", err)
+	}
+	if _, err := (Backend{}).Prepare(m, runtime.Options{Threads: 1, FoldElements: 16}); err != nil {
+		t.Errorf("16 elements under a budget of 16: %v", err)
+	}
+}
