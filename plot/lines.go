@@ -87,7 +87,8 @@ func (l *fadingLine) Plot(c draw.Canvas, plt *gplot.Plot) {
 }
 
 // LossCurves draws a training log: the loss at each σ level against the
-// training step, on a log scale, one colour per level from the largest σ
+// training step, on a log scale (a linear one when every loss is at or
+// below zero, as contrastive divergence's are), one colour per level from the largest σ
 // (dark) to the smallest (light), and the total in black. perSigma[k][i]
 // is level k's loss at steps[i] (NaN where it was not measured); sigmas
 // labels the levels (nil: by index). yLabel names the loss and its
@@ -97,8 +98,16 @@ func LossCurves(title string, steps []float64, total []float64, perSigma [][]flo
 		return Panel{}, errors.New("plot: an empty training log")
 	}
 	p := newPlot(title, "training step", yLabel)
-	p.Y.Scale = gplot.LogScale{}
-	p.Y.Tick.Marker = logTicks{}
+	logY := false
+	for _, ys := range append([][]float64{total}, perSigma...) {
+		for _, y := range ys {
+			logY = logY || (y > 0 && !math.IsInf(y, 0))
+		}
+	}
+	if logY {
+		p.Y.Scale = gplot.LogScale{}
+		p.Y.Tick.Marker = logTicks{}
+	}
 	p.Add(plotter.NewGrid())
 	// The legend stands beside the plot, where it hides no curve.
 	leg := gplot.New()
@@ -115,7 +124,7 @@ func LossCurves(title string, steps []float64, total []float64, perSigma [][]flo
 		for i, y := range ys {
 			// A log axis cannot show 0 or below; SSM-type losses can be
 			// negative, so those points are left out, not clamped.
-			if i < len(steps) && y > 0 && !math.IsInf(y, 0) {
+			if i < len(steps) && (y > 0 || !logY && !math.IsNaN(y)) && !math.IsInf(y, 0) {
 				xy = append(xy, plotter.XY{X: steps[i], Y: y})
 			}
 		}
@@ -150,7 +159,7 @@ func LossCurves(title string, steps []float64, total []float64, perSigma [][]flo
 		}
 	}
 	if drawn == 0 {
-		return Panel{}, errors.New("plot: no positive loss to draw on a log scale")
+		return Panel{}, errors.New("plot: no loss to draw (a log scale needs a positive one)")
 	}
 	return Panel{Plot: p, ColorBar: leg, Width: 6 * vg.Inch}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	gplot "gonum.org/v1/plot"
 	"gonum.org/v1/plot/vg"
 )
 
@@ -173,8 +174,18 @@ func TestLossCurves(t *testing.T) {
 	if err != nil || p.Plot == nil || p.ColorBar == nil {
 		t.Fatalf("LossCurves: %v", err)
 	}
-	if _, err := LossCurves("t", steps, []float64{-1, -2, 0}, nil, nil, "loss"); err == nil {
-		t.Error("a log-scale plot of non-positive losses was drawn")
+	// Losses at or below zero everywhere (contrastive divergence's) are
+	// drawn on a linear scale; with some positive, the log scale stays.
+	if q, err := LossCurves("t", steps, []float64{-1, -2, 0}, nil, nil, "loss"); err != nil || q.Plot == nil {
+		t.Errorf("non-positive losses: %v", err)
+	} else if _, isLog := q.Plot.Y.Scale.(gplot.LogScale); isLog {
+		t.Error("non-positive losses were put on a log scale")
+	}
+	if _, isLog := p.Plot.Y.Scale.(gplot.LogScale); !isLog {
+		t.Error("positive losses are not on a log scale")
+	}
+	if _, err := LossCurves("t", steps, []float64{math.NaN(), math.NaN(), math.NaN()}, nil, nil, "loss"); err == nil {
+		t.Error("a log with no finite loss was drawn")
 	}
 	if _, err := LossCurves("t", nil, nil, nil, nil, "loss"); err == nil {
 		t.Error("an empty log was drawn")

@@ -20,6 +20,7 @@ import (
 type densityCase struct {
 	path     string
 	flags    []string // roles the model's metadata does not give
+	logp     []string // logp's own flags for this model
 	samplers []string
 	refuse   string // logp's error, for models it cannot take
 }
@@ -31,7 +32,14 @@ func densityCases(t *testing.T) []densityCase {
 		t.Fatalf("found %d shipped models, want at least 4", len(shipped))
 	}
 	for _, p := range shipped {
-		cases = append(cases, densityCase{path: p, samplers: []string{"ode", "em"}})
+		c := densityCase{path: p, samplers: []string{"ode", "em"}}
+		if oneLevelEnergy(t, p) {
+			// An energy trained at one σ (contrastive divergence) has no
+			// σ range for the ODE: its log p is −E − log Z.
+			c.logp = []string{"--method", "grid", "--grid-points", "100"}
+			c.samplers = []string{"ald"}
+		}
+		cases = append(cases, c)
 	}
 	fx := func(name string) string { return testenv.Path(t, "testdata", "models", name, "model.onnx") }
 	ve := []string{"--sigmas", "geom:1,0.01,10"}
@@ -81,7 +89,7 @@ func TestDensityEveryModel(t *testing.T) {
 			t.Parallel()
 			data := randomData(t, c.path, 4)
 			for _, be := range []string{"native", "ort"} {
-				args := append([]string{"logp", c.path, "--data", data, "--json", "--backend", be}, c.flags...)
+				args := append(append([]string{"logp", c.path, "--data", data, "--json", "--backend", be}, c.flags...), c.logp...)
 				if image {
 					// Four U-Net VJPs per point: fixed steps keep it short.
 					args = append(args, "--steps", "2")
@@ -214,4 +222,19 @@ func TestLogpOutputsAndUsage(t *testing.T) {
 			t.Errorf("%v: exit %d, %q", args, code, stderr)
 		}
 	}
+}
+
+// oneLevelEnergy reports whether a model is an energy with a one-level
+// σ schedule.
+func oneLevelEnergy(t *testing.T, path string) bool {
+	t.Helper()
+	m, err := importer.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := importer.Spec(m, importer.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Kind == importer.OutEnergy && len(s.Sigmas) == 1
 }
