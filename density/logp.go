@@ -90,21 +90,21 @@ type Options struct {
 
 // Result is the log-density of each point and their summary.
 type Result struct {
-	LogP           []float64 // nats, per point
-	Mean, StdErr   float64   // of LogP
-	BitsPerDim     float64   // of the mean; with the 8-bit offset when dequantized
-	N, Dim         int
-	Evals          int64   // ODE function evaluations summed over batches
-	EvalsPerPoint  float64 // the mean number of evaluations along one point's trajectory
-	ModelRows      int64   // rows of the model the evaluations ran
-	From, To       float64 // σ₀ → σ_max (VE) or t₀ → 1 (VP)
-	Process        string  // "ve" or "vp"
-	Divergence     Divergence
-	Probes         int
-	Interpolated   bool      // a label-conditioned score interpolated in log σ between levels
-	Prior          []float32 // the end states, N×Dim, with KeepPrior
-	Dequantized    bool
-	DequantBits float64 // bits/dim added for 8-bit data: log₂(256/range)
+	LogP          []float64 // nats, per point
+	Mean, StdErr  float64   // of LogP
+	BitsPerDim    float64   // of the mean; with the 8-bit offset when dequantized
+	N, Dim        int
+	Evals         int64   // ODE function evaluations summed over batches
+	EvalsPerPoint float64 // the mean number of evaluations along one point's trajectory
+	ModelRows     int64   // rows of the model the evaluations ran
+	From, To      float64 // σ₀ → σ_max (VE) or t₀ → 1 (VP)
+	Process       string  // "ve" or "vp"
+	Divergence    Divergence
+	Probes        int
+	Interpolated  bool      // a label-conditioned score interpolated in log σ between levels
+	Prior         []float32 // the end states, N×Dim, with KeepPrior
+	Dequantized   bool
+	DequantBits   float64 // bits/dim added for 8-bit data: log₂(256/range)
 }
 
 // Estimator computes log-densities of one model on one backend. Make it

@@ -16,9 +16,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ebmrun/ebmrun/graph"
+	pb "github.com/ebmrun/ebmrun/importer/internal/onnxpb"
 	"github.com/ebmrun/ebmrun/internal/membudget"
 	"github.com/ebmrun/ebmrun/internal/safefile"
-	pb "github.com/ebmrun/ebmrun/importer/internal/onnxpb"
 )
 
 // Limits bound what a model file may make the importer allocate. Sizes are
