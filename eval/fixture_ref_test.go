@@ -26,6 +26,7 @@ const pyRelTol = 1e-5
 // make_objectives.py.
 type pyValues struct {
 	Sigma       float64 `json:"sigma"`
+	Time        *int    `json:"time"` // a DDPM step, for the ε-model
 	Epsilon     float64 `json:"epsilon"`
 	Projections int     `json:"projections"`
 	N           int     `json:"n"`
@@ -36,7 +37,7 @@ type pyValues struct {
 }
 
 // TestFixturesAgainstPyTorch: every objective of the label-conditioned,
-// energy and conv fixtures on every backend is PyTorch's (float64 autograd,
+// energy, conv and DDPM ε fixtures on every backend is PyTorch's (float64 autograd,
 // testdata/objectives/make_objectives.py) on the same data, noise and
 // projections, given to Evaluate through ObjectiveOptions.Noise and
 // Vectors.
@@ -50,6 +51,7 @@ func TestFixturesAgainstPyTorch(t *testing.T) {
 		{"ncsnv1_labels", importer.Overrides{Sigmas: sampler.Geometric(1, 0.01, 10)}},
 		{"energy_mlp", importer.Overrides{}},
 		{"conv_score", importer.Overrides{}},
+		{"ddpm_eps", importer.Overrides{}},
 	}
 	objs := []eval.Objective{eval.SSM, eval.SSMVR, eval.Exact, eval.FDSSM, eval.DSM}
 	forEachBackend(t, func(t *testing.T, be runtime.Backend) {
@@ -89,10 +91,14 @@ func TestFixturesAgainstPyTorch(t *testing.T) {
 				if !ok {
 					t.Fatalf("%s: values.json has no %s", c.name, obj)
 				}
-				res, err := e.Evaluate(t.Context(), x, eval.ObjectiveOptions{
+				o := eval.ObjectiveOptions{
 					Objective: obj, Sigmas: []float64{want.Sigma}, Projections: want.Projections,
 					Epsilon: want.Epsilon, Noise: z.F32, Vectors: v.F32, Batch: 13,
-				})
+				}
+				if want.Time != nil {
+					o.Sigmas, o.Times = nil, []int{*want.Time}
+				}
+				res, err := e.Evaluate(t.Context(), x, o)
 				if err != nil {
 					t.Fatalf("%s: %s: %v", c.name, obj, err)
 				}

@@ -1,17 +1,20 @@
 #!/usr/bin/python3
-"""Reference values of eval's score-matching objectives on three fixtures.
+"""Reference values of eval's score-matching objectives on four fixtures.
 
 Run from the repository root (after testdata/make_fixtures.py):
 
     /usr/bin/python3 testdata/objectives/make_objectives.py
 
-For ncsnv1_labels, energy_mlp and conv_score in testdata/models/ it rebuilds
+For ncsnv1_labels, energy_mlp, conv_score and ddpm_eps in testdata/models/
+it rebuilds
 the PyTorch model with make_fixtures.py's builders (checking it against the
 committed expected/ outputs), converts it to float64, and computes with
 autograd each sample's SSM, SSM-VR, exact score matching, FD-SSM and DSM on
 fixed data x, noise z and projections v, which it writes beside the values
 so that eval's test feeds exactly these to Evaluate (ObjectiveOptions.Noise
-and Vectors). Definitions, with x~ = float32(x + sigma*z):
+and Vectors). Definitions, with x~ = float32(x + sigma*z), or for the DDPM
+eps-model at step t x~ = float32(sqrt(abar_t) x + sigma z) with
+sigma = sqrt(1 - abar_t) and the score s = -eps/sigma:
 
   ssm     mean over k of  v_k^T grad_x(v_k^T s) + 1/2 (v_k^T s)^2
   ssm-vr  mean over k of  v_k^T grad_x(v_k^T s) + 1/2 |s|^2
@@ -45,11 +48,21 @@ K = 2  # projections per sample
 EPS = 0.05  # FD-SSM step: large enough that float32 scores difference cleanly
 
 CASES = [
-    # name, builder, condition, sigma, label, seed
+    # name, builder, condition, sigma (or DDPM step t), label, seed
     ("ncsnv1_labels", mf.build_ncsnv1_labels, "labels", float(mf.SIGMAS[4]), 4, 3002),
     ("energy_mlp", mf.build_energy_mlp, "none", 0.5, None, 3005),
     ("conv_score", mf.build_conv_score, "sigma", 0.5, None, 3003),
+    ("ddpm_eps", mf.build_ddpm_eps, "time", 100, None, 3004),
 ]
+
+
+def ddpm_level(t):
+    """sqrt(abar_t), sqrt(1 - abar_t) of DDPM's linear schedule 1e-4 -> 0.02, T = 1000."""
+    T = 1000
+    abar = 1.0
+    for i in range(t + 1):
+        abar *= 1.0 - (1e-4 + (0.02 - 1e-4) * i / (T - 1))
+    return math.sqrt(abar), math.sqrt(1.0 - abar)
 
 OBJECTIVES = ["ssm", "ssm-vr", "exact", "fd-ssm", "dsm"]
 
@@ -64,6 +77,9 @@ def check_builder(name, model, cond):
     elif cond == "sigma":
         args = [x, torch.from_numpy(np.load(os.path.join(d, "inputs", "sigma.npy")))]
         out = "score"
+    elif cond == "time":
+        args = [x, torch.from_numpy(np.load(os.path.join(d, "inputs", "t.npy")))]
+        out = "eps"
     else:
         args = [x]
         out = "energy"
@@ -75,7 +91,7 @@ def check_builder(name, model, cond):
         raise SystemExit(f"{name}: rebuilt model differs from expected/ by {gap:.3g} relative")
 
 
-def score_fn(model, cond, sigma32, label):
+def score_fn(model, cond, sigma32, label, sigma):
     """s(x) in float64 for a batch x [n, ...] (graph kept for autograd)."""
 
     def s(x):
@@ -84,6 +100,8 @@ def score_fn(model, cond, sigma32, label):
             return model(x, torch.full((n,), label, dtype=torch.int64))
         if cond == "sigma":
             return model(x, torch.full((n,), sigma32, dtype=torch.float64))
+        if cond == "time":
+            return -model(x, torch.full((n,), label, dtype=torch.int64)) / sigma
         xg = x if x.requires_grad else x.requires_grad_(True)
         (g,) = torch.autograd.grad(model(xg).sum(), xg, create_graph=True)
         return -g
@@ -137,10 +155,14 @@ def main():
         x32 = rs.standard_normal((N,) + shape).astype(np.float32)
         z32 = rs.standard_normal((N,) + shape).astype(np.float32)
         v32 = rs.standard_normal((K, N) + shape).astype(np.float32)
-        # eval's perturbation: float32(x + sigma*z), computed in float64
-        xt32 = (x32.astype(np.float64) + sigma * z32.astype(np.float64)).astype(np.float32)
+        time, scale = None, 1.0
+        if cond == "time":
+            time = label = sigma
+            scale, sigma = ddpm_level(time)
+        # eval's perturbation: float32(a*x + sigma*z), computed in float64
+        xt32 = (scale * x32.astype(np.float64) + sigma * z32.astype(np.float64)).astype(np.float32)
         sigma32 = float(np.float32(sigma))  # the condition as eval feeds it
-        terms = objectives(score_fn(model, cond, sigma32, label), xt32, z32, v32, sigma)
+        terms = objectives(score_fn(model, cond, sigma32, label, sigma), xt32, z32, v32, sigma)
         d = os.path.join(HERE, name)
         os.makedirs(d, exist_ok=True)
         for fname, arr in (("x", x32), ("z", z32), ("v", v32)):
@@ -148,7 +170,8 @@ def main():
         values = {
             "model": f"testdata/models/{name}/model.onnx",
             "sigma": sigma,
-            "label": label,
+            "time": time,
+            "label": label if cond == "labels" else None,
             "epsilon": EPS,
             "projections": K,
             "n": N,
