@@ -1,11 +1,13 @@
 // Command modes shows the theory's warning that Langevin dynamics moves
 // badly between modes: the mode weights found by the unadjusted Langevin
 // algorithm (ULA) on the exact score, by annealed Langevin dynamics (ALD) on
-// the exact noised scores, and by the shipped CD energy's own Langevin chains
-// (models/8gaussians_energy_cd, bench/modes/2modes_energy_cd), against the true weights,
-// with the total-variation distance TV = ½Σ|ŵ − w|. Every chain starts
-// uniform on the distribution's box; samples are assigned to the nearest
-// mode. With -fig it also draws the weights as grouped bars, one panel per
+// the exact noised scores, and by CD energies' own Langevin chains
+// (models/8gaussians_energy_cd, bench/modes/2modes_energy_cd), against the
+// true weights, with the total-variation distance TV = ½Σ|ŵ − w|. Every
+// chain starts uniform on the distribution's box; samples are assigned to
+// the nearest mode. For the energies it also gives the weights exp(−E)
+// itself puts in each mode's cell (grid quadrature), the weights their
+// chains would find if they mixed. With -fig it also draws the weights as grouped bars, one panel per
 // target (the README's docs/modes.png):
 //
 //	go run ./bench/modes [-n 2000] [-seed 0] [-fig docs/modes.png]
@@ -91,6 +93,11 @@ func run() error {
 			wt = weights(t.g, x)
 			fmt.Fprintf(w, "CD energy\t%s\t%.3f\t\n", fmtW(wt), tv(wt, t.g.Weights))
 			rows = append(rows, weightsRow{fmt.Sprintf("CD energy's Langevin (TV %.2f)", tv(wt, t.g.Weights)), wt})
+			if wt, err = energyWeights(t.cd, t.g, 2*t.box); err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "CD energy's density\t%s\t%.3f\t\n", fmtW(wt), tv(wt, t.g.Weights))
+			rows = append(rows, weightsRow{fmt.Sprintf("CD energy's density, grid (TV %.2f)", tv(wt, t.g.Weights)), wt})
 		}
 		p, err := weightsPanel(t.name, rows)
 		if err != nil {
@@ -103,7 +110,7 @@ func run() error {
 		return err
 	}
 	if *fig != "" {
-		f := &plot.Figure{Title: fmt.Sprintf("Mode weights found from %d chains started uniform on the box", *n), Panels: panels}
+		f := &plot.Figure{Title: fmt.Sprintf("Mode weights: samplers' from %d chains started uniform on the box, and the CD energy's own", *n), Panels: panels}
 		return writeFigure(*fig, f)
 	}
 	return nil
@@ -115,7 +122,8 @@ type weightsRow struct {
 }
 
 // barColors: the truth in the data colour, the samplers after it.
-var barColors = []color.Color{plot.Data, color.NRGBA{R: 150, G: 150, B: 150, A: 255}, plot.Model, color.NRGBA{R: 60, G: 150, B: 80, A: 255}}
+var barColors = []color.Color{plot.Data, color.NRGBA{R: 150, G: 150, B: 150, A: 255}, plot.Model,
+	color.NRGBA{R: 60, G: 150, B: 80, A: 255}, color.NRGBA{R: 160, G: 210, B: 160, A: 255}}
 
 // weightsPanel draws one target's mode weights as bars grouped by mode, one
 // bar per method.
@@ -214,20 +222,71 @@ func ald(g *dataset.GMM, x []float64, r *rand.Rand) {
 	}
 }
 
-func energyLangevin(path string, x []float64, n int, r *rand.Rand) error {
+func loadEnergy(path string) (*density.Energy, error) {
 	m, err := importer.Load(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	spec, err := importer.Spec(m, importer.Overrides{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	be, err := runtime.Get("auto")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	e, err := density.NewEnergy(be, m, spec, 0, runtime.Options{Threads: 1})
+	return density.NewEnergy(be, m, spec, 0, runtime.Options{Threads: 1})
+}
+
+// energyWeights is the mass exp(−E) puts in each mode's cell (the points
+// nearest that mode), by midpoint quadrature on [−box, box]²: the weights
+// the energy itself holds, which its chains should find.
+func energyWeights(path string, g *dataset.GMM, box float64) ([]float64, error) {
+	e, err := loadEnergy(path)
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	const k = 400
+	h := 2 * box / k
+	x := make([]float32, 2*k)
+	en := make([]float64, k)
+	logw := make([][]float64, g.Len())
+	for i := 0; i < k; i++ { // one grid row per call
+		for j := 0; j < k; j++ {
+			x[2*j], x[2*j+1] = float32(-box+(float64(j)+0.5)*h), float32(-box+(float64(i)+0.5)*h)
+		}
+		if err := e.Eval(en, nil, x, k); err != nil {
+			return nil, err
+		}
+		for j := 0; j < k; j++ {
+			m := g.Nearest([]float64{float64(x[2*j]), float64(x[2*j+1])})
+			logw[m] = append(logw[m], -en[j])
+		}
+	}
+	// Normalise in log space: −E can be large.
+	top := math.Inf(-1)
+	for _, l := range logw {
+		for _, v := range l {
+			top = math.Max(top, v)
+		}
+	}
+	w := make([]float64, g.Len())
+	var sum float64
+	for m, l := range logw {
+		for _, v := range l {
+			w[m] += math.Exp(v - top)
+		}
+		sum += w[m]
+	}
+	for m := range w {
+		w[m] /= sum
+	}
+	return w, nil
+}
+
+func energyLangevin(path string, x []float64, n int, r *rand.Rand) error {
+	e, err := loadEnergy(path)
 	if err != nil {
 		return err
 	}
