@@ -120,8 +120,8 @@ func (c Config) Validate() error {
 		bad("loss %q is not one of %s", c.Loss, strings.Join(append(LossNames[:len(LossNames):len(LossNames)], EnergyLossNames...), ", "))
 	}
 	if c.Loss == LossCD {
-		if _, ok := c.Arch.(EnergyMLP); !ok {
-			bad("loss cd needs an energy architecture (energy-mlp), not %s", c.Arch.Name())
+		if !isEnergy(c.Arch) {
+			bad("loss cd needs an energy architecture (energy-mlp or energy-conv), not %s", c.Arch.Name())
 		}
 		if err := c.CD.validate(); err != nil {
 			errs = append(errs, err)
