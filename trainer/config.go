@@ -152,6 +152,12 @@ func (c Config) Validate() error {
 		bad("EMA decay %v must be below 1", c.EMA)
 	}
 	if len(errs) > 0 {
+		// Arch and loss errors carry the package prefix already; say it once.
+		for i, e := range errs {
+			if msg := e.Error(); strings.HasPrefix(msg, "trainer: ") {
+				errs[i] = trimmedErr{msg: strings.TrimPrefix(msg, "trainer: "), err: e}
+			}
+		}
 		return fmt.Errorf("trainer: %w", errors.Join(errs...))
 	}
 	return nil
@@ -221,3 +227,13 @@ func Version() string {
 	}
 	return "devel-" + rev
 }
+
+// trimmedErr shows an error without its package prefix while keeping it
+// matchable with errors.Is and errors.As.
+type trimmedErr struct {
+	msg string
+	err error
+}
+
+func (e trimmedErr) Error() string { return e.msg }
+func (e trimmedErr) Unwrap() error { return e.err }
