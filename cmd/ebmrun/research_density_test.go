@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/internal/testenv"
 	"github.com/ebmrun/ebmrun/tensorio"
 )
@@ -178,7 +179,10 @@ func researchODELogp(t *testing.T, name, condition, model, data string, flags, b
 }
 
 // researchExactLogp runs the exact divergence (768 basis-vector VJPs) once,
-// on one point with one Heun step, on each backend.
+// on one point with one Heun step, on each backend, and checks Hutchinson's
+// estimate against it: the same point 8 times, 8 probes each (each copy
+// draws its own probes), so the summary's standard error is the Monte Carlo
+// error of the 64-probe mean, which must cover the exact value.
 func researchExactLogp(t *testing.T, model string, flags, backends []string) {
 	t.Helper()
 	one := randomData(t, model, 1)
@@ -202,6 +206,36 @@ func researchExactLogp(t *testing.T, model string, flags, backends []string) {
 	if len(got) == 2 && math.Abs(got[0]-got[1]) > researchLogpRel*math.Abs(got[1])+researchLogpAbs {
 		t.Errorf("logp --divergence exact: %v on native, %v on ort", got[0], got[1])
 	}
+
+	x, err := tensorio.ReadNpyFile(one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := graph.NewFloat32(append([]int64{8}, x.Shape[1:]...), nil)
+	for i := 0; i < 8; i++ {
+		copy(rep.F32[i*len(x.F32):], x.F32)
+	}
+	eight := filepath.Join(t.TempDir(), "eight.npy")
+	if err := tensorio.WriteNpyFile(eight, rep); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"logp", model, "--data", eight, "--json", "--divergence", "hutchinson", "--probes", "8",
+		"--method", "heun", "--steps", "1", "--seed", "1", "--backend", "native"}, flags...)
+	stdout, stderr, code := ebmrun(t, args...)
+	if code != 0 {
+		t.Fatalf("logp --divergence hutchinson: exit %d: %s", code, stderr)
+	}
+	var h logpSummary
+	if err := json.Unmarshal([]byte(stdout), &h); err != nil {
+		t.Fatal(err)
+	}
+	if h.StdErr == nil || !(*h.StdErr > 0) {
+		t.Fatalf("logp --divergence hutchinson: no spread over the copies' probes: %+v", h)
+	}
+	if d := math.Abs(h.MeanLogP - got[0]); d > 4**h.StdErr {
+		t.Errorf("logp: Hutchinson's %v ± %v is %.2g s.e. from the exact %v", h.MeanLogP, *h.StdErr, d / *h.StdErr, got[0])
+	}
+	t.Logf("exact divergence: log p %.4f; Hutchinson 64 probes %.4f ± %.3f", got[0], h.MeanLogP, *h.StdErr)
 }
 
 // researchEnergyLogp checks the unconditional NICE energy: the ODE and grid
