@@ -11,6 +11,7 @@ import (
 
 	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/internal/testenv"
+	"github.com/ebmrun/ebmrun/sampler"
 	"github.com/ebmrun/ebmrun/tensorio"
 )
 
@@ -334,4 +335,29 @@ func researchFlowSample(t *testing.T, model string, flags []string, shape []int6
 		}
 	}
 	return got.F32
+}
+
+// TestEscapeHint: the plausible-box warning suggests a flag the sampler
+// takes: --step-lr only for the Langevin samplers, never for the ODE, EM or
+// diffusion samplers that have no step size (the research DDPM's DDIM run
+// over --times 0,100,500,900 with η = 1 escapes and was told "--step-lr").
+func TestEscapeHint(t *testing.T) {
+	t.Parallel()
+	flags := newSampleCmd().Flags()
+	for _, name := range sampler.Names() {
+		h := escapeHint(name)
+		i := strings.Index(h, "--")
+		if i < 0 {
+			t.Errorf("%s: hint %q names no flag", name, h)
+			continue
+		}
+		flag := strings.Fields(h[i+2:])[0]
+		if flags.Lookup(flag) == nil {
+			t.Errorf("%s: hint %q names --%s, which sample lacks", name, h, flag)
+		}
+		langevin := name == "ald" || name == "ula" || name == "cas"
+		if strings.Contains(h, "--step-lr") != langevin {
+			t.Errorf("%s: hint %q", name, h)
+		}
+	}
 }
