@@ -226,7 +226,7 @@ func runLogp(c *cobra.Command, path string, f *logpFlags) (err error) {
 		return err
 	}
 	if f.method == "ais" || f.method == "grid" {
-		return runEnergyLogp(c, path, m, spec, x, backend, f)
+		return runEnergyLogp(ctx, c, path, m, spec, x, backend, f)
 	}
 	if spec.Kind == importer.OutEnergy && spec.Condition == importer.CondNone {
 		// density.New refuses it too; here the flags that do work are known.
