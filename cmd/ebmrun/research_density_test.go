@@ -174,8 +174,63 @@ func researchODELogp(t *testing.T, name, condition, model, data string, flags, b
 		}
 		t.Logf("%s: mean log p %.6f (native), %.6f (ort)", name, means[0], means[1])
 	}
-	if name == "ncsnpp_op14" {
+	switch name {
+	case "ncsnpp_op14":
 		researchExactLogp(t, model, flags, backends)
+	case "ncsnv2_op14", "ddpm_op13":
+		researchMetaLogp(t, model, data, condition, means[0])
+	}
+}
+
+// researchMetaLogp gives a fixture its facts with `ebmrun meta`, as a user
+// would once, and checks logp reads them: a DDPM β schedule (DDPM's own
+// gives the numbers of the default exactly; a 500-step one starts the VP
+// ODE at 10/499), or a VE model's σ schedule and data range (then
+// --dequantize adds log₂(256/2) = 7 bits/dim).
+func researchMetaLogp(t *testing.T, model, data, condition string, mean float64) {
+	t.Helper()
+	logp := func(withMeta string, extra ...string) logpSummary {
+		t.Helper()
+		args := append([]string{"logp", withMeta, "--data", data, "--json", "--seed", "3", "--divergence", "hutchinson",
+			"--probes", "2", "--method", "heun", "--steps", "2", "--backend", "native"}, extra...)
+		stdout, stderr, code := ebmrun(t, args...)
+		if code != 0 {
+			t.Fatalf("logp after meta: exit %d: %s", code, stderr)
+		}
+		var s logpSummary
+		if err := json.Unmarshal([]byte(stdout), &s); err != nil {
+			t.Fatal(err)
+		}
+		if math.IsNaN(s.MeanLogP) || math.IsInf(s.MeanLogP, 0) {
+			t.Fatalf("logp after meta: %+v", s)
+		}
+		return s
+	}
+	meta := func(facts ...string) string {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "meta.onnx")
+		if _, stderr, code := ebmrun(t, append([]string{"meta", model, "-o", out}, facts...)...); code != 0 {
+			t.Fatalf("meta %v: exit %d: %s", facts, code, stderr)
+		}
+		return out
+	}
+	if condition == "time" {
+		if s := logp(meta("--betas", "linear:1e-4,0.02,1000"), "--time", "10"); s.MeanLogP != mean {
+			t.Errorf("logp with DDPM's β schedule in metadata: %v, without: %v", s.MeanLogP, mean)
+		}
+		s := logp(meta("--betas", "linear:2e-4,0.04,500"), "--time", "10")
+		if math.Abs(s.From-10.0/499) > 1e-12 || s.MeanLogP == mean {
+			t.Errorf("logp with a 500-step β schedule: from t=%v (want 10/499), log p %v (the 1000-step one's: %v)", s.From, s.MeanLogP, mean)
+		}
+		return
+	}
+	withMeta := meta("--sigmas", "geom:1,0.01,10", "--data-range", "-1,1")
+	if s := logp(withMeta); s.MeanLogP != mean || s.Dequantized {
+		t.Errorf("logp with the σ schedule in metadata: %v (dequantized %v), with --sigmas: %v", s.MeanLogP, s.Dequantized, mean)
+	}
+	s := logp(withMeta, "--dequantize", "uniform")
+	if want := -s.MeanLogP/(768*math.Ln2) + 7; !s.Dequantized || math.Abs(s.BitsPerDim-want) > 1e-9 {
+		t.Errorf("logp --dequantize uniform: %v bits/dim (dequantized %v), want −log p/(d ln 2) + 7 = %v", s.BitsPerDim, s.Dequantized, want)
 	}
 }
 
