@@ -33,15 +33,16 @@ type Energy struct {
 	calls     int64
 }
 
-// NewEnergy prepares m (spec.Kind energy, a vector data shape) on be.
+// NewEnergy prepares m (spec.Kind energy) on be. Points of any data shape
+// (an image energy's [C, H, W] too) are d = Π shape values each.
 // sigma is the condition of a σ-conditioned model; 0 means the smallest σ
 // of its schedule. Label- and time-conditioned energies are refused.
 func NewEnergy(be runtime.Backend, m *graph.Model, spec *importer.ModelSpec, sigma float64, ro runtime.Options) (*Energy, error) {
 	if spec.Kind != importer.OutEnergy {
 		return nil, fmt.Errorf("density: the model is a %s model, not an energy", spec.Kind)
 	}
-	if len(spec.DataShape) != 1 || spec.DataShape[0] < 1 {
-		return nil, fmt.Errorf("density: energy models of vectors only, not of shape %v", spec.DataShape)
+	if len(spec.DataShape) == 0 || graph.NumElements(spec.DataShape) < 1 {
+		return nil, fmt.Errorf("density: the energy's data shape %v is unknown or empty", spec.DataShape)
 	}
 	switch spec.Condition {
 	case importer.CondNone:
@@ -76,7 +77,7 @@ func NewEnergy(be runtime.Backend, m *graph.Model, spec *importer.ModelSpec, sig
 	if err != nil {
 		return nil, fmt.Errorf("density: prepare the energy graph: %w", err)
 	}
-	e := &Energy{plan: plan, spec: spec, d: int(spec.DataShape[0]), sigma: sigma, ci: -1, cotI: -1, ei: -1, gi: -1}
+	e := &Energy{plan: plan, spec: spec, d: int(graph.NumElements(spec.DataShape)), sigma: sigma, ci: -1, cotI: -1, ei: -1, gi: -1}
 	for i, in := range plan.Inputs() {
 		switch in.Name {
 		case spec.XInput:
@@ -126,7 +127,7 @@ func (e *Energy) Calls() int64 { return e.calls }
 // Eval writes E(x) of n points (n·d values of x) into en and, when grad is
 // not nil, ∇x E into grad (n·d values).
 func (e *Energy) Eval(en []float64, grad []float64, x []float32, n int) error {
-	e.ins[e.xi] = graph.NewFloat32([]int64{int64(n), int64(e.d)}, x[:n*e.d])
+	e.ins[e.xi] = graph.NewFloat32(append([]int64{int64(n)}, e.spec.DataShape...), x[:n*e.d])
 	if e.ci >= 0 {
 		c := make([]float32, n)
 		for i := range c {

@@ -226,7 +226,11 @@ func runLogp(c *cobra.Command, path string, f *logpFlags) (err error) {
 		return err
 	}
 	if f.method == "ais" || f.method == "grid" {
-		return runEnergyLogp(c, path, m, spec, x, backend, f)
+		return runEnergyLogp(ctx, c, path, m, spec, x, backend, f)
+	}
+	if spec.Kind == importer.OutEnergy && spec.Condition == importer.CondNone {
+		// density.New refuses it too; here the flags that do work are known.
+		return fmt.Errorf("%s: an unconditional energy has no noise levels for the probability-flow ODE; its log p = −E − log Z needs --method ais (or grid when d ≤ %d)", path, density.MaxGridDim)
 	}
 	workers := min(cmpOr(f.workers, max(1, goruntime.GOMAXPROCS(0))), (int(x.Shape[0])+f.batch-1)/f.batch)
 	o.Workers = workers

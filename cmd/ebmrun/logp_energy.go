@@ -35,9 +35,10 @@ type energyLogpSummary struct {
 	Output   string        `json:"output,omitempty"`
 }
 
-// runEnergyLogp is logp for energy models by log p = −E − log Z, with
+// runEnergyLogp is logp for energy models by log p = −E − log Z (a signal
+// cancels ctx and stops AIS or the grid between temperatures or chunks), with
 // log Z by annealed importance sampling or grid quadrature.
-func runEnergyLogp(c *cobra.Command, path string, m *graph.Model, spec *importer.ModelSpec, x *graph.Tensor, be runtime.Backend, f *logpFlags) error {
+func runEnergyLogp(ctx context.Context, c *cobra.Command, path string, m *graph.Model, spec *importer.ModelSpec, x *graph.Tensor, be runtime.Backend, f *logpFlags) error {
 	if spec.Kind != importer.OutEnergy {
 		return usagef("--method %s needs an energy model; %s is a %s model", f.method, path, spec.Kind)
 	}
@@ -49,13 +50,13 @@ func runEnergyLogp(c *cobra.Command, path string, m *graph.Model, spec *importer
 	begin := time.Now()
 	var z *density.LogZ
 	if f.method == "ais" {
-		z, err = e.AIS(context.Background(), density.AISOptions{Chains: f.chains, Temperatures: f.temperatures, BaseStd: f.baseStd, Seed: f.seed})
+		z, err = e.AIS(ctx, density.AISOptions{Chains: f.chains, Temperatures: f.temperatures, BaseStd: f.baseStd, Seed: f.seed})
 	} else {
 		lo, hi, berr := energyBox(f.box, spec, e.Dim())
 		if berr != nil {
 			return berr
 		}
-		z, err = e.Grid(context.Background(), lo, hi, f.gridPoints)
+		z, err = e.Grid(ctx, lo, hi, f.gridPoints)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, trimPrefix(err, "density: "))

@@ -231,8 +231,8 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 	endProgress()
 	if st != nil && st.Escape != nil {
 		e := st.Escape
-		fmt.Fprintf(c.ErrOrStderr(), "ebmrun: warning: samples left the plausible box %s at %s; %d of %d samples end outside it (a smaller --step-lr may help)\n",
-			settings["plausible_box"], e.Where(), e.Outside, st.End-st.Start)
+		fmt.Fprintf(c.ErrOrStderr(), "ebmrun: warning: samples left the plausible box %s at %s; %d of %d samples end outside it (%s)\n",
+			settings["plausible_box"], e.Where(), e.Outside, st.End-st.Start, escapeHint(smp.Name()))
 	}
 	if s := sig.received(); s != nil {
 		return interruptError(s, err, f.out, st, end-start)
@@ -260,6 +260,20 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 	fmt.Fprintf(c.ErrOrStderr(), "ebmrun: wrote %d samples to %s (%s on %s, %.4g evaluations per sample, %.2fs, %.3g evaluations/s)\n",
 		sum.N, f.out, sum.Sampler, sum.Backend, settings["evaluations_per_sample"], sum.Seconds, sum.EvalsPerSecond)
 	return nil
+}
+
+// escapeHint is the setting most likely to keep a sampler's chains in the
+// box: the step size of the Langevin samplers, the corrector's SNR, else
+// finer steps (the ODE, EM and diffusion samplers have no step size; a poor
+// score where the chains went is as likely).
+func escapeHint(sampler string) string {
+	switch sampler {
+	case "ald", "ula", "cas":
+		return "a smaller --step-lr may help"
+	case "pc":
+		return "a smaller --snr may help"
+	}
+	return "more --steps may help, unless the model's score is poor there"
 }
 
 func (f *sampleFlags) check() error {
