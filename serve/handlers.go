@@ -318,7 +318,7 @@ func (s *Server) sample(w http.ResponseWriter, r *http.Request) error {
 		return bw.Flush()
 	case "image/png":
 		w.Header().Set("Content-Type", "image/png")
-		return writePNG(w, x, m.Spec)
+		return writePNG(w, x, req.N, m.Spec, p.Sampler.Name())
 	}
 	rows := make([][]float32, req.N)
 	for i := range rows {
