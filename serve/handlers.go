@@ -178,7 +178,7 @@ func PlanSample(spec *importer.ModelSpec, req sampleRequest, maxN int) (*Plan, e
 	}
 	init, err := parseInit(req.Init, sp, smp)
 	if err != nil {
-		return nil, badRequest("init", "init: %v", err)
+		return nil, badRequest("init", "%v", err)
 	}
 	cfg := sampler.Config{N: req.N, Dim: int(graph.NumElements(spec.DataShape)), Seed: req.Seed, Init: init, Workers: 1}
 	cfg.Box = plausibleBox(spec)
@@ -237,22 +237,11 @@ func parseInit(s string, spec *importer.ModelSpec, smp sampler.Sampler) (sampler
 	if s == "" {
 		return sampler.DefaultInit(spec, smp), nil
 	}
-	kind, args, _ := strings.Cut(s, ":")
-	var vals []float64
-	for _, a := range strings.Split(args, ",") {
-		var v float64
-		if _, err := fmt.Sscan(strings.TrimSpace(a), &v); err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("%q: want uniform:LO,HI or gaussian:STD", s)
-		}
-		vals = append(vals, v)
+	in, err := sampler.ParseInit(s)
+	if err != nil {
+		return nil, errors.New(strings.TrimPrefix(err.Error(), "sampler: "))
 	}
-	switch {
-	case kind == "uniform" && len(vals) == 2 && vals[0] < vals[1]:
-		return sampler.Uniform{Lo: vals[0], Hi: vals[1]}, nil
-	case kind == "gaussian" && len(vals) == 1 && vals[0] > 0:
-		return sampler.Gaussian{Std: vals[0]}, nil
-	}
-	return nil, fmt.Errorf("%q: want uniform:LO,HI with LO < HI or gaussian:STD with STD > 0", s)
+	return in, nil
 }
 
 // plausibleBox is the sample command's: the data range widened tenfold,
