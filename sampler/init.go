@@ -58,3 +58,15 @@ func ParseInit(s string) (Init, error) {
 	}
 	return nil, fmt.Errorf("sampler: init %q: want uniform:LO,HI with LO < HI or gaussian:STD with STD > 0", s)
 }
+
+// PlausibleBox is the range samples should stay in, as `ebmrun sample` and
+// `ebmrun serve` both report escapes from it: the data range widened tenfold
+// about its centre, else ±10; while the chains carry noise of level σ, 10σ
+// more on each side.
+func PlausibleBox(spec *importer.ModelSpec) *Box {
+	if r := spec.DataRange; len(r) == 2 {
+		mid, half := (r[0]+r[1])/2, (r[1]-r[0])/2
+		return &Box{Lo: mid - 10*half, Hi: mid + 10*half, PerSigma: 10}
+	}
+	return &Box{Lo: -10, Hi: 10, PerSigma: 10}
+}

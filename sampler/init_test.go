@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ebmrun/ebmrun/importer"
 	"github.com/ebmrun/ebmrun/sampler"
 )
 
@@ -25,6 +26,21 @@ func TestParseInit(t *testing.T) {
 		got, err := sampler.ParseInit(s)
 		if err == nil || !strings.HasPrefix(err.Error(), "sampler: init ") || !strings.Contains(err.Error(), fmt.Sprintf("%q", s)) {
 			t.Errorf("ParseInit(%q) = %v, %v; want a sampler: error naming it", s, got, err)
+		}
+	}
+}
+
+func TestPlausibleBox(t *testing.T) {
+	for _, c := range []struct {
+		rng  []float64
+		want sampler.Box
+	}{
+		{[]float64{-4, 4}, sampler.Box{Lo: -40, Hi: 40, PerSigma: 10}},
+		{[]float64{0, 1}, sampler.Box{Lo: -4.5, Hi: 5.5, PerSigma: 10}},
+		{nil, sampler.Box{Lo: -10, Hi: 10, PerSigma: 10}},
+	} {
+		if got := sampler.PlausibleBox(&importer.ModelSpec{DataRange: c.rng}); *got != c.want {
+			t.Errorf("data range %v: box %+v, want %+v", c.rng, *got, c.want)
 		}
 	}
 }

@@ -221,7 +221,7 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 
 	var progress atomic.Int64
 	cfg.Progress = &progress
-	cfg.Box, settings["plausible_box"] = plausibleBox(spec, smp)
+	cfg.Box, settings["plausible_box"] = plausibleBox(spec)
 	start, end := shardBounds(cfg)
 	sig := notifyStop(c.ErrOrStderr())
 	defer sig.release()
@@ -518,16 +518,13 @@ func writeTrace(path string, tps []sampler.TracePoint, force bool) error {
 	})
 }
 
-// plausibleBox is the range samples should stay in: the data range widened
-// tenfold about its centre, else ±10; while the chains carry noise of level
-// σ, 10σ more on each side.
-func plausibleBox(spec *importer.ModelSpec, smp sampler.Sampler) (*sampler.Box, string) {
-	if r := spec.DataRange; len(r) == 2 {
-		mid, half := (r[0]+r[1])/2, (r[1]-r[0])/2
-		b := &sampler.Box{Lo: mid - 10*half, Hi: mid + 10*half, PerSigma: 10}
+// plausibleBox is sampler.PlausibleBox with the words the summary shows.
+func plausibleBox(spec *importer.ModelSpec) (*sampler.Box, string) {
+	b := sampler.PlausibleBox(spec)
+	if len(spec.DataRange) == 2 {
 		return b, fmt.Sprintf("[%g, %g] (10× the data range, ±10σ while noisy)", b.Lo, b.Hi)
 	}
-	return &sampler.Box{Lo: -10, Hi: 10, PerSigma: 10}, "[-10, 10] (±10σ more while noisy; the model states no data range)"
+	return b, fmt.Sprintf("[%g, %g] (±10σ more while noisy; the model states no data range)", b.Lo, b.Hi)
 }
 
 // stopSignals ends a run cleanly on SIGINT or SIGTERM: the first closes
