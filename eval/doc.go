@@ -9,7 +9,10 @@
 // (against an exact reference score, such as a Gaussian mixture's). At
 // σ > 0 every objective is computed on data perturbed as x + σz with the
 // model conditioned on σ; Draws returns exactly the perturbed points and
-// projections Evaluate used, so another framework can be given the same.
+// projections Evaluate used, so another framework can be given the same;
+// the other way round, ObjectiveOptions.Noise and Vectors give Evaluate
+// noise and projections made elsewhere (testdata/objectives holds PyTorch's
+// values on such inputs).
 //
 // Sample metrics compare two sets of points x and y (n×d values, row-major,
 // float32 or float64; everything accumulates in float64):

@@ -114,6 +114,13 @@ type ObjectiveOptions struct {
 	// Reference is the exact score ∇x log p_σ that Fisher compares with,
 	// such as sampler.NewGMMScorer of a toy mixture.
 	Reference sampler.Scorer
+	// Noise and Vectors, when set, replace the draws from Seed with given
+	// values, so that another framework can compute the same objective on
+	// the same numbers: Noise is z, laid out as the data [N, …] and used at
+	// every level (x̃ = x + σz), Vectors the projections of SSM, SSM-VR and
+	// FD-SSM, K×N×d values laid out [projection][sample][coordinate] as
+	// Draws returns them (K = Projections).
+	Noise, Vectors []float32
 	// Progress, when set, is advanced by the number of samples done at
 	// each σ (so it ends at len(Sigmas)·N, or N).
 	Progress *atomic.Int64
@@ -308,6 +315,9 @@ func (e *Evaluator) Evaluate(ctx context.Context, x *graph.Tensor, o ObjectiveOp
 			return nil, err
 		}
 	}
+	if err := o.checkGiven(n, d); err != nil {
+		return nil, err
+	}
 	r := &run{e: e, o: o, x: x.F32, shape: x.Shape[1:], n: n, d: d}
 	var out []ObjectiveResult
 	for i, s := range sigmas {
@@ -334,6 +344,18 @@ func (e *Evaluator) Evaluate(ctx context.Context, x *graph.Tensor, o ObjectiveOp
 	return out, nil
 }
 
+// checkGiven reports given noise or projections of the wrong size for n
+// samples of d values.
+func (o ObjectiveOptions) checkGiven(n, d int) error {
+	if o.Noise != nil && len(o.Noise) != n*d {
+		return fmt.Errorf("eval: %d noise values given for %d samples of %d values; want %d", len(o.Noise), n, d, n*d)
+	}
+	if o.Vectors != nil && len(o.Vectors) != o.Projections*n*d {
+		return fmt.Errorf("eval: %d projection values given; want %d (%d projections of %d samples of %d values)", len(o.Vectors), o.Projections*n*d, o.Projections, n, d)
+	}
+	return nil
+}
+
 // ncsnTotal is (1/L)Σ σ²·DSM(σ); the levels' data perturbations are drawn
 // independently, so their errors add in quadrature.
 func ncsnTotal(per []ObjectiveResult) ObjectiveResult {
@@ -352,7 +374,7 @@ func ncsnTotal(per []ObjectiveResult) ObjectiveResult {
 // model, and the projections of SSM, SSM-VR and FD-SSM, K×N×d values laid
 // out [projection][sample][coordinate], drawn sample by sample by package
 // projection from rand.NewPCG(o.Seed, i<<8 | 2) (the noise z from
-// rand.NewPCG(o.Seed, i<<8 | 1)). It is for reproducing a result
+// rand.NewPCG(o.Seed, i<<8 | 1)), or o.Noise and o.Vectors where given. It is for reproducing a result
 // elsewhere — the same objective in another framework on the same x̃ and v.
 func Draws(x *graph.Tensor, o ObjectiveOptions, i int) (xt, v []float32, err error) {
 	if err := o.Validate(); err != nil {
@@ -369,10 +391,13 @@ func Draws(x *graph.Tensor, o ObjectiveOptions, i int) (xt, v []float32, err err
 	case i != 0 || len(o.Sigmas) > 0:
 		return nil, nil, fmt.Errorf("eval: no noise level %d (have %d)", i, len(o.Sigmas))
 	}
-	n := int(x.Shape[0])
-	r := &run{o: o, n: n, d: int(graph.NumElements(x.Shape[1:]))}
-	r.perturb(x.F32, n, sigma, 1, levelRNG(o.Seed, i, streamNoise))
-	r.project(n, levelRNG(o.Seed, i, streamProjection))
+	n, d := int(x.Shape[0]), int(graph.NumElements(x.Shape[1:]))
+	if err := o.checkGiven(n, d); err != nil {
+		return nil, nil, err
+	}
+	r := &run{o: o, n: n, d: d}
+	r.perturb(x.F32, 0, n, sigma, 1, levelRNG(o.Seed, i, streamNoise))
+	r.project(0, n, levelRNG(o.Seed, i, streamProjection))
 	return r.xt, r.v, nil
 }
 
@@ -463,16 +488,16 @@ func (r *run) level(ctx context.Context, i int, sigma, scale float64, nz sampler
 			return 0, 0, err
 		}
 		b := min(r.o.Batch, r.n-lo)
-		r.perturb(r.x[lo*r.d:(lo+b)*r.d], b, sigma, scale, noise)
+		r.perturb(r.x[lo*r.d:(lo+b)*r.d], lo, b, sigma, scale, noise)
 		r.acc = grow(r.acc, b)
 		var err error
 		switch r.o.Objective {
 		case SSM, SSMVR:
-			err = r.ssm(b, nz, proj)
+			err = r.ssm(lo, b, nz, proj)
 		case Exact:
 			err = r.exact(b, nz)
 		case FDSSM:
-			err = r.fdssm(b, nz, sigma, proj)
+			err = r.fdssm(lo, b, nz, sigma, proj)
 		case DSM:
 			err = r.dsm(b, nz, sigma)
 		case Fisher:
@@ -494,9 +519,10 @@ func (r *run) level(ctx context.Context, i int, sigma, scale float64, nz sampler
 	return st.mean, st.stderr(), nil
 }
 
-// perturb sets r.xt = a·x + σz and r.z = z for one batch (r.xt = x at
-// σ = 0); a is 1 but at DDPM steps, √ᾱ_t.
-func (r *run) perturb(x []float32, b int, sigma, a float64, rng *rand.Rand) {
+// perturb sets r.xt = a·x + σz and r.z = z for one batch, the samples from
+// lo on (r.xt = x at σ = 0); a is 1 but at DDPM steps, √ᾱ_t. z is drawn
+// from rng, or read from o.Noise where given.
+func (r *run) perturb(x []float32, lo, b int, sigma, a float64, rng *rand.Rand) {
 	r.xt = grow(r.xt, len(x))
 	r.z = grow(r.z, len(x))
 	if sigma == 0 {
@@ -504,19 +530,35 @@ func (r *run) perturb(x []float32, b int, sigma, a float64, rng *rand.Rand) {
 		clear(r.z)
 		return
 	}
+	given := r.o.Noise
+	if given != nil {
+		given = given[lo*r.d : lo*r.d+len(x)]
+	}
 	for j, v := range x {
-		z := rng.NormFloat64()
+		var z float64
+		if given != nil {
+			z = float64(given[j])
+		} else {
+			z = rng.NormFloat64()
+		}
 		r.z[j] = float32(z)
 		r.xt[j] = float32(a*float64(v) + sigma*z)
 	}
 }
 
-// project draws K projections for each of b samples into r.v, laid out
-// [k][sample][coordinate] but drawn sample by sample, so that the draws do
-// not depend on the batch size.
-func (r *run) project(b int, rng *rand.Rand) {
+// project draws K projections for each of b samples (from lo on) into r.v,
+// laid out [k][sample][coordinate] but drawn sample by sample, so that the
+// draws do not depend on the batch size; or copies them from o.Vectors
+// where given.
+func (r *run) project(lo, b int, rng *rand.Rand) {
 	k, d := r.o.Projections, r.d
 	r.v = grow(r.v, k*b*d)
+	if g := r.o.Vectors; g != nil {
+		for p := 0; p < k; p++ {
+			copy(r.v[p*b*d:(p+1)*b*d], g[(p*r.n+lo)*d:(p*r.n+lo+b)*d])
+		}
+		return
+	}
 	for i := 0; i < b; i++ {
 		for p := 0; p < k; p++ {
 			projection.Row(r.v[(p*b+i)*d:(p*b+i+1)*d], r.o.Projection, rng)
@@ -524,12 +566,12 @@ func (r *run) project(b int, rng *rand.Rand) {
 	}
 }
 
-func (r *run) ssm(b int, nz sampler.Noise, rng *rand.Rand) error {
+func (r *run) ssm(lo, b int, nz sampler.Noise, rng *rand.Rand) error {
 	sr, err := r.e.ssmGraph()
 	if err != nil {
 		return err
 	}
-	r.project(b, rng)
+	r.project(lo, b, rng)
 	clear(r.acc)
 	k := r.o.Projections
 	for p := 0; p < k; p++ {
@@ -577,7 +619,7 @@ func (r *run) exact(b int, nz sampler.Noise) error {
 }
 
 // fdssm evaluates s at x, x+εv and x−εv in one model call of 3b samples.
-func (r *run) fdssm(b int, nz sampler.Noise, sigma float64, rng *rand.Rand) error {
+func (r *run) fdssm(lo, b int, nz sampler.Noise, sigma float64, rng *rand.Rand) error {
 	fwd, err := r.e.forward()
 	if err != nil {
 		return err
@@ -589,7 +631,7 @@ func (r *run) fdssm(b int, nz sampler.Noise, sigma float64, rng *rand.Rand) erro
 			eps = DefaultFDEpsilonClean
 		}
 	}
-	r.project(b, rng)
+	r.project(lo, b, rng)
 	clear(r.acc)
 	d, k, bd := r.d, r.o.Projections, b*r.d
 	r.cat = grow(r.cat, 3*bd)

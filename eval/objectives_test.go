@@ -418,6 +418,8 @@ func TestRefusals(t *testing.T) {
 		{"unknown projection", free, fspec, x, eval.ObjectiveOptions{Projection: "uniform"}, "unknown projection"},
 		{"negative sigma", cond, cspec, x, eval.ObjectiveOptions{Sigmas: []float64{-1}}, "positive"},
 		{"wrong shape", free, fspec, graph.NewFloat32([]int64{5, 2}, make([]float32, 10)), eval.ObjectiveOptions{}, "shape"},
+		{"noise of the wrong size", free, fspec, x, eval.ObjectiveOptions{Noise: make([]float32, 29)}, "noise values given"},
+		{"projections of the wrong size", free, fspec, x, eval.ObjectiveOptions{Projections: 2, Vectors: make([]float32, 30)}, "want 60"},
 		{"exact too wide", free, fspec, graph.NewFloat32([]int64{1, 65}, make([]float32, 65)), eval.ObjectiveOptions{Objective: eval.Exact}, "use ssm"},
 	} {
 		spec := c.spec
@@ -492,6 +494,36 @@ func TestDraws(t *testing.T) {
 	if !relClose(res[1].Value, want, sameRelTol) {
 		t.Errorf("ssm at σ=%g: %.8g, from the draws %.8g", sigma, res[1].Value, want)
 	}
+	// Given noise and projections are what Draws returns, and what
+	// Evaluate uses: the hand-made SSM from them is its value.
+	z := make([]float32, len(x.F32))
+	for j := range z {
+		z[j] = float32(j%7) - 3
+	}
+	g := o
+	g.Noise, g.Vectors = z, v[len(v)/2:]
+	g.Projections = 1
+	gxt, gv, err := eval.Draws(x, g, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = 0
+	for i := 0; i < n; i++ {
+		var jvp, vs float64
+		for j := 0; j < d; j++ {
+			if gv[i*d+j] != g.Vectors[i*d+j] || gxt[i*d+j] != float32(float64(x.F32[i*d+j])+sigma*float64(z[i*d+j])) {
+				t.Fatalf("Draws with given values: sample %d coordinate %d is x̃ %g, v %g", i, j, gxt[i*d+j], gv[i*d+j])
+			}
+			vj := float64(gv[i*d+j])
+			den := gaussVar[j] + sigma*sigma
+			jvp -= vj * vj / den
+			vs += vj * (gaussMu[j] - float64(gxt[i*d+j])) / den
+		}
+		want += (jvp + 0.5*vs*vs) / float64(n)
+	}
+	if res := evaluate(t, be, m, spec, x, g); !relClose(res[1].Value, want, sameRelTol) {
+		t.Errorf("ssm at σ=%g on given draws: %.8g, by hand %.8g", sigma, res[1].Value, want)
+	}
 	if _, _, err := eval.Draws(x, o, 2); err == nil {
 		t.Error("Draws of a level that does not exist: no error")
 	}
@@ -501,7 +533,8 @@ func TestDraws(t *testing.T) {
 // label-conditioned MLP (given its schedule), an unconditional energy MLP
 // (second-order autodiff), a conv net on [1,8,8] images (d = 64, the widest
 // exact score matching takes); a DDPM ε-model is refused. The two
-// backends must agree.
+// backends must agree on Evaluate's own draws; TestFixturesAgainstPyTorch
+// checks the same fixtures against PyTorch on given draws.
 func TestFixtures(t *testing.T) {
 	t.Parallel()
 	const n, fixtureRelTol = 16, 1e-3

@@ -88,7 +88,7 @@ const (
 // energies come out too, for the logged gap.
 func cdGraph(net *Net, dataShape []int64) (*graph.Model, []string, error) {
 	if net.Energy == nil {
-		return nil, nil, errors.New("trainer: the cd loss needs an energy architecture (energy-mlp)")
+		return nil, nil, errors.New("trainer: the cd loss needs an energy architecture (energy-mlp or energy-conv)")
 	}
 	b := newLossBuilder("cd", dataShape)
 	n2 := graph.Dim{Param: "N2"}

@@ -120,8 +120,8 @@ func (c Config) Validate() error {
 		bad("loss %q is not one of %s", c.Loss, strings.Join(append(LossNames[:len(LossNames):len(LossNames)], EnergyLossNames...), ", "))
 	}
 	if c.Loss == LossCD {
-		if _, ok := c.Arch.(EnergyMLP); !ok {
-			bad("loss cd needs an energy architecture (energy-mlp), not %s", c.Arch.Name())
+		if !isEnergy(c.Arch) {
+			bad("loss cd needs an energy architecture (energy-mlp or energy-conv), not %s", c.Arch.Name())
 		}
 		if err := c.CD.validate(); err != nil {
 			errs = append(errs, err)
@@ -152,6 +152,12 @@ func (c Config) Validate() error {
 		bad("EMA decay %v must be below 1", c.EMA)
 	}
 	if len(errs) > 0 {
+		// Arch and loss errors carry the package prefix already; say it once.
+		for i, e := range errs {
+			if msg := e.Error(); strings.HasPrefix(msg, "trainer: ") {
+				errs[i] = trimmedErr{msg: strings.TrimPrefix(msg, "trainer: "), err: e}
+			}
+		}
 		return fmt.Errorf("trainer: %w", errors.Join(errs...))
 	}
 	return nil
@@ -221,3 +227,13 @@ func Version() string {
 	}
 	return "devel-" + rev
 }
+
+// trimmedErr shows an error without its package prefix while keeping it
+// matchable with errors.Is and errors.As.
+type trimmedErr struct {
+	msg string
+	err error
+}
+
+func (e trimmedErr) Error() string { return e.msg }
+func (e trimmedErr) Unwrap() error { return e.err }

@@ -3,7 +3,9 @@
 //
 // An Arch (MLP for vectors, UNet for images) builds the network with
 // graph.Builder as an inference graph: inputs x [N, …data] and σ [N],
-// output score = net(x, log σ)/σ. A loss (LossDSM, LossSSM, LossSSMVR,
+// output score = net(x, log σ)/σ. The energy architectures (EnergyMLP for
+// vectors, EnergyConv for images) build a scalar E(x, σ) instead, and their
+// score graph is −∇x E written by the autodiff; they also train by LossCD. A loss (LossDSM, LossSSM, LossSSMVR,
 // LossFDSSM; docs/design.md "Losses", weighted by λ(σ) = σ²) is written around
 // that graph, and graph/autodiff differentiates it with respect to the
 // parameters, which become inputs. The sliced losses differentiate twice:

@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 
 	"github.com/ebmrun/ebmrun/graph"
-	"github.com/ebmrun/ebmrun/graph/autodiff"
 )
 
 // OutEnergy is the output of an energy network's graph: E(x, σ) [N].
@@ -101,19 +100,5 @@ func (a EnergyMLP) Build(dataShape []int64, r *rand.Rand) (*Net, error) {
 		sq := b.Op1("ReduceSum", []string{b.op("Mul", x, x), b.ints(1)}, graph.IntAttr("keepdims", 0))
 		e = b.op("Add", e, b.op("Mul", b.scalar(float32(p.Confine/2)), sq))
 	}
-	b.Output(OutEnergy, e, graph.Float32, graph.Shape{{Param: "N"}})
-	em := &graph.Model{
-		IRVersion:    8,
-		Opsets:       []graph.OpsetImport{{Version: Opset}},
-		ProducerName: "ebmrun",
-		Graph:        b.Graph(),
-	}
-	sm, err := autodiff.ScoreFromEnergy(em, InputX, OutEnergy)
-	if err != nil {
-		return nil, fmt.Errorf("trainer: energy-mlp: the score −∇x E: %w", err)
-	}
-	if len(sm.Graph.Outputs) != 1 || sm.Graph.Outputs[0].Name != OutScore {
-		return nil, fmt.Errorf("trainer: energy-mlp: the score graph's output is not %q", OutScore)
-	}
-	return &Net{Model: sm, Params: b.params, Energy: em}, nil
+	return finishEnergy(b, e, "energy-mlp")
 }

@@ -362,6 +362,8 @@ func TestConfigValidate(t *testing.T) {
 		{Arch: trainer.MLP{Act: "swish"}},
 		{EMA: 1},
 		{Arch: trainer.UNet{Channels: 6, Groups: 4}},
+		{Arch: trainer.EnergyConv{Act: "relu"}},
+		{Arch: trainer.UNet{}, Loss: trainer.LossCD},
 	} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%+v: Validate accepted it", c)

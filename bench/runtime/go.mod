@@ -1,6 +1,6 @@
 module github.com/ebmrun/ebmrun/bench/runtime
 
-go 1.26
+go 1.26.0
 
 replace github.com/ebmrun/ebmrun => ../..
 
@@ -10,7 +10,7 @@ require (
 	gorgonia.org/tensor v0.9.24
 )
 
-require golang.org/x/sys v0.46.0 // indirect
+require golang.org/x/sys v0.48.0 // indirect
 
 require (
 	codeberg.org/sbinet/npyio v0.14.0 // indirect
@@ -34,7 +34,7 @@ require (
 	// has ASSUME_NO_MOVING_GC_UNSAFE_RISK_IT_WITH=go1.26. This later version
 	// asks the runtime instead and starts without it. See README.md.
 	go4.org/unsafe/assume-no-moving-gc v0.0.0-20231121144256-b99613f794b6 // indirect
-	golang.org/x/text v0.34.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
 	golang.org/x/xerrors v0.0.0-20200804184101-5ec99f83aff1 // indirect
 	gonum.org/v1/gonum v0.17.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect

@@ -72,8 +72,8 @@ loss per σ level, step time) goes to --log.`,
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.data, "data", "", "toy distribution name, data file or folder of PNG images (required)")
-	fl.StringVar(&f.arch, "arch", "mlp", "network: mlp (vectors), energy-mlp (an energy E(x, σ) for vectors) or unet (images)")
-	fl.Float64Var(&f.confine, "confine", 0, "energy-mlp: coefficient c of the fixed ½c‖x‖² that keeps exp(−E) integrable (default 0.1)")
+	fl.StringVar(&f.arch, "arch", "mlp", "network: mlp (vectors), energy-mlp (an energy E(x, σ) for vectors), unet (images) or energy-conv (a convolutional energy for images)")
+	fl.Float64Var(&f.confine, "confine", 0, "energy-mlp, energy-conv: coefficient c of the fixed ½c‖x‖² that keeps exp(−E) integrable (default 0.1)")
 	countVar(fl, &f.cdK, "cd-steps", "", 0, "cd: Langevin steps per negative (default 20)")
 	fl.Float64Var(&f.cdStep, "cd-step-size", 0, "cd: α of x ← x − α∇E + √(2α)·noise·z (default 0.01)")
 	fl.Float64Var(&f.cdNoise, "cd-noise", 0, "cd: Langevin noise scale (default 1: unadjusted Langevin for exp(−E))")
@@ -81,10 +81,10 @@ loss per σ level, step time) goes to --log.`,
 	fl.Float64Var(&f.cdReinit, "reinit", 0, "cd: fraction of buffer starts redrawn from noise each step (default 0.05)")
 	fl.Float64Var(&f.cdReg, "energy-reg", 0, "cd: α_reg of α_reg·(E(x⁺)² + E(x⁻)²) (default 1, negative: off)")
 	countVar(fl, &f.width, "width", "", 0, "mlp: hidden units (default 128)")
-	countVar(fl, &f.depth, "depth", "", 0, "mlp: hidden layers (default 3)")
-	fl.StringVar(&f.act, "act", "", "mlp: activation: "+strings.Join(trainer.Activations, ", ")+" (default silu)")
-	countVar(fl, &f.channels, "channels", "", 0, "unet: channels of the first level (default 32)")
-	fl.StringVar(&f.loss, "loss", "dsm", "loss: "+strings.Join(trainer.LossNames, ", ")+"; with energy-mlp also "+strings.Join(trainer.EnergyLossNames, ", "))
+	countVar(fl, &f.depth, "depth", "", 0, "mlp: hidden layers (default 3); energy-conv: convolutions (default 3)")
+	fl.StringVar(&f.act, "act", "", "mlp, energy-mlp, energy-conv: activation: "+strings.Join(trainer.Activations, ", ")+" (default silu)")
+	countVar(fl, &f.channels, "channels", "", 0, "unet: channels of the first level (default 32); energy-conv: channels per convolution (default 32)")
+	fl.StringVar(&f.loss, "loss", "dsm", "loss: "+strings.Join(trainer.LossNames, ", ")+"; with energy-mlp or energy-conv also "+strings.Join(trainer.EnergyLossNames, ", "))
 	fl.StringVar(&f.proj, "projection", "", "slicing vectors of the SSM losses: rademacher, gaussian or sphere (default rademacher)")
 	fl.Float64Var(&f.fdEps, "fd-eps", 0, "fd-ssm: finite-difference step relative to σ (default 0.01)")
 	fl.StringVar(&f.sigmas, "sigmas", "", "σ schedule: geom:MAX,MIN,L or a comma list, largest first (default geom:1,0.01,10)")
@@ -145,8 +145,10 @@ func (f *trainFlags) config(data trainer.Data) (trainer.Config, error) {
 		cfg.Arch = trainer.UNet{Channels: f.channels}
 	case "energy-mlp":
 		cfg.Arch = trainer.EnergyMLP{Width: f.width, Depth: f.depth, Act: f.act, Confine: f.confine}
+	case "energy-conv":
+		cfg.Arch = trainer.EnergyConv{Channels: f.channels, Depth: f.depth, Act: f.act, Confine: f.confine}
 	default:
-		return cfg, usagef("train: --arch %q: want mlp, energy-mlp or unet", f.arch)
+		return cfg, usagef("train: --arch %q: want mlp, energy-mlp, unet or energy-conv", f.arch)
 	}
 	if f.sigmas != "" {
 		s, err := sampler.ParseSigmas(f.sigmas)
