@@ -1,9 +1,7 @@
 package serve
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -178,10 +176,10 @@ func PlanSample(spec *importer.ModelSpec, req sampleRequest, maxN int) (*Plan, e
 	}
 	init, err := parseInit(req.Init, sp, smp)
 	if err != nil {
-		return nil, badRequest("init", "init: %v", err)
+		return nil, badRequest("init", "%v", err)
 	}
 	cfg := sampler.Config{N: req.N, Dim: int(graph.NumElements(spec.DataShape)), Seed: req.Seed, Init: init, Workers: 1}
-	cfg.Box = plausibleBox(spec)
+	cfg.Box = sampler.PlausibleBox(spec)
 	return &Plan{Sampler: smp, Config: cfg}, nil
 }
 
@@ -237,32 +235,11 @@ func parseInit(s string, spec *importer.ModelSpec, smp sampler.Sampler) (sampler
 	if s == "" {
 		return sampler.DefaultInit(spec, smp), nil
 	}
-	kind, args, _ := strings.Cut(s, ":")
-	var vals []float64
-	for _, a := range strings.Split(args, ",") {
-		var v float64
-		if _, err := fmt.Sscan(strings.TrimSpace(a), &v); err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("%q: want uniform:LO,HI or gaussian:STD", s)
-		}
-		vals = append(vals, v)
+	in, err := sampler.ParseInit(s)
+	if err != nil {
+		return nil, errors.New(strings.TrimPrefix(err.Error(), "sampler: "))
 	}
-	switch {
-	case kind == "uniform" && len(vals) == 2 && vals[0] < vals[1]:
-		return sampler.Uniform{Lo: vals[0], Hi: vals[1]}, nil
-	case kind == "gaussian" && len(vals) == 1 && vals[0] > 0:
-		return sampler.Gaussian{Std: vals[0]}, nil
-	}
-	return nil, fmt.Errorf("%q: want uniform:LO,HI with LO < HI or gaussian:STD with STD > 0", s)
-}
-
-// plausibleBox is the sample command's: the data range widened tenfold,
-// else ±10, plus 10σ while noisy.
-func plausibleBox(spec *importer.ModelSpec) *sampler.Box {
-	if r := spec.DataRange; len(r) == 2 {
-		mid, half := (r[0]+r[1])/2, (r[1]-r[0])/2
-		return &sampler.Box{Lo: mid - 10*half, Hi: mid + 10*half, PerSigma: 10}
-	}
-	return &sampler.Box{Lo: -10, Hi: 10, PerSigma: 10}
+	return in, nil
 }
 
 // source is where a request's chains get their scores: a stream of the
@@ -311,14 +288,10 @@ func (s *Server) sample(w http.ResponseWriter, r *http.Request) error {
 	switch format {
 	case "application/x-npy":
 		w.Header().Set("Content-Type", "application/x-npy")
-		bw := bufio.NewWriter(w)
-		if err := writeNpy(bw, shape, x); err != nil {
-			return err
-		}
-		return bw.Flush()
+		return tensorio.WriteNpy(w, &graph.Tensor{DType: graph.Float32, Shape: shape, F32: x})
 	case "image/png":
 		w.Header().Set("Content-Type", "image/png")
-		return writePNG(w, x, m.Spec)
+		return writePNG(w, x, req.N, m.Spec, p.Sampler.Name())
 	}
 	rows := make([][]float32, req.N)
 	for i := range rows {
@@ -344,22 +317,6 @@ func accepts(r *http.Request, m *Model) (string, error) {
 	}
 	return "", &apiError{Status: http.StatusNotAcceptable, Cause: "bad_request", Field: "Accept",
 		Message: fmt.Sprintf("Accept %q: want application/json, application/x-npy or image/png", acc)}
-}
-
-func writeNpy(w io.Writer, shape []int64, x []float32) error {
-	h, err := tensorio.NpyHeader(graph.Float32, shape)
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(h); err != nil {
-		return err
-	}
-	buf := make([]byte, 0, 4*len(x))
-	for _, v := range x {
-		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
-	}
-	_, err = w.Write(buf)
-	return err
 }
 
 // pointsRequest is the body of score and eval: points of the model's data

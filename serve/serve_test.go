@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ebmrun/ebmrun/importer"
+	"github.com/ebmrun/ebmrun/plot"
 	"github.com/ebmrun/ebmrun/runtime"
 	_ "github.com/ebmrun/ebmrun/runtime/native"
 	"github.com/ebmrun/ebmrun/sampler"
@@ -209,7 +213,7 @@ func metricValue(text []byte, name string) float64 {
 }
 
 // The .npy answer is the sample command's file, bytes and all.
-func TestSampleNpyAndPNG(t *testing.T) {
+func TestSampleNpy(t *testing.T) {
 	_, ts := newServer(t, toyModels, serve.Options{})
 	code, b, h := do(t, ts, "POST", "/v1/models/swissroll/sample", `{"n": 6, "seed": 9, "steps": 5}`, "Accept", "application/x-npy")
 	if code != 200 || h.Get("Content-Type") != "application/x-npy" {
@@ -223,8 +227,92 @@ func TestSampleNpyAndPNG(t *testing.T) {
 	if fmt.Sprint(tt.Shape) != "[6 2]" || fmt.Sprint(tt.F32) != fmt.Sprint(want) {
 		t.Fatalf("npy %v %v, want %v", tt.Shape, tt.F32, want)
 	}
-	code, b, h = do(t, ts, "POST", "/v1/models/swissroll/sample", `{"n": 50, "steps": 2}`, "Accept", "image/png")
-	if code != 200 || !bytes.HasPrefix(b, []byte("\x89PNG")) {
-		t.Fatalf("png: status %d, %s", code, h.Get("Content-Type"))
+}
+
+// A PNG answer is the picture `ebmrun sample -o x.png` draws of the same
+// samples: for 2-D points a titled scatter plot, for images a grid.
+func TestSamplePNG(t *testing.T) {
+	_, ts := newServer(t, map[string]string{"swissroll": toyModels["swissroll"],
+		"fashion_mnist": "../models/fashion_mnist/model.onnx"}, serve.Options{})
+	code, b, h := do(t, ts, "POST", "/v1/models/swissroll/sample", `{"n": 50, "seed": 3, "steps": 2}`, "Accept", "image/png")
+	if code != 200 || h.Get("Content-Type") != "image/png" {
+		t.Fatalf("png: status %d, %s: %s", code, h.Get("Content-Type"), trunc(b))
 	}
+	var want bytes.Buffer
+	x := cliSamples(t, toyModels["swissroll"], sampler.Overrides{Steps: 2}, 50, 3)
+	if err := plot.WriteSamples(&want, x, []int64{2}, nil, "50 samples (ald)"); err != nil {
+		t.Fatal(err)
+	}
+	img := decodePNG(t, b)
+	if wb := decodePNG(t, want.Bytes()).Bounds(); img.Bounds() != wb || img.Bounds().Dx() < 200 {
+		t.Fatalf("png %v, the sample command's %v", img.Bounds(), wb)
+	}
+	if !bytes.Equal(b, want.Bytes()) {
+		t.Fatalf("served PNG (%d bytes) differs from the sample command's picture (%d bytes)", len(b), want.Len())
+	}
+
+	// Images: the grid of the very samples the .npy answer holds.
+	body := `{"n": 4, "seed": 5, "steps": 1}`
+	code, b, _ = do(t, ts, "POST", "/v1/models/fashion_mnist/sample", body, "Accept", "application/x-npy")
+	if code != 200 {
+		t.Fatalf("npy: status %d: %s", code, trunc(b))
+	}
+	tt, err := tensorio.ReadNpy(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, b, _ = do(t, ts, "POST", "/v1/models/fashion_mnist/sample", body, "Accept", "image/png")
+	if code != 200 {
+		t.Fatalf("png: status %d: %s", code, trunc(b))
+	}
+	img = decodePNG(t, b)
+	ch, hgt, wid, ok := plot.ImageShape(tt.Shape[1:])
+	if !ok {
+		t.Fatalf("npy shape %v", tt.Shape)
+	}
+	if grid := plot.ImageGrid(tt.F32, ch, hgt, wid, nil, plot.GridMax).Bounds(); img.Bounds() != grid {
+		t.Fatalf("png %v, a 2×2 grid of %d×%d images is %v", img.Bounds(), hgt, wid, grid)
+	}
+	want.Reset()
+	m, err := importer.Load("../models/fashion_mnist/model.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := importer.Spec(m, importer.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plot.WriteSamples(&want, tt.F32, spec.DataShape, spec.DataRange, ""); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b, want.Bytes()) {
+		t.Fatalf("served PNG (%d bytes) differs from the sample command's grid of the same samples (%d bytes)", len(b), want.Len())
+	}
+}
+
+// decodePNG decodes a PNG and fails unless it shows something: at least
+// two distinct colours, and at least a thousandth of its pixels off the
+// background colour.
+func decodePNG(t *testing.T, b []byte) image.Image {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("png: %v", err)
+	}
+	r := img.Bounds()
+	bg := img.At(r.Min.X, r.Min.Y)
+	colours, off := map[color.Color]bool{}, 0
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			c := color.RGBAModel.Convert(img.At(x, y))
+			colours[c] = true
+			if c != color.RGBAModel.Convert(bg) {
+				off++
+			}
+		}
+	}
+	if len(colours) < 2 || off < r.Dx()*r.Dy()/1000 {
+		t.Fatalf("png %v is blank: %d colours, %d pixels off the background", r, len(colours), off)
+	}
+	return img
 }

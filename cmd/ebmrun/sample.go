@@ -221,7 +221,7 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 
 	var progress atomic.Int64
 	cfg.Progress = &progress
-	cfg.Box, settings["plausible_box"] = plausibleBox(spec, smp)
+	cfg.Box, settings["plausible_box"] = plausibleBox(spec)
 	start, end := shardBounds(cfg)
 	sig := notifyStop(c.ErrOrStderr())
 	defer sig.release()
@@ -351,48 +351,17 @@ func buildSampler(c *cobra.Command, f *sampleFlags, spec *importer.ModelSpec) (s
 	return smp, sampler.Describe(smp), nil
 }
 
-// parseInit reads --init, or picks the default: uniform over the model's
-// data range, else N(0, σ_max²I); ode and em start from N(0, σ_max²I), ddpm
-// and ddim from N(0, I).
+// parseInit reads --init, or picks sampler.DefaultInit, which ebmrun serve
+// uses too.
 func parseInit(s string, spec *importer.ModelSpec, smp sampler.Sampler) (sampler.Init, error) {
 	if s == "" {
-		switch {
-		case smp.Name() == "ddpm" || smp.Name() == "ddim":
-			return sampler.Gaussian{Std: 1}, nil
-		case smp.Name() == "ode" || smp.Name() == "em":
-			// Both integrate from p_σmax ≈ N(0, σ_max²I).
-			sigmas := spec.Sigmas
-			if sigmas == nil {
-				sigmas = sampler.DefaultSigmas()
-			}
-			return sampler.Gaussian{Std: sigmas[0]}, nil
-		case len(spec.DataRange) == 2:
-			return sampler.Uniform{Lo: spec.DataRange[0], Hi: spec.DataRange[1]}, nil
-		}
-		if sigmas, ok := sampler.Describe(smp)["sigmas"].([]float64); ok {
-			return sampler.Gaussian{Std: sigmas[0]}, nil
-		}
-		if spec.Sigmas != nil {
-			return sampler.Gaussian{Std: spec.Sigmas[0]}, nil
-		}
-		return sampler.Gaussian{Std: sampler.DefaultSigmaMax}, nil
+		return sampler.DefaultInit(spec, smp), nil
 	}
-	kind, args, _ := strings.Cut(s, ":")
-	var vals []float64
-	for _, a := range strings.Split(args, ",") {
-		v, err := strconv.ParseFloat(strings.TrimSpace(a), 64)
-		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, usagef("--init %q: want uniform:LO,HI or gaussian:STD", s)
-		}
-		vals = append(vals, v)
+	in, err := sampler.ParseInit(s)
+	if err != nil {
+		return nil, usagef("--%s", strings.TrimPrefix(err.Error(), "sampler: "))
 	}
-	switch {
-	case kind == "uniform" && len(vals) == 2 && vals[0] < vals[1]:
-		return sampler.Uniform{Lo: vals[0], Hi: vals[1]}, nil
-	case kind == "gaussian" && len(vals) == 1 && vals[0] > 0:
-		return sampler.Gaussian{Std: vals[0]}, nil
-	}
-	return nil, usagef("--init %q: want uniform:LO,HI with LO < HI or gaussian:STD with STD > 0", s)
+	return in, nil
 }
 
 func initString(in sampler.Init) string {
@@ -563,16 +532,13 @@ func writeTrace(path string, tps []sampler.TracePoint, force bool) error {
 	})
 }
 
-// plausibleBox is the range samples should stay in: the data range widened
-// tenfold about its centre, else ±10; while the chains carry noise of level
-// σ, 10σ more on each side.
-func plausibleBox(spec *importer.ModelSpec, smp sampler.Sampler) (*sampler.Box, string) {
-	if r := spec.DataRange; len(r) == 2 {
-		mid, half := (r[0]+r[1])/2, (r[1]-r[0])/2
-		b := &sampler.Box{Lo: mid - 10*half, Hi: mid + 10*half, PerSigma: 10}
+// plausibleBox is sampler.PlausibleBox with the words the summary shows.
+func plausibleBox(spec *importer.ModelSpec) (*sampler.Box, string) {
+	b := sampler.PlausibleBox(spec)
+	if len(spec.DataRange) == 2 {
 		return b, fmt.Sprintf("[%g, %g] (10× the data range, ±10σ while noisy)", b.Lo, b.Hi)
 	}
-	return &sampler.Box{Lo: -10, Hi: 10, PerSigma: 10}, "[-10, 10] (±10σ more while noisy; the model states no data range)"
+	return b, fmt.Sprintf("[%g, %g] (±10σ more while noisy; the model states no data range)", b.Lo, b.Hi)
 }
 
 // stopSignals ends a run cleanly on SIGINT or SIGTERM: the first closes
