@@ -49,6 +49,7 @@ type family int
 const (
 	familySigma family = iota // a σ schedule: score models with a σ or label input, or none
 	familyTime                // a diffusion time input: ε-models with a β schedule
+	familyNoise               // a σ schedule and a model that is told σ (the probability flow, the reverse SDE)
 )
 
 // constructor is one sampler's entry in the table FromSpec reads: the
@@ -109,7 +110,7 @@ var constructors = map[string]constructor{
 			d := smp.(*DDIM).WithDefaults()
 			out["steps"], out["eta"], out["beta_start"], out["beta_end"] = d.Evals(), d.Eta, d.Betas[0], d.Betas[len(d.Betas)-1]
 		}},
-	"ode": {familySigma,
+	"ode": {familyNoise,
 		func(s Settings) Sampler {
 			return &ODE{Sigmas: s.Sigmas, Method: s.Method, Steps: s.Steps, RTol: s.RTol, ATol: s.ATol, Denoise: s.Denoise}
 		},
@@ -122,7 +123,7 @@ var constructors = map[string]constructor{
 				out["rtol"], out["atol"] = d.RTol, d.ATol
 			}
 		}},
-	"em": {familySigma,
+	"em": {familyNoise,
 		func(s Settings) Sampler { return &EM{Sigmas: s.Sigmas, Steps: s.Steps} },
 		func(smp Sampler, out map[string]any) {
 			d := smp.(*EM).WithDefaults()
@@ -178,6 +179,10 @@ func FromSpec(spec *importer.ModelSpec, ov Overrides) (Sampler, error) {
 		return nil, fmt.Errorf("sampler: %s: a time-conditioned model is sampled with a diffusion sampler (%s)", name, strings.Join(namesOf(familyTime), ", "))
 	case !isTime && c.family == familyTime:
 		return nil, fmt.Errorf("sampler: %s: needs a model with a time input; this model's condition is %s", name, spec.Condition)
+	case c.family == familyNoise && spec.Condition == importer.CondNone:
+		// The ODE and the reverse SDE integrate s(x, σ) over σ; an unconditional
+		// score has no σ to follow, so their output would not be a sample.
+		return nil, fmt.Errorf("sampler: %s: follows the score across noise levels, but this model takes no noise condition; use ald or ula", name)
 	}
 	recName := rec.Sampler
 	if recName == "" {
@@ -205,7 +210,7 @@ func FromSpec(spec *importer.ModelSpec, ov Overrides) (Sampler, error) {
 	if s.Sigmas == nil {
 		s.Sigmas = spec.Sigmas
 	}
-	if c.family == familySigma && s.Sigmas == nil && (spec.Condition == importer.CondSigma || spec.Condition == importer.CondLabels) {
+	if c.family != familyTime && s.Sigmas == nil && (spec.Condition == importer.CondSigma || spec.Condition == importer.CondLabels) {
 		return nil, fmt.Errorf("%w: a %s-conditioned model must be sampled on the σ it was trained on; give them (--sigmas, or store them in the model with `ebmrun meta --sigmas`)", ErrNoSchedule, spec.Condition)
 	}
 	smp := c.build(s)

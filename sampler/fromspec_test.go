@@ -108,6 +108,14 @@ func TestFromSpecRefusals(t *testing.T) {
 	if _, err := sampler.FromSpec(&importer.ModelSpec{Condition: importer.CondNone}, sampler.Overrides{}); err != nil {
 		t.Error(err)
 	}
+	// The probability flow and the reverse SDE follow s(x, σ) over σ: an
+	// unconditional model (the NICE energy, say) has none to follow.
+	for _, name := range []string{"ode", "em"} {
+		_, err := sampler.FromSpec(&importer.ModelSpec{Condition: importer.CondNone}, sampler.Overrides{Sampler: name})
+		if err == nil || !strings.Contains(err.Error(), "takes no noise condition") {
+			t.Errorf("%s on an unconditional model: %v; want a refusal", name, err)
+		}
+	}
 }
 
 func TestFromSpecDDPM(t *testing.T) {
