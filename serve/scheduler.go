@@ -110,7 +110,7 @@ func (s *scheduler) loop() {
 			timer.Reset(s.delay)
 		}
 	gather:
-		for chains < s.maxBatch && int64(len(batch)) < s.streams.Load()-s.busy.Load() {
+		for chains < s.maxBatch && int64(len(batch)) < s.want() {
 			select {
 			case c := <-s.in:
 				batch, chains = append(batch, c), chains+c.n
@@ -138,6 +138,18 @@ func (s *scheduler) loop() {
 			}
 		}()
 	}
+}
+
+// want is how many calls a batch waits for: every open stream not already
+// being scored, but no more than an even share of the open streams per
+// session, so that a few concurrent requests still keep every session (and
+// so every core) busy instead of forming one batch that one session runs
+// while the others idle. Rows are scored independently, so how the calls
+// are split does not change any sample.
+func (s *scheduler) want() int64 {
+	open := s.streams.Load()
+	share := (open + int64(cap(s.sessions)) - 1) / int64(cap(s.sessions))
+	return min(open-s.busy.Load(), max(share, 1))
 }
 
 // run scores a merged batch and hands each call its rows.
