@@ -15,10 +15,7 @@ test: deps
 	$(GO) test -count=1 ./...
 	cd deploy && $(GO) test -count=1 ./...
 	CGO_ENABLED=0 $(GO) test -count=1 ./graph/... ./importer/... ./runtime/native/... ./tensorio/... ./internal/membudget/... ./internal/safefile/... ./plot/...
-	@for t in $(FUZZ_TARGETS); do \
-		echo "fuzz $$t ($(FUZZTIME))"; \
-		out=$$($(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 50x ./$${t%%:*} 2>&1) || { echo "$$out"; exit 1; }; \
-	done
+	GO=$(GO) scripts/fuzz-brief.sh $(FUZZTIME) $(FUZZ_TARGETS)
 	@echo "ONNX conformance per backend (the suite above, counts only):"
 	@set -o pipefail 2>/dev/null; $(GO) test -count=1 -v -run '^TestConformance$$' ./runtime/native ./runtime/ort | grep -E '^(runtimetest:|ok|FAIL|--- FAIL)'
 
