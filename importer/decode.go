@@ -311,6 +311,13 @@ func (d *decoder) attribute(ap *pb.AttributeProto, depth int) (*graph.Attribute,
 	if a.Type == graph.AttrUndefined {
 		a.Type = guessAttrType(a)
 	}
+	// A type ONNX does not define is a broken file. Sparse tensors and type
+	// protos are well-formed (Optional's "type" carries one) and parse; the
+	// graph holds no payload for them, so Encode refuses such a model as
+	// unsupported rather than write it back without them.
+	if t := ap.GetType(); t < pb.AttributeProto_UNDEFINED || t > pb.AttributeProto_TYPE_PROTOS {
+		return nil, fmt.Errorf("%w: attribute %q has unknown type %d", ErrMalformed, a.Name, int32(t))
+	}
 	return a, nil
 }
 
