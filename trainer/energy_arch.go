@@ -57,10 +57,7 @@ func (a EnergyMLP) Validate() error {
 	if p.Width < 1 || p.Depth < 1 {
 		return fmt.Errorf("trainer: energy-mlp: width %d and depth %d must be positive", p.Width, p.Depth)
 	}
-	if p.Act == "relu" {
-		return fmt.Errorf("trainer: energy-mlp: activation relu is not smooth; use silu, softplus, tanh or elu")
-	}
-	return checkAct(p.Act)
+	return checkSmoothAct("energy-mlp", p.Act)
 }
 
 // String describes the architecture in one line.
@@ -101,4 +98,14 @@ func (a EnergyMLP) Build(dataShape []int64, r *rand.Rand) (*Net, error) {
 		e = b.op("Add", e, b.op("Mul", b.scalar(float32(p.Confine/2)), sq))
 	}
 	return finishEnergy(b, e, "energy-mlp")
+}
+
+// checkSmoothAct refuses an activation an energy cannot use: its losses
+// differentiate the score, itself a derivative of E, and ReLU's second
+// derivative is zero almost everywhere.
+func checkSmoothAct(arch, act string) error {
+	if act == "relu" {
+		return fmt.Errorf("trainer: %s: activation relu is not smooth; use silu, softplus, tanh or elu", arch)
+	}
+	return checkAct(act)
 }

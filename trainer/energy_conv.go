@@ -60,10 +60,7 @@ func (a EnergyConv) Validate() error {
 	if p.Channels < 1 || p.Depth < 1 {
 		return fmt.Errorf("trainer: energy-conv: channels %d and depth %d must be positive", p.Channels, p.Depth)
 	}
-	if p.Act == "relu" {
-		return fmt.Errorf("trainer: energy-conv: activation relu is not smooth; use silu, softplus, tanh or elu")
-	}
-	return checkAct(p.Act)
+	return checkSmoothAct("energy-conv", p.Act)
 }
 
 // String describes the architecture in one line.

@@ -124,11 +124,9 @@ func runEval(c *cobra.Command, path string, f *evalFlags) (err error) {
 	// evaluating, within signalGrace while loading.
 	ctx, finish := onSignals(context.Background(), c.ErrOrStderr(), "no result")
 	defer func() { err = finish(err) }()
-	ov := f.spec.overrides()
-	if f.sigmas != "" {
-		if ov.Sigmas, err = sampler.ParseSigmas(f.sigmas); err != nil {
-			return usageError{err}
-		}
+	ov, err := f.spec.withSigmas(f.sigmas)
+	if err != nil {
+		return err
 	}
 	x, ref, err := evalData(f.data, f.seed)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/ebmrun/ebmrun/graph/autodiff"
 	"github.com/ebmrun/ebmrun/importer"
 	"github.com/ebmrun/ebmrun/runtime"
+	"github.com/ebmrun/ebmrun/sampler"
 )
 
 func init() { commands = append(commands, newInspectCmd) }
@@ -30,6 +31,19 @@ func (f *specFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.condition, "condition", "", "noise condition: sigma, labels, time or none")
 	c.Flags().StringVar(&f.output, "output", "", "name of the output to use")
 	c.Flags().StringVar(&f.kind, "kind", "", "what the output is: score, eps or energy")
+}
+
+// withSigmas is overrides with a --sigmas value parsed into it ("" leaves
+// the model's schedule); a bad value is a usage error.
+func (f *specFlags) withSigmas(sigmas string) (importer.Overrides, error) {
+	ov := f.overrides()
+	if sigmas != "" {
+		var err error
+		if ov.Sigmas, err = sampler.ParseSigmas(sigmas); err != nil {
+			return ov, usageError{err}
+		}
+	}
+	return ov, nil
 }
 
 func (f *specFlags) overrides() importer.Overrides {

@@ -17,7 +17,6 @@ import (
 	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/importer"
 	"github.com/ebmrun/ebmrun/runtime"
-	"github.com/ebmrun/ebmrun/sampler"
 	"github.com/ebmrun/ebmrun/tensorio"
 )
 
@@ -191,11 +190,9 @@ func runLogp(c *cobra.Command, path string, f *logpFlags) (err error) {
 	// From here a signal ends the command with one line (see onSignals).
 	ctx, finish := onSignals(context.Background(), c.ErrOrStderr(), "stopped")
 	defer func() { err = finish(err) }()
-	ov := f.spec.overrides()
-	if f.sigmas != "" {
-		if ov.Sigmas, err = sampler.ParseSigmas(f.sigmas); err != nil {
-			return usageError{err}
-		}
+	ov, err := f.spec.withSigmas(f.sigmas)
+	if err != nil {
+		return err
 	}
 	x, _, err := evalData(f.data, f.seed)
 	if err != nil {

@@ -127,14 +127,7 @@ func runAnneal(c *cobra.Command, path string, f *annealFlags) error {
 
 // samplerOverrides are the role overrides with --sigmas.
 func samplerOverrides(f *sampleFlags) (importer.Overrides, error) {
-	ov := f.spec.overrides()
-	if f.sigmas != "" {
-		var err error
-		if ov.Sigmas, err = sampler.ParseSigmas(f.sigmas); err != nil {
-			return ov, usageError{err}
-		}
-	}
-	return ov, nil
+	return f.spec.withSigmas(f.sigmas)
 }
 
 // annealRun is a sampling run with the chains recorded along the way.

@@ -160,11 +160,9 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 	if err := checkOutputs(f.force, f.out, traceOutput(f.out, f.trace)); err != nil {
 		return err
 	}
-	ov := f.spec.overrides()
-	if f.sigmas != "" {
-		if ov.Sigmas, err = sampler.ParseSigmas(f.sigmas); err != nil {
-			return usageError{err}
-		}
+	ov, err := f.spec.withSigmas(f.sigmas)
+	if err != nil {
+		return err
 	}
 	m, err := importer.Load(path)
 	if err != nil {
