@@ -113,6 +113,9 @@ func Spec(m *graph.Model, ov Overrides) (*ModelSpec, error) {
 	if len(m.Graph.Outputs) == 0 {
 		return nil, fmt.Errorf("importer: model has no outputs")
 	}
+	if IsClassifier(m) && ov.Kind == "" {
+		return nil, fmt.Errorf("importer: %w", ErrClassifier)
+	}
 	byName := map[string]graph.ValueInfo{}
 	for _, in := range ins {
 		byName[in.Name] = in

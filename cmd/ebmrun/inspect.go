@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -66,9 +67,18 @@ type inspectReport struct {
 	Parameters int64                `json:"parameters"`
 	Metadata   map[string]string    `json:"metadata"`
 	Spec       *specReport          `json:"spec,omitempty"`
+	Classifier *classifierInfo      `json:"classifier,omitempty"`
 	SpecError  string               `json:"spec_error,omitempty"`
 	Warnings   []string             `json:"warnings,omitempty"`
 	Backends   []backendReport      `json:"backends"`
+}
+
+// classifierInfo describes a classifier (ebmrun.kind = classifier).
+type classifierInfo struct {
+	Logits       string   `json:"logits,omitempty"`
+	Features     string   `json:"features,omitempty"`
+	Classes      []string `json:"classes,omitempty"`
+	Error        string   `json:"error,omitempty"`
 }
 
 type valueReport struct {
@@ -211,6 +221,14 @@ func inspect(path string, m *graph.Model, ov importer.Overrides) *inspectReport 
 	}
 	if s, err := importer.Spec(m, ov); err != nil {
 		r.SpecError = trimPrefix(err, "importer: ").Error()
+		if errors.Is(err, importer.ErrClassifier) {
+			r.Classifier = &classifierInfo{}
+			if cs, err := importer.Classifier(m); err != nil {
+				r.Classifier.Error = trimPrefix(err, "importer: ").Error()
+			} else {
+				r.Classifier.Logits, r.Classifier.Features, r.Classifier.Classes = cs.Logits, cs.Features, cs.Classes
+			}
+		}
 	} else {
 		r.Spec = &specReport{
 			XInput: s.XInput, Condition: string(s.Condition), CondInput: s.CondInput,
@@ -294,10 +312,22 @@ func printInspect(w io.Writer, r *inspectReport) {
 			fmt.Fprintf(tw, "  %s\t%s\n", k, r.Metadata[k])
 		}
 	}
-	fmt.Fprintln(tw, "score-model roles")
-	if r.Spec == nil {
-		fmt.Fprintf(tw, "  undecided\t%s\n", r.SpecError)
+	if c := r.Classifier; c != nil {
+		fmt.Fprintln(tw, "classifier\t(ebmrun.kind = classifier: it measures samples, ebmrun compare --classifier and ebmrun classify; sample refuses it)")
+		if c.Error != "" {
+			fmt.Fprintf(tw, "  invalid\t%s\n", c.Error)
+		} else {
+			fmt.Fprintf(tw, "  outputs\tlogits %s, features %s\n", c.Logits, c.Features)
+			fmt.Fprintf(tw, "  classes\t%d: %s\n", len(c.Classes), strings.Join(c.Classes, ", "))
+		}
 	} else {
+		fmt.Fprintln(tw, "score-model roles")
+	}
+	switch {
+	case r.Classifier != nil: // said above
+	case r.Spec == nil:
+		fmt.Fprintf(tw, "  undecided\t%s\n", r.SpecError)
+	default:
 		s := r.Spec
 		fmt.Fprintf(tw, "  x\t%s\t(%s)\n", s.XInput, s.Reasons["x"])
 		cond := s.Condition

@@ -42,6 +42,8 @@ type trainFlags struct {
 	out, backend, resume, ckpt, logPath       string
 	ckptEvery, logEvery, threads              int
 	force, asJSON                             bool
+	labels, classes                           string
+	features                                  int
 }
 
 func newTrainCmd() *cobra.Command {
@@ -72,7 +74,10 @@ loss per σ level, step time) goes to --log.`,
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.data, "data", "", "toy distribution name, data file or folder of PNG images (required)")
-	fl.StringVar(&f.arch, "arch", "mlp", "network: mlp (vectors), energy-mlp (an energy E(x, σ) for vectors), unet (images) or energy-conv (a convolutional energy for images)")
+	fl.StringVar(&f.arch, "arch", "mlp", "network: mlp (vectors), energy-mlp (an energy E(x, σ) for vectors), unet (images), energy-conv (a convolutional energy for images) or classifier (an image classifier whose features compare sample sets)")
+	fl.StringVar(&f.labels, "labels", "", "classifier: IDX, .npy or .csv file of the images' labels 0 … K−1 (default: the data file's name with images-idx3 → labels-idx1)")
+	fl.StringVar(&f.classes, "classes", "", "classifier: comma-separated class names in label order (default: Fashion-MNIST's for a fashion-mnist file, else the label numbers)")
+	countVar(fl, &f.features, "features", "", 0, "classifier: penultimate feature units (default 128)")
 	fl.Float64Var(&f.confine, "confine", 0, "energy-mlp, energy-conv: coefficient c of the fixed ½c‖x‖² that keeps exp(−E) integrable (default 0.1)")
 	countVar(fl, &f.cdK, "cd-steps", "", 0, "cd: Langevin steps per negative (default 20)")
 	fl.Float64Var(&f.cdStep, "cd-step-size", 0, "cd: α of x ← x − α∇E + √(2α)·noise·z (default 0.01)")
@@ -148,7 +153,7 @@ func (f *trainFlags) config(data trainer.Data) (trainer.Config, error) {
 	case "energy-conv":
 		cfg.Arch = trainer.EnergyConv{Channels: f.channels, Depth: f.depth, Act: f.act, Confine: f.confine}
 	default:
-		return cfg, usagef("train: --arch %q: want mlp, energy-mlp, unet or energy-conv", f.arch)
+		return cfg, usagef("train: --arch %q: want mlp, energy-mlp, unet, energy-conv or classifier", f.arch)
 	}
 	if f.sigmas != "" {
 		s, err := sampler.ParseSigmas(f.sigmas)
@@ -170,6 +175,9 @@ func (f *trainFlags) config(data trainer.Data) (trainer.Config, error) {
 }
 
 func runTrain(c *cobra.Command, f *trainFlags) error {
+	if f.arch == "classifier" {
+		return runTrainClassifier(c, f)
+	}
 	var changed []string
 	if f.resume != "" {
 		var err error
