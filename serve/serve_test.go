@@ -316,3 +316,27 @@ func decodePNG(t *testing.T, b []byte) image.Image {
 	}
 	return img
 }
+
+// A classifier in the models folder (models/fashion_classifier) is passed
+// over: it measures samples and has no score to sample from. Given alone,
+// there is nothing to serve, which is an error.
+func TestServeSkipsClassifiers(t *testing.T) {
+	paths, err := serve.FindModels("../models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := paths["fashion_classifier"]; !ok {
+		t.Fatalf("models/fashion_classifier not found among %v", paths)
+	}
+	s, err := serve.New(map[string]string{"swissroll": toyModels["swissroll"], "fashion_classifier": paths["fashion_classifier"]}, serve.Options{Backend: native(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.Models(); len(got) != 1 || got[0] != "swissroll" {
+		t.Errorf("served %v, want only swissroll", got)
+	}
+	if _, err := serve.New(map[string]string{"c": paths["fashion_classifier"]}, serve.Options{Backend: native(t)}); err == nil || !strings.Contains(err.Error(), "classifier") {
+		t.Errorf("only a classifier: error %v, want one saying so", err)
+	}
+}

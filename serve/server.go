@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ebmrun/ebmrun/importer"
 	"github.com/ebmrun/ebmrun/runtime"
 	"github.com/ebmrun/ebmrun/sampler"
 )
@@ -101,6 +102,9 @@ func New(paths map[string]string, opt Options) (*Server, error) {
 	s := &Server{opt: opt, models: map[string]*Model{}, met: newMetrics()}
 	for name, p := range paths {
 		m, err := loadModel(name, p, opt.Backend, runtime.Options{Threads: opt.Threads})
+		if errors.Is(err, importer.ErrClassifier) {
+			continue // a classifier beside the score models measures samples; it is not served
+		}
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -113,6 +117,9 @@ func New(paths map[string]string, opt Options) (*Server, error) {
 				return nil, fmt.Errorf("serve: %s: %w", name, err)
 			}
 		}
+	}
+	if len(s.models) == 0 && len(paths) > 0 {
+		return nil, errors.New("serve: every model given is a classifier; there is nothing to sample")
 	}
 	s.routes()
 	return s, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -176,6 +177,9 @@ type classifyReport struct {
 	Labels     string    `json:"labels,omitempty"`
 	Accuracy   *float64  `json:"accuracy,omitempty"`
 	Correct    int       `json:"correct,omitempty"`
+	// ClassAccuracy is the accuracy on the images of each true class (NaN
+	// for a class without images is left out as null).
+	ClassAccuracy []*float64 `json:"class_accuracy,omitempty"`
 }
 
 func newClassifyCmd() *cobra.Command {
@@ -236,9 +240,21 @@ The labels are --labels FILE, or for …-images-idx3-ubyte[.gz] the
 			r := classifyReport{Classifier: args[0], Data: args[1], Images: res.N, Classes: cm.spec.Classes, Histogram: hist, TVUniform: eval.TVToUniform(hist)}
 			if truth != nil {
 				r.Labels = lpath
+				right, total := make([]int, res.K), make([]int, res.K)
 				for i, p := range res.Pred {
+					if truth[i] < res.K {
+						total[truth[i]]++
+					}
 					if p == truth[i] {
 						r.Correct++
+						right[p]++
+					}
+				}
+				r.ClassAccuracy = make([]*float64, res.K)
+				for k := range total {
+					if total[k] > 0 {
+						a := float64(right[k]) / float64(total[k])
+						r.ClassAccuracy[k] = &a
 					}
 				}
 				acc := float64(r.Correct) / float64(res.N)
@@ -254,7 +270,18 @@ The labels are --labels FILE, or for …-images-idx3-ubyte[.gz] the
 			if r.Accuracy != nil {
 				fmt.Fprintf(w, "accuracy %.4f (%d of %d, labels %s)\n", *r.Accuracy, r.Correct, r.Images, r.Labels)
 			}
-			printHistograms(w, r.Classes, [][]float64{r.Histogram}, []string{"predicted"})
+			hists, titles := [][]float64{r.Histogram}, []string{"predicted"}
+			if r.ClassAccuracy != nil {
+				acc := make([]float64, len(r.ClassAccuracy))
+				for k, a := range r.ClassAccuracy {
+					acc[k] = math.NaN()
+					if a != nil {
+						acc[k] = *a
+					}
+				}
+				hists, titles = append(hists, acc), append(titles, "accuracy")
+			}
+			printHistograms(w, r.Classes, hists, titles)
 			fmt.Fprintf(w, "TV to uniform %.4f\n", r.TVUniform)
 			return nil
 		},

@@ -27,6 +27,23 @@ type compareReport struct {
 	MedianDistance   float64   `json:"median_distance"`
 	Bandwidths       []float64 `json:"bandwidths"`
 	MMD2PerBandwidth []float64 `json:"mmd2_per_bandwidth"`
+	// Classifier holds what --classifier measures; nil without it.
+	Classifier *classifierMetrics `json:"classifier,omitempty"`
+}
+
+// classifierMetrics compare the sets through a classifier: the Fréchet
+// distance of Gaussian fits of its features (FID's formula) and the
+// histograms of its predictions.
+type classifierMetrics struct {
+	File       string    `json:"file"`
+	Features   int       `json:"features"`
+	FD         float64   `json:"fd"`
+	Classes    []string  `json:"classes"`
+	HistA      []float64 `json:"histogram_a"`
+	HistB      []float64 `json:"histogram_b"`
+	TVUniformA float64   `json:"tv_uniform_a"`
+	TVUniformB float64   `json:"tv_uniform_b"`
+	TVAB       float64   `json:"tv_ab"`
 }
 
 type sampleSet struct {
@@ -43,6 +60,9 @@ type compareOptions struct {
 	MaxSamples   int    `json:"max_samples"`
 	Permutations int    `json:"permutations"`
 	Projections  int    `json:"projections"`
+	Classifier   string `json:"classifier,omitempty"`
+	Backend      string `json:"backend,omitempty"`
+	Batch        int    `json:"batch,omitempty"`
 }
 
 type metricReport struct {
@@ -73,6 +93,19 @@ MMD² and energy distance use at most --max-samples points of each set (a
 seeded random subset); a small p-value says the sets differ. One --seed fixes
 every random choice.
 
+With --classifier C (a model of kind classifier, such as
+models/fashion_classifier/model.onnx) the images of both sets also go
+through C, on --backend, and compare adds
+
+  FD               Fréchet distance between Gaussian fits of C's features of
+                   A and of B: ‖μA−μB‖² + Tr(ΣA + ΣB − 2(ΣA ΣB)^½), FID's
+                   formula on a domain classifier (all samples, float64)
+  class histograms the fraction of each set C assigns to each class, the TV
+                   distance ½Σ|h−u| of each to uniform, and TV between A's
+                   and B's
+
+Sets of raw pixels (IDX, PNG) are scaled to [0, 1] for C first.
+
 Unreadable or mismatched input gives one line on stderr and exit 1.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -85,9 +118,17 @@ Unreadable or mismatched input gives one line on stderr and exit 1.`,
 			if o.MaxSamples < 2 {
 				return usagef("--max-samples is %d; want at least 2", o.MaxSamples)
 			}
+			if o.Classifier != "" && o.Batch < 1 {
+				return usagef("--batch is %d; want at least 1", o.Batch)
+			}
 			r, err := compare(args[0], args[1], o)
 			if err != nil {
 				return err
+			}
+			if o.Classifier != "" {
+				if r.Classifier, err = compareClassified(c, args[0], args[1], o); err != nil {
+					return err
+				}
 			}
 			if asJSON {
 				enc := json.NewEncoder(c.OutOrStdout())
@@ -102,6 +143,9 @@ Unreadable or mismatched input gives one line on stderr and exit 1.`,
 	c.Flags().Uint64Var(&o.Seed, "seed", 0, "seed of the subsets, permutations and projections")
 	c.Flags().IntVar(&o.Projections, "projections", o.Projections, "random directions of the sliced Wasserstein distance")
 	c.Flags().IntVar(&o.Permutations, "permutations", o.Permutations, "label permutations of the MMD² and energy tests (0: no p-values)")
+	c.Flags().StringVar(&o.Classifier, "classifier", "", "a classifier model: add the Fréchet distance of its features and its class histograms")
+	c.Flags().StringVar(&o.Backend, "backend", "auto", "--classifier: backend running it: auto, native or ort")
+	c.Flags().IntVar(&o.Batch, "batch", defaultClassifyBatch, "--classifier: images per classifier call")
 	c.Flags().IntVar(&o.MaxSamples, "max-samples", o.MaxSamples, "samples of each set MMD² and energy distance use at most (memory: 8·(2·cap)² bytes)")
 	return c
 }
@@ -193,6 +237,16 @@ func printCompare(w io.Writer, r *compareReport) {
 	tw.Flush()
 	fmt.Fprintf(w, "\nMMD² kernel: RBF bandwidths %s around the median distance %.4g; seed %d, %d permutations, %d projections\n",
 		formatList(r.Bandwidths), r.MedianDistance, r.Options.Seed, r.Options.Permutations, r.Options.Projections)
+	if cm := r.Classifier; cm != nil {
+		fmt.Fprintf(w, "\nclassifier %s (%d features):\n", cm.File, cm.Features)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "FD\t%.6g\n", cm.FD)
+		fmt.Fprintf(tw, "TV(A, uniform)\t%.4f\n", cm.TVUniformA)
+		fmt.Fprintf(tw, "TV(B, uniform)\t%.4f\n", cm.TVUniformB)
+		fmt.Fprintf(tw, "TV(A, B)\t%.4f\n", cm.TVAB)
+		tw.Flush()
+		printHistograms(w, cm.Classes, [][]float64{cm.HistA, cm.HistB}, []string{"A", "B"})
+	}
 }
 
 func optional(v *float64, format string) string {
@@ -211,4 +265,40 @@ func formatList(v []float64) string {
 		s += fmt.Sprintf("%.3g", x)
 	}
 	return s
+}
+
+// compareClassified runs the classifier on both sets and compares its
+// features (Fréchet distance) and predictions (class histograms).
+func compareClassified(c *cobra.Command, pathA, pathB string, o compareOptions) (*classifierMetrics, error) {
+	cm, err := openClassifier(c, o.Classifier, o.Backend)
+	if err != nil {
+		return nil, err
+	}
+	defer cm.Close()
+	var res [2]*classified
+	for i, p := range []string{pathA, pathB} {
+		x, err := loadImages(p, "compare")
+		if err != nil {
+			return nil, err
+		}
+		if res[i], err = cm.run(x, o.Batch, c.ErrOrStderr(), p); err != nil {
+			return nil, err
+		}
+	}
+	fd, err := eval.FrechetDistance(res[0].Features, res[1].Features, res[0].F)
+	if err != nil {
+		return nil, fmt.Errorf("compare --classifier: %w", trimPrefix(err, "eval: "))
+	}
+	m := &classifierMetrics{File: o.Classifier, Features: res[0].F, FD: fd, Classes: cm.spec.Classes}
+	if m.HistA, err = eval.ClassHistogram(res[0].Pred, res[0].K); err != nil {
+		return nil, err
+	}
+	if m.HistB, err = eval.ClassHistogram(res[1].Pred, res[1].K); err != nil {
+		return nil, err
+	}
+	m.TVUniformA, m.TVUniformB = eval.TVToUniform(m.HistA), eval.TVToUniform(m.HistB)
+	if m.TVAB, err = eval.ClassTV(m.HistA, m.HistB); err != nil {
+		return nil, err
+	}
+	return m, nil
 }

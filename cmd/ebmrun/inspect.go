@@ -75,10 +75,10 @@ type inspectReport struct {
 
 // classifierInfo describes a classifier (ebmrun.kind = classifier).
 type classifierInfo struct {
-	Logits       string   `json:"logits,omitempty"`
-	Features     string   `json:"features,omitempty"`
-	Classes      []string `json:"classes,omitempty"`
-	Error        string   `json:"error,omitempty"`
+	Logits   string   `json:"logits,omitempty"`
+	Features string   `json:"features,omitempty"`
+	Classes  []string `json:"classes,omitempty"`
+	Error    string   `json:"error,omitempty"`
 }
 
 type valueReport struct {

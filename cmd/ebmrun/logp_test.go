@@ -27,7 +27,7 @@ type densityCase struct {
 
 func densityCases(t *testing.T) []densityCase {
 	var cases []densityCase
-	shipped, _ := filepath.Glob(testenv.Path(t, "models", "*", "model.onnx"))
+	shipped := shippedScoreModels(t)
 	if len(shipped) < 4 {
 		t.Fatalf("found %d shipped models, want at least 4", len(shipped))
 	}

@@ -20,7 +20,7 @@ import (
 // shippedModels lists models/*/model.onnx, split into 2-D and image models.
 func shippedModels(t *testing.T) (twoD, images []string) {
 	t.Helper()
-	paths, _ := filepath.Glob(testenv.Path(t, "models", "*", "model.onnx"))
+	paths := shippedScoreModels(t)
 	if len(paths) < 4 {
 		t.Fatalf("found %d shipped models, want at least 4", len(paths))
 	}
