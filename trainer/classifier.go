@@ -267,20 +267,7 @@ func (t *ClassifierTrainer) Net() *ClassifierNet { return t.net }
 // returns its mean cross-entropy. Epoch e is a permutation drawn from
 // (Seed, e), so a run depends only on its seed and settings.
 func (t *ClassifierTrainer) Step() (float64, error) {
-	n, per := t.cfg.Batch, int(graph.NumElements(t.data.Shape))
-	total := len(t.data.Labels)
-	clear(t.y.F32)
-	k := len(t.data.Classes)
-	for i := 0; i < n; i++ {
-		pos := t.done*n + i
-		if e := pos / total; e != t.permEpoch {
-			t.perm = sampler.Stream(t.cfg.Seed, e).Perm(total)
-			t.permEpoch = e
-		}
-		j := t.perm[pos%total]
-		copy(t.x.F32[i*per:(i+1)*per], t.data.X[j*per:(j+1)*per])
-		t.y.F32[i*k+t.data.Labels[j]] = 1
-	}
+	t.fill(t.done)
 	if err := t.sess.Run(t.ins, t.outs); err != nil {
 		return 0, fmt.Errorf("trainer: classifier step %d: %w", t.done+1, err)
 	}
@@ -298,6 +285,25 @@ func (t *ClassifierTrainer) Step() (float64, error) {
 		emaUpdate(t.ema, t.params, emaDecay(t.cfg.EMA, t.done))
 	}
 	return loss, nil
+}
+
+// fill writes step's batch: images into the x feed, one-hot labels into
+// the label feed.
+func (t *ClassifierTrainer) fill(step int) {
+	n, per := t.cfg.Batch, int(graph.NumElements(t.data.Shape))
+	total := len(t.data.Labels)
+	clear(t.y.F32)
+	k := len(t.data.Classes)
+	for i := 0; i < n; i++ {
+		pos := step*n + i
+		if e := pos / total; e != t.permEpoch {
+			t.perm = sampler.Stream(t.cfg.Seed, e).Perm(total)
+			t.permEpoch = e
+		}
+		j := t.perm[pos%total]
+		copy(t.x.F32[i*per:(i+1)*per], t.data.X[j*per:(j+1)*per])
+		t.y.F32[i*k+t.data.Labels[j]] = 1
+	}
 }
 
 // Model is the inference graph with the averaged weights and the
