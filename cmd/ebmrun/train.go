@@ -41,9 +41,12 @@ type trainFlags struct {
 	seed                                      uint64
 	out, backend, resume, ckpt, logPath       string
 	ckptEvery, logEvery, threads              int
+	stepsPerLevel                             int
 	force, asJSON                             bool
 	labels, classes                           string
 	features                                  int
+
+	resolved string // what --sigmas ncsnv2 worked out, said on stderr
 }
 
 func newTrainCmd() *cobra.Command {
@@ -92,7 +95,7 @@ loss per σ level, step time) goes to --log.`,
 	fl.StringVar(&f.loss, "loss", "dsm", "loss: "+strings.Join(trainer.LossNames, ", ")+"; with energy-mlp or energy-conv also "+strings.Join(trainer.EnergyLossNames, ", "))
 	fl.StringVar(&f.proj, "projection", "", "slicing vectors of the SSM losses: rademacher, gaussian or sphere (default rademacher)")
 	fl.Float64Var(&f.fdEps, "fd-eps", 0, "fd-ssm: finite-difference step relative to σ (default 0.01)")
-	fl.StringVar(&f.sigmas, "sigmas", "", "σ schedule: geom:MAX,MIN,L or a comma list, largest first (default geom:1,0.01,10)")
+	fl.StringVar(&f.sigmas, "sigmas", "", "σ schedule: geom:MAX,MIN,L, a comma list, largest first, or ncsnv2[:MIN] (NCSNv2's rules from the data; default geom:1,0.01,10)")
 	countVar(fl, &f.steps, "steps", "", 3000, "Adam steps in all")
 	countVar(fl, &f.batch, "batch", "", 128, "samples per step")
 	fl.Float64Var(&f.lr, "lr", 1e-3, "Adam learning rate")
@@ -102,7 +105,8 @@ loss per σ level, step time) goes to --log.`,
 	fl.Float64Var(&f.ema, "ema", 0.999, "decay of the weight average exported (negative: export the weights themselves)")
 	fl.Uint64Var(&f.seed, "seed", 0, "random seed: initial weights, batches, σ and noise")
 	fl.StringVar(&f.scale, "scale", "auto", "data scaling: auto (images from [0,255] to [0,1], else none), none, standardize, or range:LO,HI")
-	fl.Float64Var(&f.stepLR, "step-lr", 0, "annealed Langevin step size ε the model recommends (default 2e-5)")
+	fl.Float64Var(&f.stepLR, "step-lr", 0, "annealed Langevin step size ε the model recommends (default 2e-5; with --sigmas ncsnv2, NCSNv2's rule for --steps-per-level)")
+	countVar(fl, &f.stepsPerLevel, "steps-per-level", "", 0, "annealed Langevin steps per σ level T the model recommends (default 100; with --sigmas ncsnv2, 5)")
 	fl.StringVarP(&f.out, "out", "o", "", "the ONNX model to write (required)")
 	fl.StringVar(&f.backend, "backend", "auto", "backend running the training step: auto (ort when it loads, else native), native, ort")
 	countVar(fl, &f.threads, "threads", "", 0, "backend threads (default: every core)")
@@ -155,15 +159,40 @@ func (f *trainFlags) config(data trainer.Data) (trainer.Config, error) {
 	default:
 		return cfg, usagef("train: --arch %q: want mlp, energy-mlp, unet, energy-conv or classifier", f.arch)
 	}
-	if f.sigmas != "" {
+	defaults := importer.SamplerDefaults{Sampler: "ald", Steps: sampler.DefaultSteps, StepLR: f.stepLR, Denoise: true}
+	switch {
+	case f.sigmas == "ncsnv2" || strings.HasPrefix(f.sigmas, "ncsnv2:"):
+		s, err := ncsnv2Schedule(f, data)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Sigmas = s
+		defaults.Steps = 5
+		if f.stepsPerLevel > 0 {
+			defaults.Steps = f.stepsPerLevel
+		}
+		if defaults.StepLR == 0 {
+			if defaults.StepLR, err = sampler.NCSNv2StepSize(s, defaults.Steps); err != nil {
+				return cfg, err
+			}
+		}
+		f.resolved = fmt.Sprintf("--sigmas %s: σ from %.4g to %.4g in %d levels (ratio %.4f), sampler T = %d, ε = %.4g",
+			f.sigmas, s[0], s[len(s)-1], len(s), s[0]/s[1], defaults.Steps, defaults.StepLR)
+	case f.sigmas != "":
 		s, err := sampler.ParseSigmas(f.sigmas)
 		if err != nil {
 			return cfg, usageError{fmt.Errorf("train: --sigmas: %w", err)}
 		}
 		cfg.Sigmas = s
 	}
-	if f.stepLR != 0 {
-		cfg.Sampler = importer.SamplerDefaults{Sampler: "ald", Steps: sampler.DefaultSteps, StepLR: f.stepLR, Denoise: true}
+	if f.stepsPerLevel > 0 {
+		defaults.Steps = f.stepsPerLevel
+	}
+	if defaults.StepLR != 0 || defaults.Steps != sampler.DefaultSteps {
+		if defaults.StepLR == 0 {
+			defaults.StepLR = sampler.DefaultStepLR
+		}
+		cfg.Sampler = defaults
 	}
 	if f.steps < 1 || f.batch < 1 {
 		return cfg, usagef("train: --steps %d and --batch %d must be positive", f.steps, f.batch)
@@ -198,6 +227,9 @@ func runTrain(c *cobra.Command, f *trainFlags) error {
 	cfg, err := f.config(data)
 	if err != nil {
 		return err
+	}
+	if f.resolved != "" {
+		fmt.Fprintf(c.ErrOrStderr(), "ebmrun: train: %s\n", f.resolved)
 	}
 	be, err := getBackend(c, f.backend)
 	if err != nil {
@@ -458,4 +490,31 @@ func resumeFlags(c *cobra.Command, ckpt string) ([]string, error) {
 		}
 	}
 	return changed, nil
+}
+
+// ncsnv2Schedule applies NCSNv2's rules to the training data: σ₁ the
+// largest distance between two of 2 000 data points, σ_L from
+// "ncsnv2:MIN" (default 0.01), the ratio from the data's dimension.
+func ncsnv2Schedule(f *trainFlags, data trainer.Data) ([]float64, error) {
+	sigmaMin := sampler.DefaultSigmaMin
+	if rest, ok := strings.CutPrefix(f.sigmas, "ncsnv2:"); ok {
+		v, err := strconv.ParseFloat(rest, 64)
+		if err != nil || !(v > 0) || math.IsInf(v, 0) {
+			return nil, usagef("train: --sigmas %q: want ncsnv2 or ncsnv2:MIN with MIN > 0", f.sigmas)
+		}
+		sigmaMin = v
+	}
+	sigmaMax, err := trainer.MaxPairDistance(data, 2000, f.seed)
+	if err != nil {
+		return nil, fmt.Errorf("train: --sigmas ncsnv2: %w", err)
+	}
+	dim := 1
+	for _, d := range data.Shape() {
+		dim *= int(d)
+	}
+	s, err := sampler.NCSNv2Sigmas(sigmaMax, sigmaMin, dim)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("train: --sigmas %s: %w", f.sigmas, err)}
+	}
+	return s, nil
 }

@@ -2,13 +2,17 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/importer"
+	"github.com/ebmrun/ebmrun/sampler"
+	"github.com/ebmrun/ebmrun/tensorio"
 )
 
 func trainArgs(out string, extra ...string) []string {
@@ -109,5 +113,61 @@ func TestTrainUsageErrors(t *testing.T) {
 		if code != 2 || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "ebmrun: ") {
 			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
 		}
+	}
+}
+
+// TestTrainNCSNv2Schedule: --sigmas ncsnv2 starts at the data's largest
+// pairwise distance (every point of a 40-point set is used), steps down by
+// at most Technique 2's ratio, and recommends Technique 4's ε for T = 5.
+func TestTrainNCSNv2Schedule(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const n, d = 40, 16
+	r := sampler.Stream(7, 0)
+	x := &graph.Tensor{DType: graph.Float32, Shape: []int64{n, d}, F32: make([]float32, n*d)}
+	for i := range x.F32 {
+		x.F32[i] = float32(r.NormFloat64())
+	}
+	data := filepath.Join(dir, "x.npy")
+	if err := tensorio.WriteNpyFile(data, x); err != nil {
+		t.Fatal(err)
+	}
+	want := 0.0
+	for i := range n {
+		for k := range n {
+			var s float64
+			for j := range d {
+				v := float64(x.F32[i*d+j]) - float64(x.F32[k*d+j])
+				s += v * v
+			}
+			want = max(want, math.Sqrt(s))
+		}
+	}
+	out := filepath.Join(dir, "m.onnx")
+	_, stderr, code := ebmrun(t, "train", "--data", data, "--width", "16", "--depth", "2", "--batch", "8", "--steps", "2",
+		"--sigmas", "ncsnv2:0.05", "--backend", "native", "--threads", "1", "--out", out)
+	if code != 0 || !strings.Contains(stderr, "levels") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	m, err := importer.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := importer.Spec(m, importer.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := spec.Sigmas
+	gamma, _ := sampler.NCSNv2Gamma(d)
+	if math.Abs(s[0]-want) > 1e-5*want || s[len(s)-1] != 0.05 || s[0]/s[1] > gamma*(1+1e-9) || s[0]/s[1] < gamma*0.9 {
+		t.Fatalf("σ %v … %v in %d levels (ratio %v), want from %v to 0.05 with ratio ≤ γ = %v", s[0], s[len(s)-1], len(s), s[0]/s[1], want, gamma)
+	}
+	eps, _ := sampler.NCSNv2StepSize(s, 5)
+	if spec.Sampler.Steps != 5 || spec.Sampler.StepLR != eps {
+		t.Errorf("sampler defaults %+v, want T = 5 and ε = %v", spec.Sampler, eps)
+	}
+	// Two dimensions are too few for Technique 2: a usage error.
+	if _, stderr, code := ebmrun(t, trainArgs(filepath.Join(dir, "b.onnx"), "--steps", "1", "--sigmas", "ncsnv2")...); code != 2 || !strings.Contains(stderr, "ncsnv2") {
+		t.Errorf("2-D data: exit %d, %s", code, stderr)
 	}
 }
