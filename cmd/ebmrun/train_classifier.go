@@ -107,7 +107,7 @@ type classifierSummary struct {
 // runTrainClassifier is `train --arch classifier`: softmax cross-entropy
 // on labelled images, exported with the classifier metadata.
 func runTrainClassifier(c *cobra.Command, f *trainFlags) error {
-	for _, name := range []string{"resume", "checkpoint", "checkpoint-every", "loss", "sigmas", "projection", "width", "depth", "act", "scale", "clip", "weight-decay", "warmup", "step-lr", "steps-per-level", "confine", "fd-eps"} {
+	for _, name := range []string{"resume", "checkpoint", "checkpoint-every", "loss", "sigmas", "projection", "width", "depth", "act", "scale", "clip", "weight-decay", "warmup", "step-lr", "steps-per-level", "confine", "fd-eps", "cd-steps", "cd-step-size", "cd-noise", "buffer", "reinit", "energy-reg"} {
 		if c.Flags().Changed(name) {
 			return usagef("train: --arch classifier does not take --%s", name)
 		}
