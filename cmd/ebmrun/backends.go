@@ -11,7 +11,7 @@ import (
 	"github.com/ebmrun/ebmrun/runtime"
 
 	// The backends register themselves with package runtime when imported.
-	_ "github.com/ebmrun/ebmrun/runtime/native"
+	"github.com/ebmrun/ebmrun/runtime/native"
 	"github.com/ebmrun/ebmrun/runtime/ort"
 )
 
@@ -24,7 +24,7 @@ func addBackendFlags(root *cobra.Command) {
 	pf := root.PersistentFlags()
 	pf.StringVar(&lib, "ort-lib", "", "onnxruntime shared library to load (default: $ONNXRUNTIME_LIB, then the cache of scripts/install-onnxruntime.sh)")
 	pf.StringVar(&maxMem, "max-memory", "", "memory budget for data, tensors and sampler buffers, such as 8G or 512M (default: half of physical memory, "+membudget.Human(membudget.Default())+" here)")
-	pf.DurationVar(&timeout, "timeout", 0, "deadline of one model call on onnxruntime, which cannot be interrupted otherwise, such as 10m (default: none)")
+	pf.DurationVar(&timeout, "timeout", 0, "deadline of one model call, such as 10m: onnxruntime stops through its terminate flag, native between nodes (default: none)")
 	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
 		ort.SetLogger(slog.New(newLineHandler(c.ErrOrStderr(), slog.LevelInfo)))
 		if lib != "" {
@@ -42,6 +42,7 @@ func addBackendFlags(root *cobra.Command) {
 			return usagef("--timeout %v: want a positive duration", timeout)
 		}
 		ort.SetCallTimeout(timeout)
+		native.SetCallTimeout(timeout)
 		return nil
 	}
 }

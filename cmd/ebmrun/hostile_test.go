@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebmrun/ebmrun/importer"
 	"github.com/ebmrun/ebmrun/internal/testenv"
 	"github.com/ebmrun/ebmrun/runtime"
 )
@@ -172,6 +173,10 @@ func TestHostileInputsEndInOneLine(t *testing.T) {
 		{"existing trace", append([]string{"sample", swiss, "-n", "10", "-o", filepath.Join(dir, "s.npy"), "--trace", "1"}, native...), 1, []string{"s.trace.csv exists"}},
 		{"error deep in nested If", sample(h("nested_if.onnx")), 1, []string{"NoSuchOp"}},
 		{"bad --max-memory", append(sample(swiss), "--max-memory", "lots"), 2, []string{"--max-memory"}},
+		// The budget covers a native run's activations, and --timeout a native call.
+		{"activations over budget", []string{"sample", filepath.Join(root, "models", "fashion_mnist", "model.onnx"), "-n", "2000", "--batch", "2000",
+			"-o", out, "--backend", "native", "--max-memory", "300M"}, 1, []string{"activations", "memory budget"}},
+		{"native past --timeout", append(sample(swiss), "--timeout", "1ns"), 1, []string{"native: model call ran past its deadline"}},
 	}
 	for _, c := range cases {
 		r := runLimited(t, dir, c.args...)
@@ -240,4 +245,33 @@ func TestErrorLines(t *testing.T) {
 	if !isCobraUsage(errors.New("accepts 1 arg(s), received 2")) || !isCobraUsage(usagef("--batch: bad")) {
 		t.Error("usage errors not recognised")
 	}
+}
+
+// A model whose recommended sampler does not fit it (a diffusion sampler
+// for a σ-conditioned score) is the model's fault: exit 1, naming the
+// metadata key and no flag. The same choice made with --sampler is a usage
+// error.
+func TestRecommendedSamplerMismatchIsNotUsage(t *testing.T) {
+	root := testenv.Root(t)
+	dir := t.TempDir()
+	data, err := os.ReadFile(filepath.Join(root, "models", "swissroll", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err = importer.SetMetadata(data, map[string]string{importer.MetaSampler: `{"sampler":"ddpm","steps":10}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := filepath.Join(t.TempDir(), "m.onnx")
+	if err := os.WriteFile(model, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runLimited(t, dir, "sample", model, "-n", "10", "-o", filepath.Join(dir, "o.npy"), "--backend", "native")
+	assertClean(t, "recommended ddpm", r, 1, dir, nil, importer.MetaSampler, "ddpm")
+	if strings.Contains(r.stderr, "--") {
+		t.Errorf("names a flag the user did not give: %q", r.stderr)
+	}
+	r = runLimited(t, dir, "sample", filepath.Join(root, "models", "swissroll", "model.onnx"), "-n", "10", "-o", filepath.Join(dir, "o.npy"),
+		"--backend", "native", "--sampler", "ddpm")
+	assertClean(t, "--sampler ddpm", r, 2, dir, nil, "ddpm")
 }

@@ -344,7 +344,15 @@ func buildSampler(c *cobra.Command, f *sampleFlags, spec *importer.ModelSpec) (s
 	ov.Method, ov.Eta, ov.RTol, ov.ATol, ov.Times = f.method, f.eta, f.rtol, f.atol, f.times
 	smp, err := sampler.FromSpec(spec, ov) // --sigmas is already spec.Sigmas
 	if err != nil {
-		return nil, nil, usageError{err}
+		// Only a flag the user gave makes this a usage error; with none,
+		// what failed is the model's own recommendation (or its lack of σ,
+		// which --sigmas supplies).
+		for _, name := range []string{"sampler", "steps", "step-lr", "snr", "denoise", "method", "eta", "rtol", "atol", "times", "sigmas"} {
+			if set(name) || errors.Is(err, sampler.ErrNoSchedule) {
+				return nil, nil, usageError{err}
+			}
+		}
+		return nil, nil, fmt.Errorf("the model's recommended sampler (%s): %w", importer.MetaSampler, err)
 	}
 	return smp, sampler.Describe(smp), nil
 }

@@ -51,6 +51,26 @@ type buffer struct {
 	b   []bool
 }
 
+// growth is how many bytes attaching n elements of dt would add to the
+// buffer (growSlice's capacity rule); 0 when it fits.
+func (b *buffer) growth(dt graph.DType, n int) int64 {
+	var c, size int
+	switch dt {
+	case graph.Float32:
+		c, size = cap(b.f32), 4
+	case graph.Int64:
+		c, size = cap(b.i64), 8
+	case graph.Bool:
+		c, size = cap(b.b), 1
+	default:
+		return 0
+	}
+	if c >= n {
+		return 0
+	}
+	return int64(n+n/8-c) * int64(size)
+}
+
 // attach points t's data at the buffer, growing it as needed.
 func (b *buffer) attach(t *graph.Tensor, n int) {
 	switch t.DType {

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	goruntime "runtime"
+	"time"
 
 	"github.com/ebmrun/ebmrun/graph"
+	"github.com/ebmrun/ebmrun/internal/membudget"
 	"github.com/ebmrun/ebmrun/runtime"
 )
 
@@ -20,6 +22,7 @@ type session struct {
 	states []any
 	params []paramBinding // symbolic dimension sizes seen this run
 	x      exec
+	held   int64 // bytes of bufs, counted against the memory budget
 	closed bool
 }
 
@@ -111,8 +114,16 @@ func (s *session) Run(inputs, outputs []*graph.Tensor) (err error) {
 	}
 	x := &s.x
 	x.pool = s.pool
+	var deadline time.Time
+	limit := time.Duration(callTimeout.Load())
+	if limit > 0 {
+		deadline = time.Now().Add(limit)
+	}
 	for i := range p.steps {
 		st := &p.steps[i]
+		if limit > 0 && time.Now().After(deadline) {
+			return fmt.Errorf("%w (%v), stopped before node %s", ErrTimeout, limit, st.node.Label())
+		}
 		args := s.args[i]
 		for j, slot := range st.in {
 			args[j] = nil
@@ -140,6 +151,12 @@ func (s *session) Run(inputs, outputs []*graph.Tensor) (err error) {
 				return stepError(st, fmt.Errorf("output shape %v is too large", o.Shape))
 			}
 			if b := p.bufOf[st.out[j]]; b >= 0 {
+				if grow := s.bufs[b].growth(o.DType, int(n)); grow > 0 {
+					if err := membudget.Check(fmt.Sprintf("the activations of a run (%s output %v)", o.DType, o.Shape), s.held+grow); err != nil {
+						return stepError(st, err)
+					}
+					s.held += grow
+				}
 				s.bufs[b].attach(o, int(n))
 			} else {
 				attachOwn(o, int(n))
