@@ -71,7 +71,14 @@ Ctrl-C (which then stops cleanly). --resume CKPT continues a run bit for bit
 as if it had not stopped, with the settings stored in the checkpoint: flags
 given again override them (--steps to train longer, --threads), and a change
 that would alter the run (--lr, say) is refused, naming only what differs. The log (JSON lines: loss,
-loss per σ level, step time) goes to --log.`,
+loss per σ level, step time) goes to --log.
+
+--arch classifier trains an image classifier instead (softmax cross-entropy
+on labelled images, Adam with a cosine learning rate, EMA weights; no
+checkpoints), exported as kind classifier with logits and features outputs:
+the measure of image samples that ` + "`ebmrun compare --classifier`" + ` and
+` + "`ebmrun classify`" + ` use. Labels come from --labels, or for
+…-images-idx3-ubyte[.gz] from the …-labels-idx1-ubyte[.gz] file beside it.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runTrain(c, &f) },
 	}
@@ -91,7 +98,7 @@ loss per σ level, step time) goes to --log.`,
 	countVar(fl, &f.width, "width", "", 0, "mlp: hidden units (default 128)")
 	countVar(fl, &f.depth, "depth", "", 0, "mlp: hidden layers (default 3); energy-conv: convolutions (default 3)")
 	fl.StringVar(&f.act, "act", "", "mlp, energy-mlp, energy-conv: activation: "+strings.Join(trainer.Activations, ", ")+" (default silu)")
-	countVar(fl, &f.channels, "channels", "", 0, "unet: channels of the first level (default 32); energy-conv: channels per convolution (default 32)")
+	countVar(fl, &f.channels, "channels", "", 0, "unet: channels of the first level (default 32); energy-conv: channels per convolution (default 32); classifier: of the first convolution, the second has twice as many (default 32)")
 	fl.StringVar(&f.loss, "loss", "dsm", "loss: "+strings.Join(trainer.LossNames, ", ")+"; with energy-mlp or energy-conv also "+strings.Join(trainer.EnergyLossNames, ", "))
 	fl.StringVar(&f.proj, "projection", "", "slicing vectors of the SSM losses: rademacher, gaussian or sphere (default rademacher)")
 	fl.Float64Var(&f.fdEps, "fd-eps", 0, "fd-ssm: finite-difference step relative to σ (default 0.01)")
