@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,8 +47,12 @@ func FuzzDecodePrepareRun(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// A hang is a failure too: the fuzzer records the input of a
 		// process that panics, and a Run cannot be interrupted otherwise.
-		watchdog := time.AfterFunc(fuzzHang, func() { panic(fmt.Sprintf("input of %d bytes ran for more than %v", len(data), fuzzHang)) })
-		defer watchdog.Stop()
+		// Hangs are counted in CPU time, so a fuzzer starved by other work
+		// on the machine does not report a slow clock as a finding.
+		stop := watchCPU(fuzzHang, func(used time.Duration) {
+			panic(fmt.Sprintf("input of %d bytes ran for more than %v of CPU time (%v)", len(data), fuzzHang, used))
+		})
+		defer stop()
 		m, err := importer.Decode(data, importer.Options{Limits: limits})
 		if err != nil {
 			return
@@ -114,4 +119,36 @@ func fuzzInput(in graph.ValueInfo) *graph.Tensor {
 		return graph.NewBool(shape, make([]bool, n))
 	}
 	return nil
+}
+
+// watchCPU calls hung once the process has used more than limit of CPU
+// time since the call, checking every 100 ms of wall time; stop ends the
+// watch.
+func watchCPU(limit time.Duration, hung func(used time.Duration)) (stop func()) {
+	start := cpuTime()
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if used := cpuTime() - start; used > limit {
+					hung(used)
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// cpuTime is the process's user and system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
