@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebmrun/ebmrun/importer"
 	"github.com/ebmrun/ebmrun/internal/testenv"
 )
 
@@ -106,9 +107,17 @@ func TestReportRendersInChromium(t *testing.T) {
 					t.Errorf("the page refers outside itself (%q)", ref)
 				}
 			}
-			// SSM at each of the 10 levels, and the three sample metrics.
-			if n := strings.Count(html, "<tr><td>"); n != 10 {
-				t.Errorf("%d SSM rows, want 10", n)
+			// SSM at each of the model's σ levels, and the three sample metrics.
+			mod, err := importer.Load(model)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spec, err := importer.Spec(mod, importer.Overrides{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(html, "<tr><td>"); n != len(spec.Sigmas) || n < 2 {
+				t.Errorf("%d SSM rows, want one per σ level (%d)", n, len(spec.Sigmas))
 			}
 			for _, want := range []string{"MMD²", "energy distance", "sliced Wasserstein-1", "score-model roles", "Provenance", "dsm"} {
 				if !strings.Contains(html, want) {
