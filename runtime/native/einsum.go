@@ -225,6 +225,10 @@ func (v *einView) gather(dst []float32, keep, sum []int, size *[einMax]int64) {
 		ss[i], sst[i] = size[l], v.stride[l]
 	}
 	nk, ns := len(keep), len(sum)
+	if ns == 0 && nk > 0 {
+		v.copyOut(dst, &ks, &kst, nk)
+		return
+	}
 	var ki, si [einMax]int64
 	for o := range dst {
 		base := int64(0)
@@ -260,6 +264,46 @@ func (v *einView) gather(dst []float32, keep, sum []int, size *[einMax]int64) {
 			if ki[j] < ks[j] {
 				break
 			}
+			ki[j] = 0
+		}
+	}
+}
+
+// copyOut is gather without summed labels: a strided copy, row by row of
+// the last kept label (a contiguous copy when its stride is 1), the row's
+// start advanced like an odometer over the other kept labels.
+func (v *einView) copyOut(dst []float32, ks, kst *[einMax]int64, nk int) {
+	inner, istr := int(ks[nk-1]), kst[nk-1]
+	if inner == 0 {
+		return
+	}
+	var ki [einMax]int64
+	base := int64(0)
+	src := v.data
+	for o := 0; o < len(dst); o += inner {
+		row := dst[o : o+inner]
+		switch istr {
+		case 1:
+			copy(row, src[base:base+int64(inner)])
+		case 0:
+			x := src[base]
+			for j := range row {
+				row[j] = x
+			}
+		default:
+			off := base
+			for j := range row {
+				row[j] = src[off]
+				off += istr
+			}
+		}
+		for j := nk - 2; j >= 0; j-- {
+			ki[j]++
+			base += kst[j]
+			if ki[j] < ks[j] {
+				break
+			}
+			base -= ki[j] * kst[j]
 			ki[j] = 0
 		}
 	}

@@ -53,6 +53,14 @@ func (t *resizeTask) runRange(lo, hi int) {
 			ny := st.n[jy]
 			wy, iy := st.w[K*jy:K*jy+K], st.idx[K*jy:K*jy+K]
 			row := dst[oy*t.ow : (oy+1)*t.ow]
+			if ny == 2 {
+				// Bilinear rows, written out for two taps in y: the same
+				// products and sums, in the same order, as the loop below.
+				r0, r1 := src[int(iy[0])*t.w:(int(iy[0])+1)*t.w], src[int(iy[1])*t.w:(int(iy[1])+1)*t.w]
+				if t.rows2(row, r0, r1, wy[0], wy[1]) {
+					continue
+				}
+			}
 			for ox := range row {
 				jx := t.bx + ox
 				nx := st.n[jx]
@@ -89,4 +97,38 @@ func (t *resizeTask) runRange(lo, hi int) {
 			}
 		}
 	}
+}
+
+// rows2 fills an output row from two input rows when every output column
+// has one or two taps in x (linear, with the edges clamped to one tap); it
+// reports false, touching nothing, when some column has another count. Each
+// value is 0 + (wy0·wx0)·s00 + (wy0·wx1)·s01 + (wy1·wx0)·s10 + (wy1·wx1)·s11
+// in float64 (one-tap columns: the first and third terms), the general
+// loop's order: its leading 1·w factors are exact and a product of two
+// weights is the same in either order.
+func (t *resizeTask) rows2(row, r0, r1 []float32, wy0, wy1 float64) bool {
+	const K = graph.MaxResizeTaps
+	st := t.st
+	for ox := range row {
+		if n := st.n[t.bx+ox]; n != 1 && n != 2 {
+			return false
+		}
+	}
+	for ox := range row {
+		jx := t.bx + ox
+		wx0, i0 := st.w[K*jx], st.idx[K*jx]
+		v := 0.0
+		if st.n[jx] == 1 {
+			v += wy0 * wx0 * float64(r0[i0])
+			v += wy1 * wx0 * float64(r1[i0])
+		} else {
+			wx1, i1 := st.w[K*jx+1], st.idx[K*jx+1]
+			v += wy0 * wx0 * float64(r0[i0])
+			v += wy0 * wx1 * float64(r0[i1])
+			v += wy1 * wx0 * float64(r1[i0])
+			v += wy1 * wx1 * float64(r1[i1])
+		}
+		row[ox] = float32(v)
+	}
+	return true
 }
