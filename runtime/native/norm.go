@@ -257,43 +257,64 @@ func (k *softmax) infer(in, out []*graph.Tensor) error {
 	return nil
 }
 
-func (k *softmax) run(_ *exec, in, out []*graph.Tensor) error {
+func (k *softmax) run(x *exec, in, out []*graph.Tensor) error {
 	sh := in[0].Shape
 	ax, _ := normAxis(k.axis, len(sh))
 	outer, n, inner := int(prod(sh[:ax])), int(sh[ax]), int(prod(sh[ax+1:]))
 	if k.flatten {
 		n, inner = int(prod(sh[ax:])), 1
 	}
-	x, y := in[0].F32, out[0].F32
-	for o := 0; o < outer; o++ {
-		for i := 0; i < inner; i++ {
-			base := o*n*inner + i
-			m := float32(math.Inf(-1))
+	t := x.state.(*softmaxTask)
+	*t = softmaxTask{k: k, x: in[0].F32, y: out[0].F32, n: n, inner: inner}
+	rows := outer * inner
+	if x.pool == nil {
+		t.runRange(0, rows)
+		return nil
+	}
+	// Rows are independent: any split gives the same bits.
+	x.pool.parallel(rows, max(1, elementsPerTask/max(n, 1)), t)
+	return nil
+}
+
+func (*softmax) newState() any { return new(softmaxTask) }
+
+// softmaxTask normalises rows lo…hi−1, row r being outer index r / inner
+// and inner index r % inner, its n values inner apart.
+type softmaxTask struct {
+	k        *softmax
+	x, y     []float32
+	n, inner int
+}
+
+func (t *softmaxTask) runRange(lo, hi int) {
+	x, y, n, inner := t.x, t.y, t.n, t.inner
+	for r := lo; r < hi; r++ {
+		o, i := r/inner, r%inner
+		base := o*n*inner + i
+		m := float32(math.Inf(-1))
+		for j := 0; j < n; j++ {
+			m = max(m, x[base+j*inner])
+		}
+		var s float64
+		for j := 0; j < n; j++ {
+			e := expf(x[base+j*inner] - m)
+			if !t.k.log {
+				y[base+j*inner] = e
+			}
+			s += float64(e)
+		}
+		if t.k.log {
+			ls := float32(math.Log(s))
 			for j := 0; j < n; j++ {
-				m = max(m, x[base+j*inner])
+				y[base+j*inner] = x[base+j*inner] - m - ls
 			}
-			var s float64
-			for j := 0; j < n; j++ {
-				e := expf(x[base+j*inner] - m)
-				if !k.log {
-					y[base+j*inner] = e
-				}
-				s += float64(e)
-			}
-			if k.log {
-				ls := float32(math.Log(s))
-				for j := 0; j < n; j++ {
-					y[base+j*inner] = x[base+j*inner] - m - ls
-				}
-				continue
-			}
-			inv := float32(1 / s)
-			for j := 0; j < n; j++ {
-				y[base+j*inner] *= inv
-			}
+			continue
+		}
+		inv := float32(1 / s)
+		for j := 0; j < n; j++ {
+			y[base+j*inner] *= inv
 		}
 	}
-	return nil
 }
 
 func init() {
