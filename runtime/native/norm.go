@@ -278,6 +278,33 @@ func (k *softmax) run(x *exec, in, out []*graph.Tensor) error {
 
 func (*softmax) newState() any { return new(softmaxTask) }
 
+// softmaxRow is one contiguous row's softmax. The sum of the exponentials
+// is kept in four float64 partial sums (elements j mod 4), added at the
+// end, so the additions do not wait on each other.
+func softmaxRow(y, x []float32) {
+	m := float32(math.Inf(-1))
+	for _, v := range x {
+		m = max(m, v)
+	}
+	y = y[:len(x)]
+	var s0, s1, s2, s3 float64
+	j := 0
+	for ; j+4 <= len(x); j += 4 {
+		e0, e1, e2, e3 := expf(x[j]-m), expf(x[j+1]-m), expf(x[j+2]-m), expf(x[j+3]-m)
+		y[j], y[j+1], y[j+2], y[j+3] = e0, e1, e2, e3
+		s0, s1, s2, s3 = s0+float64(e0), s1+float64(e1), s2+float64(e2), s3+float64(e3)
+	}
+	for ; j < len(x); j++ {
+		e := expf(x[j] - m)
+		y[j] = e
+		s0 += float64(e)
+	}
+	inv := float32(1 / ((s0 + s1) + (s2 + s3)))
+	for j := range y {
+		y[j] *= inv
+	}
+}
+
 // softmaxTask normalises rows lo…hi−1, row r being outer index r / inner
 // and inner index r % inner, its n values inner apart.
 type softmaxTask struct {
@@ -288,6 +315,12 @@ type softmaxTask struct {
 
 func (t *softmaxTask) runRange(lo, hi int) {
 	x, y, n, inner := t.x, t.y, t.n, t.inner
+	if inner == 1 && !t.k.log {
+		for r := lo; r < hi; r++ {
+			softmaxRow(y[r*n:(r+1)*n], x[r*n:(r+1)*n])
+		}
+		return
+	}
 	for r := lo; r < hi; r++ {
 		o, i := r/inner, r%inner
 		base := o*n*inner + i

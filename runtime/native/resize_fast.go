@@ -53,6 +53,9 @@ func (t *resizeTask) runRange(lo, hi int) {
 			ny := st.n[jy]
 			wy, iy := st.w[K*jy:K*jy+K], st.idx[K*jy:K*jy+K]
 			row := dst[oy*t.ow : (oy+1)*t.ow]
+			if ny == 1 && t.rows1(row, src[int(iy[0])*t.w:(int(iy[0])+1)*t.w], wy[0]) {
+				continue
+			}
 			if ny == 2 {
 				// Bilinear rows, written out for two taps in y: the same
 				// products and sums, in the same order, as the loop below.
@@ -128,6 +131,26 @@ func (t *resizeTask) rows2(row, r0, r1 []float32, wy0, wy1 float64) bool {
 			v += wy1 * wx0 * float64(r1[i0])
 			v += wy1 * wx1 * float64(r1[i1])
 		}
+		row[ox] = float32(v)
+	}
+	return true
+}
+
+// rows1 fills an output row from one input row when every output column
+// has one tap (nearest, or linear on a grid point): 0 + (wy·wx)·s in
+// float64, the general loop's value; false, touching nothing, otherwise.
+func (t *resizeTask) rows1(row, r0 []float32, wy float64) bool {
+	const K = graph.MaxResizeTaps
+	st := t.st
+	for ox := range row {
+		if st.n[t.bx+ox] != 1 {
+			return false
+		}
+	}
+	for ox := range row {
+		jx := t.bx + ox
+		v := 0.0
+		v += wy * st.w[K*jx] * float64(r0[st.idx[K*jx]])
 		row[ox] = float32(v)
 	}
 	return true
