@@ -21,16 +21,21 @@ func resize2D(p *pool, st *resizeState, t, y *graph.Tensor, sh []int64, base []i
 			}
 		}
 	}
+	maxX := 0 // the most taps of any output column
 	for ax := 2; ax < 4; ax++ {
 		for o := 0; o < int(sh[ax]); o++ {
-			if st.n[base[ax]+o] == 0 {
+			n := st.n[base[ax]+o]
+			if n == 0 {
 				return false
+			}
+			if ax == 3 {
+				maxX = max(maxX, int(n))
 			}
 		}
 	}
 	tk := &st.task
 	*tk = resizeTask{st: st, x: t.F32, y: y.F32, h: int(t.Shape[2]), w: int(t.Shape[3]),
-		oh: int(sh[2]), ow: int(sh[3]), by: base[2], bx: base[3]}
+		oh: int(sh[2]), ow: int(sh[3]), by: base[2], bx: base[3], maxX: maxX}
 	p.parallel(int(sh[0]*sh[1]), max(1, normGrain/(tk.oh*tk.ow+1)), tk)
 	return true
 }
@@ -40,6 +45,7 @@ type resizeTask struct {
 	x, y         []float32
 	h, w, oh, ow int
 	by, bx       int // where the tables of axes 2 and 3 start
+	maxX         int // the most taps of any output column (rows1, rows2 need ≤ 1, ≤ 2)
 }
 
 func (t *resizeTask) runRange(lo, hi int) {
@@ -53,16 +59,16 @@ func (t *resizeTask) runRange(lo, hi int) {
 			ny := st.n[jy]
 			wy, iy := st.w[K*jy:K*jy+K], st.idx[K*jy:K*jy+K]
 			row := dst[oy*t.ow : (oy+1)*t.ow]
-			if ny == 1 && t.rows1(row, src[int(iy[0])*t.w:(int(iy[0])+1)*t.w], wy[0]) {
+			if ny == 1 && t.maxX == 1 {
+				t.rows1(row, src[int(iy[0])*t.w:(int(iy[0])+1)*t.w], wy[0])
 				continue
 			}
-			if ny == 2 {
+			if ny == 2 && t.maxX <= 2 {
 				// Bilinear rows, written out for two taps in y: the same
 				// products and sums, in the same order, as the loop below.
 				r0, r1 := src[int(iy[0])*t.w:(int(iy[0])+1)*t.w], src[int(iy[1])*t.w:(int(iy[1])+1)*t.w]
-				if t.rows2(row, r0, r1, wy[0], wy[1]) {
-					continue
-				}
+				t.rows2(row, r0, r1, wy[0], wy[1])
+				continue
 			}
 			for ox := range row {
 				jx := t.bx + ox
@@ -103,20 +109,14 @@ func (t *resizeTask) runRange(lo, hi int) {
 }
 
 // rows2 fills an output row from two input rows when every output column
-// has one or two taps in x (linear, with the edges clamped to one tap); it
-// reports false, touching nothing, when some column has another count. Each
-// value is 0 + (wy0·wx0)·s00 + (wy0·wx1)·s01 + (wy1·wx0)·s10 + (wy1·wx1)·s11
+// has one or two taps in x (linear, with the edges clamped to one tap; the
+// caller checks this through maxX). Each value is 0 + (wy0·wx0)·s00 + (wy0·wx1)·s01 + (wy1·wx0)·s10 + (wy1·wx1)·s11
 // in float64 (one-tap columns: the first and third terms), the general
 // loop's order: its leading 1·w factors are exact and a product of two
 // weights is the same in either order.
-func (t *resizeTask) rows2(row, r0, r1 []float32, wy0, wy1 float64) bool {
+func (t *resizeTask) rows2(row, r0, r1 []float32, wy0, wy1 float64) {
 	const K = graph.MaxResizeTaps
 	st := t.st
-	for ox := range row {
-		if n := st.n[t.bx+ox]; n != 1 && n != 2 {
-			return false
-		}
-	}
 	for ox := range row {
 		jx := t.bx + ox
 		wx0, i0 := st.w[K*jx], st.idx[K*jx]
@@ -133,25 +133,18 @@ func (t *resizeTask) rows2(row, r0, r1 []float32, wy0, wy1 float64) bool {
 		}
 		row[ox] = float32(v)
 	}
-	return true
 }
 
 // rows1 fills an output row from one input row when every output column
-// has one tap (nearest, or linear on a grid point): 0 + (wy·wx)·s in
-// float64, the general loop's value; false, touching nothing, otherwise.
-func (t *resizeTask) rows1(row, r0 []float32, wy float64) bool {
+// has one tap (nearest, or linear on a grid point; see maxX): 0 + (wy·wx)·s in
+// float64, the general loop's value (the caller has checked the taps).
+func (t *resizeTask) rows1(row, r0 []float32, wy float64) {
 	const K = graph.MaxResizeTaps
 	st := t.st
-	for ox := range row {
-		if st.n[t.bx+ox] != 1 {
-			return false
-		}
-	}
 	for ox := range row {
 		jx := t.bx + ox
 		v := 0.0
 		v += wy * st.w[K*jx] * float64(r0[st.idx[K*jx]])
 		row[ox] = float32(v)
 	}
-	return true
 }
