@@ -93,9 +93,15 @@ func readCheckpoint(path string) (*checkpoint, error) {
 	if err := membudget.Check("checkpoint "+path, st.Size()); err != nil {
 		return nil, fmt.Errorf("trainer: %w", err)
 	}
-	var c checkpoint
+	// gob makes a nil map with room for as many entries as the stream
+	// claims, before reading one: a few bytes could ask for gigabytes. Into
+	// a map that exists it only adds the entries it reads, so start with one.
+	c := checkpoint{Flags: map[string]string{}}
 	if err := gob.NewDecoder(io.LimitReader(f, st.Size())).Decode(&c); err != nil {
 		return nil, fmt.Errorf("trainer: checkpoint %s: %w", path, err)
+	}
+	if len(c.Flags) == 0 {
+		c.Flags = nil // as written: a checkpoint without flags reads back without them
 	}
 	return &c, nil
 }

@@ -85,3 +85,42 @@ func TestLoadCheckpointRefusesCraftedFiles(t *testing.T) {
 		t.Fatalf("the untouched checkpoint: %v", err)
 	}
 }
+
+// A checkpoint whose Flags map claims 2^30 entries in a few bytes is
+// refused at once: gob sizes a nil map by the count the stream claims, so
+// decoding into one would allocate tens of gigabytes before reading a
+// single entry (found by FuzzLoadCheckpoint).
+func TestLoadCheckpointRefusesHugeMapCount(t *testing.T) {
+	var buf strings.Builder
+	type flagsOnly struct{ Flags map[string]string }
+	if err := gob.NewEncoder(&buf).Encode(flagsOnly{Flags: map[string]string{"k": "v"}}); err != nil {
+		t.Fatal(err)
+	}
+	raw := []byte(buf.String())
+	// The value message is the last one: [length][type id][field delta 1]
+	// [count 1][1 'k'][1 'v'][end 0]. Claim 2^30 entries instead of one.
+	entry := []byte{1, 1, 'k', 1, 'v', 0}
+	at := strings.LastIndex(string(raw), string(entry))
+	if at < 0 {
+		t.Fatalf("gob layout changed: % x", raw)
+	}
+	start := at - 1 // the message's length byte, before the type id and the field delta
+	for start >= 0 && int(raw[start]) != len(raw)-start-1 {
+		start--
+	}
+	if start < 0 {
+		t.Fatalf("gob layout changed: % x", raw)
+	}
+	crafted := append([]byte{}, raw[:start]...)
+	crafted = append(crafted, raw[start]+4)
+	crafted = append(crafted, raw[start+1:at]...)
+	crafted = append(crafted, 0xfc, 0x40, 0, 0, 0) // 2^30 as a gob uint
+	crafted = append(crafted, raw[at+1:]...)
+	path := filepath.Join(t.TempDir(), "huge-map.ckpt")
+	if err := os.WriteFile(path, crafted, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trainer.ReadCheckpointFlags(path); err == nil {
+		t.Fatal("a map of 2^30 entries in 30 bytes was accepted")
+	}
+}
