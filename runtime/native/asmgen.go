@@ -37,6 +37,11 @@ func main() {
 		vecAct("biasSiLU"+isa, true, true, wide)
 		vecAct("biasSigmoid"+isa, false, true, wide)
 	}
+	eluKernel("eluAVX2", false)
+	eluKernel("eluAVX512", true)
+	for _, op := range []string{"ADD", "SUB", "MUL", "DIV"} {
+		binKernels(op)
+	}
 	for _, width := range []int{16, 32} {
 		packRows(width)
 	}
@@ -282,4 +287,128 @@ func packRows(width int) {
 	}
 	p("\tADDQ $8, BX\n\tADDQ $%d, DI\n\tDECQ CX\n\tJNZ %s_loop", 4*width, name)
 	p("%s_done:\n\tVZEROUPPER\n\tRET", name)
+}
+
+// eluKernel writes func name(d, s []float32, alpha float32): d[i] = s[i],
+// or alpha·(e^s[i] − 1) where s[i] < 0, for the first len(d)&^(w-1)
+// elements. e^t − 1 is computed as 2^k·(r + q·r²) + (2^k − 1) with expf's
+// reduction t = k·ln2 + r, which keeps its relative accuracy near zero
+// (k = 0 there, and the result is r + q·r² with no cancellation). The sum
+// max(v, 0) + alpha·(e^min(v,0) − 1) needs no blend: one of the two terms is
+// zero, and a NaN passes through the max.
+//
+// Registers: 0 zero, 1 lo, 2 log2e, 3 c1, 4 c2, 5 the int32 exponent bias,
+// 6 one, 7 alpha; per vector 8 v, 9 t then r, 10 k then 2^k, 11 float(k),
+// 12 the polynomial then the result, 13 r² then max(v, 0), 14 2^k − 1.
+func eluKernel(name string, wide bool) {
+	r, w, shift, zero := "Y", 8, 3, "VXORPS"
+	if wide {
+		r, w, shift, zero = "Z", 16, 4, "VPXORD"
+	}
+	c := func(i int) string { return fmt.Sprintf("expc<>+%d(SB)", expOff(i)) }
+	coef := func(i int) string { return c(i) }
+	reg := func(i int) string { return fmt.Sprintf("%s%d", r, i) }
+	p("")
+	p("// func %s(d, s []float32, alpha float32)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-52", name)
+	p("\tMOVQ d_base+0(FP), DI\n\tMOVQ d_len+8(FP), CX\n\tMOVQ s_base+24(FP), SI")
+	p("\t%[1]s %[2]s, %[2]s, %[2]s", zero, reg(0))
+	load := "VMOVUPS"
+	if wide {
+		load = "VBROADCASTSS"
+	}
+	for i, k := range []int{2, 3, 4, 5} { // lo, log2e, c1, c2
+		p("\t%s %s, %s", load, c(k), reg(1+i))
+	}
+	if wide {
+		p("\tVPBROADCASTD %s, %s", c(len(expC)), reg(5))
+		for i := 6; i <= 11; i++ {
+			p("\tVBROADCASTSS %s, %s", c(i), reg(10+i))
+		}
+		coef = func(i int) string { return reg(10 + i) }
+	} else {
+		p("\tVMOVDQU %s, %s", c(len(expC)), reg(5))
+	}
+	p("\t%s %s, %s", load, c(0), reg(6))
+	p("\tVBROADCASTSS alpha+48(FP), %s", reg(7))
+	p("\tSHRQ $%d, CX\n\tJEQ %s_done\n%s_loop:", shift, name, name)
+	p("\tVMOVUPS (SI), %s", reg(8))
+	// t = max(min(v, 0), lo)
+	p("\tVMINPS %s, %s, %s\n\tVMAXPS %s, %[3]s, %[3]s", reg(0), reg(8), reg(9), reg(1))
+	// k = round(t·log2e); r = t − k·c1 − k·c2
+	p("\tVMULPS %s, %s, %s\n\tVCVTPS2DQ %[3]s, %[3]s\n\tVCVTDQ2PS %[3]s, %[4]s", reg(2), reg(9), reg(10), reg(11))
+	p("\tVFNMADD231PS %s, %s, %s\n\tVFNMADD231PS %s, %[2]s, %[3]s", reg(3), reg(11), reg(9), reg(4))
+	// q = ((((p0·r + p1)·r + p2)·r + p3)·r + p4)·r + p5; u = q·r² + r
+	p("\tVMOVUPS %s, %s", coef(6), reg(12))
+	for i := 7; i <= 11; i++ {
+		p("\tVFMADD213PS %s, %s, %s", coef(i), reg(9), reg(12))
+	}
+	p("\tVMULPS %[1]s, %[1]s, %[2]s\n\tVFMADD213PS %[1]s, %[2]s, %[3]s", reg(9), reg(13), reg(12))
+	// 2^k, 2^k − 1, then e^t − 1 = u·2^k + (2^k − 1)
+	p("\tVPADDD %[1]s, %[2]s, %[2]s\n\tVPSLLD $23, %[2]s, %[2]s", reg(5), reg(10))
+	p("\tVSUBPS %s, %s, %s\n\tVFMADD213PS %[3]s, %[2]s, %[4]s", reg(6), reg(10), reg(14), reg(12))
+	// alpha·(e^t − 1) + max(v, 0)
+	p("\tVMULPS %s, %s, %[2]s\n\tVMAXPS %s, %s, %s\n\tVADDPS %[5]s, %[2]s, %[2]s", reg(7), reg(12), reg(8), reg(0), reg(13))
+	p("\tVMOVUPS %s, (DI)\n\tADDQ $%d, SI\n\tADDQ $%[2]d, DI\n\tDECQ CX\n\tJNZ %s_loop", reg(12), 4*w, name)
+	p("%s_done:\n\tVZEROUPPER\n\tRET", name)
+}
+
+// binKernels writes the three AVX2 loops of one arithmetic op (ADD, SUB,
+// MUL, DIV) over the first len(d)&^7 elements, 32 at a time and then 8:
+//
+//	func opVV(d, a, b []float32)       d[i] = a[i] op b[i]
+//	func opVS(d, a []float32, b float32) d[i] = a[i] op b
+//	func opSV(d []float32, a float32, b []float32) d[i] = a op b[i]
+//
+// Each element is one IEEE operation, as in the Go loops, so the bits are
+// the same whichever runs it.
+func binKernels(op string) {
+	lower := map[string]string{"ADD": "add", "SUB": "sub", "MUL": "mul", "DIV": "div"}[op]
+	ins := "V" + op + "PS"
+	for _, form := range []string{"VV", "VS", "SV"} {
+		name := lower + form + "AVX2"
+		switch form {
+		case "VV":
+			p("\n// func %s(d, a, b []float32)\nTEXT ·%[1]s(SB), NOSPLIT, $0-72", name)
+			p("\tMOVQ d_base+0(FP), DI\n\tMOVQ d_len+8(FP), CX\n\tMOVQ a_base+24(FP), SI\n\tMOVQ b_base+48(FP), BX")
+		case "VS":
+			p("\n// func %s(d, a []float32, b float32)\nTEXT ·%[1]s(SB), NOSPLIT, $0-52", name)
+			p("\tMOVQ d_base+0(FP), DI\n\tMOVQ d_len+8(FP), CX\n\tMOVQ a_base+24(FP), SI\n\tVBROADCASTSS b+48(FP), Y15")
+		case "SV":
+			p("\n// func %s(d []float32, a float32, b []float32)\nTEXT ·%[1]s(SB), NOSPLIT, $0-56", name)
+			p("\tMOVQ d_base+0(FP), DI\n\tMOVQ d_len+8(FP), CX\n\tVBROADCASTSS a+24(FP), Y15\n\tMOVQ b_base+32(FP), SI")
+		}
+		// one vector: Y(k) = the op on the k-th 8 floats at offset off
+		one := func(k, off int) {
+			switch form {
+			case "VV":
+				p("\tVMOVUPS %d(SI), Y%d\n\t%s %d(BX), Y%[2]d, Y%[2]d", off, k, ins, off)
+			case "VS":
+				p("\tVMOVUPS %d(SI), Y%d\n\t%s Y15, Y%[2]d, Y%[2]d", off, k, ins)
+			case "SV":
+				p("\t%s %d(SI), Y15, Y%d", ins, off, k)
+			}
+		}
+		advance := func(bytes int) {
+			p("\tADDQ $%d, SI\n\tADDQ $%[1]d, DI", bytes)
+			if form == "VV" {
+				p("\tADDQ $%d, BX", bytes)
+			}
+		}
+		p("\tMOVQ CX, R8\n\tSHRQ $5, CX\n\tJEQ %s_eights\n%[1]s_loop32:", name)
+		for k := 0; k < 4; k++ {
+			one(k, 32*k)
+		}
+		for k := 0; k < 4; k++ {
+			p("\tVMOVUPS Y%d, %d(DI)", k, 32*k)
+		}
+		advance(128)
+		p("\tDECQ CX\n\tJNZ %s_loop32", name)
+		p("%s_eights:\n\tSHRQ $3, R8\n\tANDQ $3, R8\n\tJEQ %[1]s_done\n%[1]s_loop8:", name)
+		one(0, 0)
+		p("\tVMOVUPS Y0, (DI)")
+		advance(32)
+		p("\tDECQ R8\n\tJNZ %s_loop8", name)
+		p("%s_done:\n\tVZEROUPPER\n\tRET", name)
+	}
 }

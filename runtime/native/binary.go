@@ -278,10 +278,10 @@ func binaryOp(k *binKernel) opFunc {
 }
 
 func init() {
-	register("Add", binaryOp(&binKernel{f32: addFns[float32](), i64: addFns[int64]()}))
-	register("Sub", binaryOp(&binKernel{f32: subFns[float32](), i64: subFns[int64]()}))
-	register("Mul", binaryOp(&binKernel{f32: mulFns[float32](), i64: mulFns[int64]()}))
-	register("Div", binaryOp(&binKernel{f32: divF32Fns(), i64: binOf(func(a, b int64) int64 {
+	register("Add", binaryOp(&binKernel{f32: addF32Fns(), i64: addFns[int64]()}))
+	register("Sub", binaryOp(&binKernel{f32: subF32Fns(), i64: subFns[int64]()}))
+	register("Mul", binaryOp(&binKernel{f32: mulF32Fns(), i64: mulFns[int64]()}))
+	register("Div", binaryOp(&binKernel{f32: divF32VecFns(), i64: binOf(func(a, b int64) int64 {
 		if b == 0 {
 			return 0 // ONNX leaves integer division by zero undefined; don't crash
 		}
@@ -314,8 +314,8 @@ func init() {
 	register("Pow", compilePow)
 	register("Max", variadicOp(&binKernel{f32: binOf(maxF32), i64: binOf(func(a, b int64) int64 { return max(a, b) })}, false))
 	register("Min", variadicOp(&binKernel{f32: binOf(minF32), i64: binOf(func(a, b int64) int64 { return min(a, b) })}, false))
-	register("Sum", variadicOp(&binKernel{f32: addFns[float32](), i64: addFns[int64]()}, false))
-	register("Mean", variadicOp(&binKernel{f32: addFns[float32]()}, true))
+	register("Sum", variadicOp(&binKernel{f32: addF32Fns(), i64: addFns[int64]()}, false))
+	register("Mean", variadicOp(&binKernel{f32: addF32Fns()}, true))
 	register("Mod", compileMod)
 	register("PRelu", binaryOp(&binKernel{f32: binOf(func(x, slope float32) float32 {
 		if x < 0 {

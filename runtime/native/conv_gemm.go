@@ -436,12 +436,9 @@ func (e convEpi) apply(d, s []float32, bias float32) {
 		}
 	case e.elu:
 		for k, v := range s {
-			v += bias
-			if v < 0 {
-				v = e.alpha * expm1f(v)
-			}
-			d[k] = v
+			d[k] = v + bias
 		}
+		eluInto(d, d, e.alpha)
 	default:
 		if bias != 0 {
 			for k, v := range s {

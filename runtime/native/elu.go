@@ -15,14 +15,58 @@ func expm1f(x float32) float32 {
 
 // eluF32 is ELU: x, or alpha·(e^x − 1) below zero.
 func eluF32(alpha float32) func(d, s []float32) {
-	return func(d, s []float32) {
-		s = s[:len(d)]
-		for i, v := range s {
-			if v < 0 {
-				v = alpha * expm1f(v)
-			}
-			d[i] = v
+	return func(d, s []float32) { eluInto(d, s, alpha) }
+}
+
+// eluInto sets d[i] = ELU(s[i]); d may be s. With AVX2 every element goes
+// through the vector kernel, the last partial vector too (through a
+// padded copy), so an element's bits do not depend on where it lies in
+// the buffer: a sample's activations are the same in any batch.
+func eluInto(d, s []float32, alpha float32) {
+	eluWith(haveAVX2, haveAVX512, d, s, alpha)
+}
+
+// eluWith is eluInto with the kernels chosen: vec for the assembly, wide
+// for its ZMM form; neither for plain Go.
+func eluWith(vec, wide bool, d, s []float32, alpha float32) {
+	s = s[:len(d)]
+	if !vec {
+		eluRef(d, s, alpha)
+		return
+	}
+	w := 8
+	if wide {
+		w = 16
+	}
+	n := len(d) &^ (w - 1)
+	if n > 0 {
+		eluVec(wide, d[:n], s[:n], alpha)
+	}
+	if n < len(d) {
+		var buf [16]float32
+		m := copy(buf[:], s[n:])
+		eluVec(wide, buf[:w], buf[:w], alpha)
+		copy(d[n:], buf[:m])
+	}
+}
+
+// eluVec calls the kernel directly (through a func value, buf would escape
+// to the heap on every call).
+func eluVec(wide bool, d, s []float32, alpha float32) {
+	if wide {
+		eluAVX512(d, s, alpha)
+	} else {
+		eluAVX2(d, s, alpha)
+	}
+}
+
+// eluRef is ELU in plain Go with expm1f.
+func eluRef(d, s []float32, alpha float32) {
+	for i, v := range s[:len(d)] {
+		if v < 0 {
+			v = alpha * expm1f(v)
 		}
+		d[i] = v
 	}
 }
 

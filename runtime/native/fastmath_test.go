@@ -13,8 +13,9 @@ func ulpDiff(a, b float32) float64 {
 	if a == b {
 		return 0
 	}
-	u := math.Float32frombits(math.Float32bits(b)+1) - b
-	return math.Abs(float64(a-b)) / float64(u)
+	// the spacing of floats at b (away from zero: the sign bit stays)
+	u := math.Abs(float64(math.Float32frombits(math.Float32bits(b)+1) - b))
+	return math.Abs(float64(a-b)) / u
 }
 
 func TestExpfAgainstReference(t *testing.T) {

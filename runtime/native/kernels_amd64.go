@@ -52,3 +52,45 @@ func packRows16AVX2(dst, src *float32, offs *int, n int)
 
 //go:noescape
 func packRows32AVX2(dst, src *float32, offs *int, n int)
+
+//go:noescape
+func eluAVX2(d, s []float32, alpha float32)
+
+//go:noescape
+func eluAVX512(d, s []float32, alpha float32)
+
+//go:noescape
+func addVVAVX2(d, a, b []float32)
+
+//go:noescape
+func addVSAVX2(d, a []float32, b float32)
+
+//go:noescape
+func addSVAVX2(d []float32, a float32, b []float32)
+
+//go:noescape
+func subVVAVX2(d, a, b []float32)
+
+//go:noescape
+func subVSAVX2(d, a []float32, b float32)
+
+//go:noescape
+func subSVAVX2(d []float32, a float32, b []float32)
+
+//go:noescape
+func mulVVAVX2(d, a, b []float32)
+
+//go:noescape
+func mulVSAVX2(d, a []float32, b float32)
+
+//go:noescape
+func mulSVAVX2(d []float32, a float32, b []float32)
+
+//go:noescape
+func divVVAVX2(d, a, b []float32)
+
+//go:noescape
+func divVSAVX2(d, a []float32, b float32)
+
+//go:noescape
+func divSVAVX2(d []float32, a float32, b []float32)

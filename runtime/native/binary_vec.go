@@ -1,0 +1,52 @@
+package native
+
+// vecBin puts the AVX2 loops of one float32 op in front of its Go loops:
+// the kernels take the whole vectors of a run, the Go loops the last few
+// elements. Each element is the same single IEEE operation either way, so
+// the bits do not depend on which code ran it. The instance and group
+// norms that score networks write out by hand (subtract the mean, divide
+// by the deviation, scale, shift) spend their time in these loops.
+func vecBin(fns *binFns[float32, float32], vv func(d, a, b []float32), vs func(d, a []float32, b float32), sv func(d []float32, a float32, b []float32)) *binFns[float32, float32] {
+	if !haveAVX2 {
+		return fns
+	}
+	return &binFns[float32, float32]{
+		vv: func(d, a, b []float32) {
+			n := len(d) &^ 7
+			if n > 0 {
+				vv(d[:n], a[:n], b[:n])
+			}
+			fns.vv(d[n:], a[n:len(d)], b[n:len(d)])
+		},
+		vs: func(d, a []float32, b float32) {
+			n := len(d) &^ 7
+			if n > 0 {
+				vs(d[:n], a[:n], b)
+			}
+			fns.vs(d[n:], a[n:len(d)], b)
+		},
+		sv: func(d []float32, a float32, b []float32) {
+			n := len(d) &^ 7
+			if n > 0 {
+				sv(d[:n], a, b[:n])
+			}
+			fns.sv(d[n:], a, b[n:len(d)])
+		},
+	}
+}
+
+func addF32Fns() *binFns[float32, float32] {
+	return vecBin(addFns[float32](), addVVAVX2, addVSAVX2, addSVAVX2)
+}
+
+func subF32Fns() *binFns[float32, float32] {
+	return vecBin(subFns[float32](), subVVAVX2, subVSAVX2, subSVAVX2)
+}
+
+func mulF32Fns() *binFns[float32, float32] {
+	return vecBin(mulFns[float32](), mulVVAVX2, mulVSAVX2, mulSVAVX2)
+}
+
+func divF32VecFns() *binFns[float32, float32] {
+	return vecBin(divF32Fns(), divVVAVX2, divVSAVX2, divSVAVX2)
+}

@@ -1,0 +1,92 @@
+package native
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// eluRef64 is ELU in float64, rounded once.
+func eluRef64(v, alpha float32) float32 {
+	if v < 0 {
+		return float32(float64(alpha) * math.Expm1(float64(v)))
+	}
+	return v
+}
+
+// TestELUKernels: every path (plain Go, AVX2, AVX-512) is within
+// expm1TolULP of float64 ELU across the negative range, including tiny
+// negatives where e^x − 1 cancels, keeps NaN and ±Inf, and the two vector
+// widths agree to the bit.
+func TestELUKernels(t *testing.T) {
+	t.Parallel()
+	var xs []float32
+	for x := float32(-95); x < 3; x += 0.000931 {
+		xs = append(xs, x)
+	}
+	for e := -40; e <= 0; e++ {
+		xs = append(xs, -float32(math.Ldexp(1.37, e)), float32(math.Ldexp(1.37, e)))
+	}
+	xs = append(xs, 0, float32(math.Copysign(0, -1)), -87.3, -88.3, -88.8, -103, -1e30, 1e30)
+	paths := []struct {
+		name      string
+		vec, wide bool
+	}{{"go", false, false}, {"avx2", true, false}, {"avx512", true, true}}
+	outs := make([][]float32, len(paths))
+	for pi, p := range paths {
+		if (p.vec && !haveAVX2) || (p.wide && !haveAVX512) {
+			continue
+		}
+		for _, alpha := range []float32{1, 0.3} {
+			d := make([]float32, len(xs))
+			eluWith(p.vec, p.wide, d, xs, alpha)
+			for i, x := range xs {
+				if w := eluRef64(x, alpha); ulpDiff(d[i], w) > expm1TolULP && math.Abs(float64(d[i]-w)) > 1e-44 {
+					t.Fatalf("%s: ELU(%g; alpha %g) = %g, want %g (%.1f ulp)", p.name, x, alpha, d[i], w, ulpDiff(d[i], w))
+				}
+			}
+			if alpha == 1 {
+				outs[pi] = d
+			}
+		}
+		d := make([]float32, 11)
+		s := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), -1, 2}
+		eluWith(p.vec, p.wide, d[:5], s, 1)
+		if d[0] == d[0] || d[1] != s[1] || d[2] != -1 || d[3] != float32(math.Expm1(-1)) || d[4] != 2 {
+			t.Errorf("%s: ELU(NaN, +Inf, -Inf, -1, 2) = %v", p.name, d[:5])
+		}
+	}
+	if outs[1] != nil && outs[2] != nil {
+		for i := range xs {
+			if math.Float32bits(outs[1][i]) != math.Float32bits(outs[2][i]) {
+				t.Fatalf("ELU(%g): AVX2 %g, AVX-512 %g", xs[i], outs[1][i], outs[2][i])
+			}
+		}
+	}
+}
+
+// TestELUPlaceInvariant: an element's ELU has the same bits wherever it lies
+// in the buffer — in a whole vector or in the padded last one — which the
+// batch invariance of samples rests on.
+func TestELUPlaceInvariant(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 4))
+	s := make([]float32, 67)
+	for i := range s {
+		s[i] = float32(rng.NormFloat64() * 3)
+	}
+	whole := make([]float32, len(s))
+	eluInto(whole, s, 1)
+	for start := range s {
+		for _, n := range []int{1, 5, 8, 13, 16, 17} {
+			end := min(start+n, len(s))
+			part := make([]float32, end-start)
+			eluInto(part, s[start:end], 1)
+			for i, v := range part {
+				if math.Float32bits(v) != math.Float32bits(whole[start+i]) {
+					t.Fatalf("ELU(%g) at %d of a run of %d: %g, %g in the whole buffer", s[start+i], i, n, v, whole[start+i])
+				}
+			}
+		}
+	}
+}
