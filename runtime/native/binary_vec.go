@@ -50,3 +50,49 @@ func mulF32Fns() *binFns[float32, float32] {
 func divF32VecFns() *binFns[float32, float32] {
 	return vecBin(divF32Fns(), divVVAVX2, divVSAVX2, divSVAVX2)
 }
+
+// addF32 and divF32 are the Add and Div loops called directly: through a
+// func value escape analysis loses track of the slices, and a caller's
+// stack scratch would move to the heap on every call.
+func addF32(d, a, b []float32) {
+	a, b = a[:len(d)], b[:len(d)]
+	n := 0
+	if haveAVX2 {
+		n = len(d) &^ 7
+		if n > 0 {
+			addVVAVX2(d[:n], a[:n], b[:n])
+		}
+	}
+	for i := n; i < len(d); i++ {
+		d[i] = a[i] + b[i]
+	}
+}
+
+// addScalarF32 is d[i] = a[i] + b.
+func addScalarF32(d, a []float32, b float32) {
+	a = a[:len(d)]
+	n := 0
+	if haveAVX2 {
+		n = len(d) &^ 7
+		if n > 0 {
+			addVSAVX2(d[:n], a[:n], b)
+		}
+	}
+	for i := n; i < len(d); i++ {
+		d[i] = a[i] + b
+	}
+}
+
+func divF32(d, a, b []float32) {
+	a, b = a[:len(d)], b[:len(d)]
+	n := 0
+	if haveAVX2 {
+		n = len(d) &^ 7
+		if n > 0 {
+			divVVAVX2(d[:n], a[:n], b[:n])
+		}
+	}
+	for i := n; i < len(d); i++ {
+		d[i] = a[i] / b[i]
+	}
+}

@@ -48,3 +48,70 @@ func avgPoolPlane(y, x []float32, g *geom, includePad bool) {
 		}
 	}
 }
+
+// avgPoolFlatCap bounds each of avgPoolFlatRange's four scratch planes,
+// which live on the stack (a 32×32 plane with a 5×5 window fits, 64×64
+// does not and takes avgPoolPlane).
+const avgPoolFlatCap = 4096
+
+// avgPoolFlat reports whether avgPoolFlatRange handles geometry g: stride
+// and dilation 1, where every window sum is a sum of shifted copies of the
+// zero-padded plane.
+func avgPoolFlat(g *geom) bool {
+	hp, wp := g.h+g.ph+g.phe, g.w+g.pw+g.pwe
+	return g.spatial == 2 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.kh >= 2 && g.kw >= 2 &&
+		g.oh == hp-g.kh+1 && g.ow == wp-g.kw+1 && hp*wp+g.kw <= avgPoolFlatCap && g.oh*g.ow <= avgPoolFlatCap
+}
+
+// avgPoolFlatRange is avgPoolPlane for stride 1, over planes [lo, hi), with
+// whole-plane vector additions instead of a loop per window: the plane is
+// copied into a zero-padded one of width wp; the row sums are kw additions
+// of that plane shifted by one column each, read flat (the last kw−1
+// columns of each row mix two rows and are never used); the window sums are
+// kh additions of the row sums shifted by one row. A window's taps are added
+// in avgPoolPlane's order, with zeros where it skips the padding, so the
+// results are its bits.
+func avgPoolFlatRange(t *poolTask, lo, hi int) {
+	g := &t.g
+	hp, wp := g.h+g.ph+g.phe, g.w+g.pw+g.pwe
+	var pb, rb, sb, db [avgPoolFlatCap]float32
+	pad := pb[:hp*wp+g.kw] // the padded plane and zeros for the flat reads past its end
+	rows := rb[:hp*wp]     // row sums; the padding rows stay zero
+	sums := sb[:g.oh*wp]   // window sums
+	div := db[:g.oh*g.ow]  // avgPoolPlane's divisors
+	for oy := 0; oy < g.oh; oy++ {
+		y0 := oy - g.ph
+		for ox := 0; ox < g.ow; ox++ {
+			x0 := ox - g.pw
+			cnt := (min(y0+g.kh, g.h) - max(y0, 0)) * (min(x0+g.kw, g.w) - max(x0, 0))
+			if t.k.includePad {
+				cnt = (min(y0+g.kh, g.h+g.phe) - y0) * (min(x0+g.kw, g.w+g.pwe) - x0)
+			}
+			div[oy*g.ow+ox] = float32(max(cnt, 1))
+		}
+	}
+	hw, ohw := g.h*g.w, g.oh*g.ow
+	mid := rows[g.ph*wp : (g.ph+g.h)*wp]
+	src := pad[g.ph*wp:]
+	for p := lo; p < hi; p++ {
+		x := t.X[p*hw : (p+1)*hw]
+		for iy := 0; iy < g.h; iy++ {
+			copy(pad[(g.ph+iy)*wp+g.pw:], x[iy*g.w:(iy+1)*g.w])
+		}
+		// 0 + the first tap, as avgPoolPlane starts its sums at 0 (a −0
+		// input becomes +0 there too)
+		addScalarF32(mid, src[:len(mid)], 0)
+		for j := 1; j < g.kw; j++ {
+			addF32(mid, mid, src[j:j+len(mid)])
+		}
+		copy(sums, rows)
+		for i := 1; i < g.kh; i++ {
+			addF32(sums, sums, rows[i*wp:i*wp+len(sums)])
+		}
+		y := t.Y[p*ohw : (p+1)*ohw]
+		for oy := 0; oy < g.oh; oy++ {
+			copy(y[oy*g.ow:(oy+1)*g.ow], sums[oy*wp:])
+		}
+		divF32(y, y, div)
+	}
+}

@@ -35,3 +35,39 @@ func TestAvgPoolSeparable(t *testing.T) {
 		}
 	}
 }
+
+// TestAvgPoolFlatMatchesSeparable: the stride-1 path's sums of shifted
+// planes give avgPoolPlane's bits, for odd and asymmetric paddings, with
+// and without the padding counted, and on planes holding −0.
+func TestAvgPoolFlatMatchesSeparable(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, c := range []struct{ h, w, kh, kw, ph, pw, phe, pwe int }{
+		{16, 16, 5, 5, 2, 2, 2, 2}, {9, 7, 3, 3, 1, 1, 1, 1}, {8, 11, 3, 5, 0, 2, 1, 0}, {5, 5, 5, 5, 0, 0, 0, 0}, {32, 32, 5, 5, 2, 2, 2, 2}, {3, 4, 3, 3, 2, 2, 2, 2},
+	} {
+		g := geom{n: 1, c: 3, h: c.h, w: c.w, kh: c.kh, kw: c.kw, sh: 1, sw: 1, dh: 1, dw: 1, ph: c.ph, pw: c.pw, phe: c.phe, pwe: c.pwe, spatial: 2}
+		g.oh, g.ow = c.h+c.ph+c.phe-c.kh+1, c.w+c.pw+c.pwe-c.kw+1
+		if !avgPoolFlat(&g) {
+			t.Fatalf("%+v: not taken by the flat path", c)
+		}
+		x := randVec(r, 3*c.h*c.w)
+		for i := 0; i < c.h*c.w; i++ {
+			x[c.h*c.w+i] = float32(math.Copysign(0, -1)) // a plane of −0
+		}
+		for _, incl := range []bool{false, true} {
+			k := &poolKernel{includePad: incl}
+			got := make([]float32, 3*g.oh*g.ow)
+			avgPoolFlatRange(&poolTask{k: k, g: g, X: x, Y: got}, 0, 3)
+			ohw := g.oh * g.ow
+			for p := 0; p < 3; p++ {
+				want := make([]float32, ohw)
+				avgPoolPlane(want, x[p*c.h*c.w:(p+1)*c.h*c.w], &g, incl)
+				for i := range want {
+					if math.Float32bits(got[p*ohw+i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%+v include_pad=%v plane %d: out[%d] = %g, avgPoolPlane gives %g", c, incl, p, i, got[p*ohw+i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
