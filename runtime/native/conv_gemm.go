@@ -103,6 +103,8 @@ type convGemm struct {
 	rowStride int       // distance between input rows there
 	rowsIn    int       // input rows per channel of a worker's slab
 	spb       int       // samples per block; 0: blocks are rows of one sample
+	pitch     int       // columns per sample in a block of whole samples
+	spare     bool      // columns past a sample's or block's last continue its run
 	rows      int       // output rows per block when spb is 0
 	bias      []float32 // nil or one per output channel
 	epi       convEpi
@@ -152,6 +154,16 @@ func (t *convGemm) setup(threads int) {
 		t.vw = t.wp
 	}
 	t.direct = g.ph+g.phe+g.pw+g.pwe == 0 && t.vw == g.ow
+	// With stride 1 from a slab, each sample's columns (and a block's) are
+	// rounded up to whole strips whose spare columns continue the run: every
+	// strip is then one contiguous slice per reduction step, a copy instead
+	// of a gather, for a few columns of work nobody reads. The slab's slack
+	// covers the reads past its end.
+	t.spare = !t.direct && g.sw == 1
+	t.pitch = g.oh * t.vw
+	if t.spare {
+		t.pitch = padTo(t.pitch, t.nr)
+	}
 	t.cols = convBlockCols
 	for t.cols > convMinCols && t.group*t.blockCount(t.cols) < 2*threads {
 		t.cols /= 2
@@ -159,7 +171,7 @@ func (t *convGemm) setup(threads int) {
 	t.blocksPer = t.blockCount(t.cols)
 	t.next = 0
 	t.spb, t.rows = 0, max(1, t.cols/t.vw)
-	if per := g.oh * t.vw; per <= t.cols {
+	if per := t.pitch; per <= t.cols {
 		t.spb, t.rows = t.cols/per, g.oh
 	}
 	slab := 0
@@ -194,7 +206,7 @@ func (t *convGemm) setup(threads int) {
 // about cols columns: whole samples per block when a sample fits, else each
 // sample split into pieces of whole output rows.
 func (t *convGemm) blockCount(cols int) int {
-	per := t.g.oh * t.vw
+	per := t.pitch
 	if per <= cols {
 		spb := cols / per
 		return (t.g.n + spb - 1) / spb
@@ -348,9 +360,20 @@ func (t *convGemm) colOffsets(cols []int, gi, n0, n1, y0, y1 int) []int {
 				cols = append(cols, row+vx*g.sw)
 			}
 		}
+		if t.spare && t.spb > 0 {
+			for last := cols[len(cols)-1]; len(cols)%t.pitch != 0; {
+				last++
+				cols = append(cols, last)
+			}
+		}
 	}
-	for len(cols)%t.nr != 0 {
-		cols = append(cols, cols[0])
+	for last := cols[len(cols)-1]; len(cols)%t.nr != 0; {
+		if t.spare {
+			last++
+			cols = append(cols, last)
+		} else {
+			cols = append(cols, cols[0])
+		}
 	}
 	return cols
 }
@@ -409,6 +432,9 @@ func (t *convGemm) epilogue(c []float32, ldc, gi, n0, n1, y0, y1 int) {
 	g := &t.g
 	ohw := g.oh * g.ow
 	span := (y1 - y0) * t.vw
+	if t.spb > 0 {
+		span = t.pitch
+	}
 	for m := 0; m < t.mg; m++ {
 		oc := gi*t.mg + m
 		var bv float32
