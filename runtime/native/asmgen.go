@@ -38,6 +38,8 @@ func main() {
 		vecAct("biasSigmoid"+isa, false, true, wide)
 	}
 	eluKernel("eluAVX2", false)
+	expSubKernel("expSubAVX2", false)
+	expSubKernel("expSubAVX512", true)
 	eluKernel("eluAVX512", true)
 	for _, op := range []string{"ADD", "SUB", "MUL", "DIV"} {
 		binKernels(op)
@@ -411,4 +413,53 @@ func binKernels(op string) {
 		p("\tDECQ R8\n\tJNZ %s_loop8", name)
 		p("%s_done:\n\tVZEROUPPER\n\tRET", name)
 	}
+}
+
+// expSubKernel writes func name(d, s []float32, m float32): d[i] = e^(s[i]−m)
+// for the first len(d)&^(w-1) elements — softmax's exponentials, with the
+// reduction and polynomial of vecAct (and its clamping: a NaN passes).
+//
+// Registers as vecAct's, with 13 holding m.
+func expSubKernel(name string, wide bool) {
+	r, w, shift := "Y", 8, 3
+	if wide {
+		r, w, shift = "Z", 16, 4
+	}
+	c := func(i int) string { return fmt.Sprintf("expc<>+%d(SB)", expOff(i)) }
+	coef := func(i int) string { return c(i) }
+	reg := func(i int) string { return fmt.Sprintf("%s%d", r, i) }
+	p("")
+	p("// func %s(d, s []float32, m float32)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-52", name)
+	p("\tMOVQ d_base+0(FP), DI\n\tMOVQ d_len+8(FP), CX\n\tMOVQ s_base+24(FP), SI")
+	if wide {
+		for i := 0; i < 6; i++ {
+			p("\tVBROADCASTSS %s, %s", c(i), reg(i))
+		}
+		p("\tVPBROADCASTD %s, %s", c(len(expC)), reg(6))
+		for i := 6; i <= 11; i++ {
+			p("\tVBROADCASTSS %s, %s", c(i), reg(10+i))
+		}
+		coef = func(i int) string { return reg(10 + i) }
+	} else {
+		for i := 0; i < 6; i++ {
+			p("\tVMOVUPS %s, %s", c(i), reg(i))
+		}
+		p("\tVMOVDQU %s, %s", c(len(expC)), reg(6))
+	}
+	p("\tVBROADCASTSS m+48(FP), %s", reg(13))
+	p("\tSHRQ $%d, CX\n\tJEQ %s_done\n%s_loop:", shift, name, name)
+	// t = clamp(s − m) to [lo, hi]
+	p("\tVMOVUPS (SI), %[1]s\n\tVSUBPS %[2]s, %[1]s, %[1]s", reg(8), reg(13))
+	p("\tVMINPS %[1]s, %[2]s, %[1]s\n\tVMAXPS %[1]s, %[3]s, %[1]s", reg(8), reg(1), reg(2))
+	p("\tVMULPS %s, %s, %s\n\tVCVTPS2DQ %[3]s, %[3]s\n\tVCVTDQ2PS %[3]s, %[4]s", reg(3), reg(8), reg(9), reg(10))
+	p("\tVFNMADD231PS %s, %s, %s\n\tVFNMADD231PS %s, %[2]s, %[3]s", reg(4), reg(10), reg(8), reg(5))
+	p("\tVMOVUPS %s, %s", coef(6), reg(11))
+	for i := 7; i <= 11; i++ {
+		p("\tVFMADD213PS %s, %s, %s", coef(i), reg(8), reg(11))
+	}
+	p("\tVMULPS %[1]s, %[1]s, %[2]s\n\tVADDPS %[3]s, %[1]s, %[1]s\n\tVFMADD231PS %[4]s, %[2]s, %[1]s", reg(8), reg(12), reg(0), reg(11))
+	p("\tVPADDD %[1]s, %[2]s, %[2]s\n\tVPSLLD $23, %[2]s, %[2]s\n\tVMULPS %[2]s, %[3]s, %[3]s", reg(6), reg(9), reg(8))
+	p("\tVMOVUPS %s, (DI)\n\tADDQ $%d, SI\n\tADDQ $%[2]d, DI\n\tDECQ CX\n\tJNZ %s_loop", reg(8), 4*w, name)
+	p("%s_done:\n\tVZEROUPPER\n\tRET", name)
 }

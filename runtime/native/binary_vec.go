@@ -96,3 +96,18 @@ func divF32(d, a, b []float32) {
 		d[i] = a[i] / b[i]
 	}
 }
+
+// mulScalarF32 is d[i] = a[i]·b.
+func mulScalarF32(d, a []float32, b float32) {
+	a = a[:len(d)]
+	n := 0
+	if haveAVX2 {
+		n = len(d) &^ 7
+		if n > 0 {
+			mulVSAVX2(d[:n], a[:n], b)
+		}
+	}
+	for i := n; i < len(d); i++ {
+		d[i] = a[i] * b
+	}
+}

@@ -90,3 +90,42 @@ func TestELUPlaceInvariant(t *testing.T) {
 		}
 	}
 }
+
+// TestExpSubInto: softmax's exponentials are within expTolULP of float64
+// exp wherever the result is a normal number, and an element's bits do not
+// depend on its place in the row.
+func TestExpSubInto(t *testing.T) {
+	t.Parallel()
+	var xs []float32
+	for x := float32(-90); x < 5; x += 0.00377 {
+		xs = append(xs, x)
+	}
+	const m = 3
+	d := make([]float32, len(xs))
+	expSubInto(d, xs, m)
+	for i, x := range xs {
+		w := float32(math.Exp(float64(x - m)))
+		if w > 1.2e-38 && ulpDiff(d[i], w) > expTolULP {
+			t.Fatalf("e^(%g − %g) = %g, want %g (%.1f ulp)", x, float32(m), d[i], w, ulpDiff(d[i], w))
+		}
+		if w <= 1.2e-38 && d[i] > 1.2e-38 {
+			t.Fatalf("e^(%g − %g) = %g, want about %g", x, float32(m), d[i], w)
+		}
+	}
+	for start := 0; start < 40; start++ {
+		for _, n := range []int{1, 3, 8, 15, 16, 17, 33} {
+			part := make([]float32, n)
+			expSubInto(part, xs[start:start+n], m)
+			for i, v := range part {
+				if math.Float32bits(v) != math.Float32bits(d[start+i]) {
+					t.Fatalf("e^(%g − %g) at %d of a run of %d: %g, %g in the whole row", xs[start+i], float32(m), i, n, v, d[start+i])
+				}
+			}
+		}
+	}
+	nan := []float32{float32(math.NaN())}
+	expSubInto(nan, nan, 0)
+	if nan[0] == nan[0] {
+		t.Errorf("e^NaN = %g", nan[0])
+	}
+}

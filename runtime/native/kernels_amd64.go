@@ -94,3 +94,9 @@ func divVSAVX2(d, a []float32, b float32)
 
 //go:noescape
 func divSVAVX2(d []float32, a float32, b []float32)
+
+//go:noescape
+func expSubAVX2(d, s []float32, m float32)
+
+//go:noescape
+func expSubAVX512(d, s []float32, m float32)

@@ -48,3 +48,5 @@ func mulSVAVX2(d []float32, a float32, b []float32) { panic("native: no AVX2 ker
 func divVVAVX2(d, a, b []float32)                   { panic("native: no AVX2 kernels") }
 func divVSAVX2(d, a []float32, b float32)           { panic("native: no AVX2 kernels") }
 func divSVAVX2(d []float32, a float32, b []float32) { panic("native: no AVX2 kernels") }
+func expSubAVX2(d, s []float32, m float32)          { panic("native: no AVX2 kernels") }
+func expSubAVX512(d, s []float32, m float32)        { panic("native: no AVX2 kernels") }

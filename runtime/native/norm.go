@@ -287,21 +287,51 @@ func softmaxRow(y, x []float32) {
 		m = max(m, v)
 	}
 	y = y[:len(x)]
+	expSubInto(y, x, m)
 	var s0, s1, s2, s3 float64
 	j := 0
-	for ; j+4 <= len(x); j += 4 {
-		e0, e1, e2, e3 := expf(x[j]-m), expf(x[j+1]-m), expf(x[j+2]-m), expf(x[j+3]-m)
-		y[j], y[j+1], y[j+2], y[j+3] = e0, e1, e2, e3
-		s0, s1, s2, s3 = s0+float64(e0), s1+float64(e1), s2+float64(e2), s3+float64(e3)
+	for ; j+4 <= len(y); j += 4 {
+		s0, s1, s2, s3 = s0+float64(y[j]), s1+float64(y[j+1]), s2+float64(y[j+2]), s3+float64(y[j+3])
 	}
-	for ; j < len(x); j++ {
-		e := expf(x[j] - m)
-		y[j] = e
-		s0 += float64(e)
+	for ; j < len(y); j++ {
+		s0 += float64(y[j])
 	}
 	inv := float32(1 / ((s0 + s1) + (s2 + s3)))
-	for j := range y {
-		y[j] *= inv
+	mulScalarF32(y, y, inv)
+}
+
+// expSubInto sets d[i] = e^(s[i] − m). With AVX2 every element goes through
+// the vector kernel, the last partial vector through a padded copy, so an
+// element's bits do not depend on its place in the row.
+func expSubInto(d, s []float32, m float32) {
+	s = s[:len(d)]
+	if !haveAVX2 {
+		for i, v := range s {
+			d[i] = expf(v - m)
+		}
+		return
+	}
+	w := 8
+	if haveAVX512 {
+		w = 16
+	}
+	n := len(d) &^ (w - 1)
+	if n > 0 {
+		expSubVec(d[:n], s[:n], m)
+	}
+	if n < len(d) {
+		var buf [16]float32
+		k := copy(buf[:], s[n:])
+		expSubVec(buf[:w], buf[:w], m)
+		copy(d[n:], buf[:k])
+	}
+}
+
+func expSubVec(d, s []float32, m float32) {
+	if haveAVX512 {
+		expSubAVX512(d, s, m)
+	} else {
+		expSubAVX2(d, s, m)
 	}
 }
 
