@@ -39,6 +39,8 @@ func main() {
 	}
 	eluKernel("eluAVX2", false)
 	expSubKernel("expSubAVX2", false)
+	rowMaxKernel()
+	rowSumKernel()
 	expSubKernel("expSubAVX512", true)
 	eluKernel("eluAVX512", true)
 	for _, op := range []string{"ADD", "SUB", "MUL", "DIV"} {
@@ -462,4 +464,99 @@ func expSubKernel(name string, wide bool) {
 	p("\tVPADDD %[1]s, %[2]s, %[2]s\n\tVPSLLD $23, %[2]s, %[2]s\n\tVMULPS %[2]s, %[3]s, %[3]s", reg(6), reg(9), reg(8))
 	p("\tVMOVUPS %s, (DI)\n\tADDQ $%d, SI\n\tADDQ $%[2]d, DI\n\tDECQ CX\n\tJNZ %s_loop", reg(8), 4*w, name)
 	p("%s_done:\n\tVZEROUPPER\n\tRET", name)
+}
+
+// rowMaxKernel writes func maxNaNAVX2(x []float32) (m float32, nan bool):
+// the largest of the first len(x)&^31 elements (at least 32), and whether
+// any of them is NaN (VMAXPS drops a NaN, so they are tracked apart).
+func rowMaxKernel() {
+	p(`
+// func maxNaNAVX2(x []float32) (m float32, nan bool)
+TEXT ·maxNaNAVX2(SB), NOSPLIT, $0-29
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	SHRQ $5, CX
+	VMOVUPS (SI), Y0
+	VMOVUPS Y0, Y1
+	VMOVUPS Y0, Y2
+	VMOVUPS Y0, Y3
+	VXORPS Y8, Y8, Y8
+maxNaN_loop:
+	VMOVUPS (SI), Y4
+	VMOVUPS 32(SI), Y5
+	VMOVUPS 64(SI), Y6
+	VMOVUPS 96(SI), Y7
+	VCMPPS $3, Y4, Y4, Y9
+	VORPS Y9, Y8, Y8
+	VCMPPS $3, Y5, Y5, Y9
+	VORPS Y9, Y8, Y8
+	VCMPPS $3, Y6, Y6, Y9
+	VORPS Y9, Y8, Y8
+	VCMPPS $3, Y7, Y7, Y9
+	VORPS Y9, Y8, Y8
+	VMAXPS Y4, Y0, Y0
+	VMAXPS Y5, Y1, Y1
+	VMAXPS Y6, Y2, Y2
+	VMAXPS Y7, Y3, Y3
+	ADDQ $128, SI
+	DECQ CX
+	JNZ maxNaN_loop
+	VMAXPS Y1, Y0, Y0
+	VMAXPS Y3, Y2, Y2
+	VMAXPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0x4e, X0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0xb1, X0, X1
+	VMAXPS X1, X0, X0
+	VMOVSS X0, m+24(FP)
+	VMOVMSKPS Y8, AX
+	TESTL AX, AX
+	SETNE nan+28(FP)
+	VZEROUPPER
+	RET`)
+}
+
+// rowSumKernel writes func sum16AVX2(x []float32) float64: the sum of the
+// first len(x)&^15 elements in float64, element j in partial sum j mod 16
+// (four YMM accumulators of four lanes, so the additions overlap), the
+// partial sums then added in a fixed tree. The order depends only on the
+// length, so a row's sum has the same bits wherever the row lies.
+func rowSumKernel() {
+	p(`
+// func sum16AVX2(x []float32) float64
+TEXT ·sum16AVX2(SB), NOSPLIT, $0-32
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	SHRQ $4, CX
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	TESTQ CX, CX
+	JEQ sum16_fold
+sum16_loop:
+	VCVTPS2PD (SI), Y4
+	VCVTPS2PD 16(SI), Y5
+	VCVTPS2PD 32(SI), Y6
+	VCVTPS2PD 48(SI), Y7
+	VADDPD Y4, Y0, Y0
+	VADDPD Y5, Y1, Y1
+	VADDPD Y6, Y2, Y2
+	VADDPD Y7, Y3, Y3
+	ADDQ $64, SI
+	DECQ CX
+	JNZ sum16_loop
+sum16_fold:
+	VADDPD Y1, Y0, Y0
+	VADDPD Y3, Y2, Y2
+	VADDPD Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPD X1, X0, X0
+	VPERMILPD $1, X0, X1
+	VADDSD X1, X0, X0
+	VMOVSD X0, ret+24(FP)
+	VZEROUPPER
+	RET`)
 }

@@ -461,15 +461,11 @@ func (e convEpi) apply(d, s []float32, bias float32) {
 			d[k] = max(v+bias, 0)
 		}
 	case e.elu:
-		for k, v := range s {
-			d[k] = v + bias
-		}
+		addScalarF32(d, s, bias)
 		eluInto(d, d, e.alpha)
 	default:
 		if bias != 0 {
-			for k, v := range s {
-				d[k] = v + bias
-			}
+			addScalarF32(d, s, bias)
 			s = d
 		}
 		if e.a != actNone {

@@ -129,3 +129,36 @@ func TestExpSubInto(t *testing.T) {
 		t.Errorf("e^NaN = %g", nan[0])
 	}
 }
+
+// TestRowMaxAndSum: the vector maximum agrees with Go's max (NaN
+// anywhere gives NaN) and the vector float64 sum is within rounding of the
+// exact sum, for every length around the block sizes.
+func TestRowMaxAndSum(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(7, 8))
+	x := make([]float32, 300)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64() * 100)
+	}
+	for n := 0; n <= len(x); n++ {
+		want := float32(math.Inf(-1))
+		exact := 0.0
+		for _, v := range x[:n] {
+			want = max(want, v)
+			exact += float64(v)
+		}
+		if got := rowMax(x[:n]); got != want {
+			t.Fatalf("max of %d: %g, want %g", n, got, want)
+		}
+		if got := sumF64(x[:n]); math.Abs(got-exact) > 1e-9*(1+math.Abs(exact)) {
+			t.Fatalf("sum of %d: %g, want %g", n, got, exact)
+		}
+	}
+	for _, at := range []int{0, 13, 31, 32, 63, 64, 299} {
+		y := append([]float32(nil), x...)
+		y[at] = float32(math.NaN())
+		if m := rowMax(y); m == m {
+			t.Errorf("max with a NaN at %d = %g", at, m)
+		}
+	}
+}

@@ -100,3 +100,9 @@ func expSubAVX2(d, s []float32, m float32)
 
 //go:noescape
 func expSubAVX512(d, s []float32, m float32)
+
+//go:noescape
+func maxNaNAVX2(x []float32) (m float32, nan bool)
+
+//go:noescape
+func sum16AVX2(x []float32) float64

@@ -50,3 +50,5 @@ func divVSAVX2(d, a []float32, b float32)           { panic("native: no AVX2 ker
 func divSVAVX2(d []float32, a float32, b []float32) { panic("native: no AVX2 kernels") }
 func expSubAVX2(d, s []float32, m float32)          { panic("native: no AVX2 kernels") }
 func expSubAVX512(d, s []float32, m float32)        { panic("native: no AVX2 kernels") }
+func maxNaNAVX2(x []float32) (m float32, nan bool)  { panic("native: no AVX2 kernels") }
+func sum16AVX2(x []float32) float64                 { panic("native: no AVX2 kernels") }

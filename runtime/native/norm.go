@@ -279,25 +279,57 @@ func (k *softmax) run(x *exec, in, out []*graph.Tensor) error {
 func (*softmax) newState() any { return new(softmaxTask) }
 
 // softmaxRow is one contiguous row's softmax. The sum of the exponentials
-// is kept in four float64 partial sums (elements j mod 4), added at the
-// end, so the additions do not wait on each other.
+// is kept in float64 partial sums (sumF64: sixteen with AVX2, four
+// without), added at the end, so the additions do not wait on each other.
 func softmaxRow(y, x []float32) {
-	m := float32(math.Inf(-1))
-	for _, v := range x {
-		m = max(m, v)
-	}
+	m := rowMax(x)
 	y = y[:len(x)]
 	expSubInto(y, x, m)
+	inv := float32(1 / sumF64(y))
+	mulScalarF32(y, y, inv)
+}
+
+// rowMax is the largest element of x, NaN when one is, −Inf when x is empty.
+func rowMax(x []float32) float32 {
+	m := float32(math.Inf(-1))
+	n := 0
+	if haveAVX2 && len(x) >= 32 {
+		n = len(x) &^ 31
+		var nan bool
+		if m, nan = maxNaNAVX2(x[:n]); nan {
+			return float32(math.NaN())
+		}
+	}
+	for _, v := range x[n:] {
+		m = max(m, v)
+	}
+	return m
+}
+
+// sumF64 is the sum of x in float64, in an order fixed by its length: with
+// AVX2, sixteen partial sums over whole blocks of 16 and the rest added
+// after; without, four partial sums (element j in j mod 4).
+func sumF64(x []float32) float64 {
+	if haveAVX2 {
+		n := len(x) &^ 15
+		var s float64
+		if n > 0 {
+			s = sum16AVX2(x[:n])
+		}
+		for _, v := range x[n:] {
+			s += float64(v)
+		}
+		return s
+	}
 	var s0, s1, s2, s3 float64
 	j := 0
-	for ; j+4 <= len(y); j += 4 {
-		s0, s1, s2, s3 = s0+float64(y[j]), s1+float64(y[j+1]), s2+float64(y[j+2]), s3+float64(y[j+3])
+	for ; j+4 <= len(x); j += 4 {
+		s0, s1, s2, s3 = s0+float64(x[j]), s1+float64(x[j+1]), s2+float64(x[j+2]), s3+float64(x[j+3])
 	}
-	for ; j < len(y); j++ {
-		s0 += float64(y[j])
+	for ; j < len(x); j++ {
+		s0 += float64(x[j])
 	}
-	inv := float32(1 / ((s0 + s1) + (s2 + s3)))
-	mulScalarF32(y, y, inv)
+	return (s0 + s1) + (s2 + s3)
 }
 
 // expSubInto sets d[i] = e^(s[i] − m). With AVX2 every element goes through
