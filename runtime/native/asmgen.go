@@ -41,6 +41,9 @@ func main() {
 	expSubKernel("expSubAVX2", false)
 	rowMaxKernel()
 	rowSumKernel()
+	sumSqKernel()
+	affineKernel("affineAVX2", false)
+	affineKernel("affine2AVX2", true)
 	expSubKernel("expSubAVX512", true)
 	eluKernel("eluAVX512", true)
 	for _, op := range []string{"ADD", "SUB", "MUL", "DIV"} {
@@ -559,4 +562,74 @@ sum16_fold:
 	VMOVSD X0, ret+24(FP)
 	VZEROUPPER
 	RET`)
+}
+
+// sumSqKernel writes func sumSq16AVX2(x []float32) (s, q float64): the sum
+// and the sum of squares of the first len(x)&^7 elements in float64, element
+// j in partial sums j mod 8 (two accumulators of four lanes each for s and
+// for q), folded in a fixed tree; the square and the addition are rounded
+// apart, as Go's v*v + q is.
+func sumSqKernel() {
+	p(`
+// func sumSq16AVX2(x []float32) (s, q float64)
+TEXT ·sumSq16AVX2(SB), NOSPLIT, $0-40
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	SHRQ $3, CX
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	TESTQ CX, CX
+	JEQ sumSq_fold
+sumSq_loop:
+	VCVTPS2PD (SI), Y4
+	VCVTPS2PD 16(SI), Y5
+	VADDPD Y4, Y0, Y0
+	VADDPD Y5, Y1, Y1
+	VMULPD Y4, Y4, Y4
+	VMULPD Y5, Y5, Y5
+	VADDPD Y4, Y2, Y2
+	VADDPD Y5, Y3, Y3
+	ADDQ $32, SI
+	DECQ CX
+	JNZ sumSq_loop
+sumSq_fold:
+	VADDPD Y1, Y0, Y0
+	VADDPD Y3, Y2, Y2
+	VEXTRACTF128 $1, Y0, X1
+	VADDPD X1, X0, X0
+	VPERMILPD $1, X0, X1
+	VADDSD X1, X0, X0
+	VMOVSD X0, s+24(FP)
+	VEXTRACTF128 $1, Y2, X3
+	VADDPD X3, X2, X2
+	VPERMILPD $1, X2, X3
+	VADDSD X3, X2, X2
+	VMOVSD X2, q+32(FP)
+	VZEROUPPER
+	RET`)
+}
+
+// affineKernel writes func name(d, s []float32, a, b[, c, e] float32):
+// d[i] = s[i]·a + b, or (s[i]·a + b)·c + e when two, over the first
+// len(d)&^7 elements; each product and sum rounded apart, as in Go.
+func affineKernel(name string, two bool) {
+	size, sig := 56, "a, b float32"
+	if two {
+		size, sig = 64, "a, b, c, e float32"
+	}
+	p("\n// func %s(d, s []float32, %s)\nTEXT ·%[1]s(SB), NOSPLIT, $0-%[3]d", name, sig, size)
+	p("\tMOVQ d_base+0(FP), DI\n\tMOVQ d_len+8(FP), CX\n\tMOVQ s_base+24(FP), SI")
+	p("\tVBROADCASTSS a+48(FP), Y12\n\tVBROADCASTSS b+52(FP), Y13")
+	if two {
+		p("\tVBROADCASTSS c+56(FP), Y14\n\tVBROADCASTSS e+60(FP), Y15")
+	}
+	p("\tSHRQ $3, CX\n\tJEQ %s_done\n%[1]s_loop:", name)
+	p("\tVMULPS (SI), Y12, Y0\n\tVADDPS Y13, Y0, Y0")
+	if two {
+		p("\tVMULPS Y14, Y0, Y0\n\tVADDPS Y15, Y0, Y0")
+	}
+	p("\tVMOVUPS Y0, (DI)\n\tADDQ $32, SI\n\tADDQ $32, DI\n\tDECQ CX\n\tJNZ %s_loop", name)
+	p("%s_done:\n\tVZEROUPPER\n\tRET", name)
 }

@@ -106,3 +106,12 @@ func maxNaNAVX2(x []float32) (m float32, nan bool)
 
 //go:noescape
 func sum16AVX2(x []float32) float64
+
+//go:noescape
+func sumSq16AVX2(x []float32) (s, q float64)
+
+//go:noescape
+func affineAVX2(d, s []float32, a, b float32)
+
+//go:noescape
+func affine2AVX2(d, s []float32, a, b, c, e float32)

@@ -1323,6 +1323,91 @@ sum16_fold:
 	VZEROUPPER
 	RET
 
+// func sumSq16AVX2(x []float32) (s, q float64)
+TEXT ·sumSq16AVX2(SB), NOSPLIT, $0-40
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	SHRQ $3, CX
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	TESTQ CX, CX
+	JEQ sumSq_fold
+sumSq_loop:
+	VCVTPS2PD (SI), Y4
+	VCVTPS2PD 16(SI), Y5
+	VADDPD Y4, Y0, Y0
+	VADDPD Y5, Y1, Y1
+	VMULPD Y4, Y4, Y4
+	VMULPD Y5, Y5, Y5
+	VADDPD Y4, Y2, Y2
+	VADDPD Y5, Y3, Y3
+	ADDQ $32, SI
+	DECQ CX
+	JNZ sumSq_loop
+sumSq_fold:
+	VADDPD Y1, Y0, Y0
+	VADDPD Y3, Y2, Y2
+	VEXTRACTF128 $1, Y0, X1
+	VADDPD X1, X0, X0
+	VPERMILPD $1, X0, X1
+	VADDSD X1, X0, X0
+	VMOVSD X0, s+24(FP)
+	VEXTRACTF128 $1, Y2, X3
+	VADDPD X3, X2, X2
+	VPERMILPD $1, X2, X3
+	VADDSD X3, X2, X2
+	VMOVSD X2, q+32(FP)
+	VZEROUPPER
+	RET
+
+// func affineAVX2(d, s []float32, a, b float32)
+TEXT ·affineAVX2(SB), NOSPLIT, $0-56
+	MOVQ d_base+0(FP), DI
+	MOVQ d_len+8(FP), CX
+	MOVQ s_base+24(FP), SI
+	VBROADCASTSS a+48(FP), Y12
+	VBROADCASTSS b+52(FP), Y13
+	SHRQ $3, CX
+	JEQ affineAVX2_done
+affineAVX2_loop:
+	VMULPS (SI), Y12, Y0
+	VADDPS Y13, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ affineAVX2_loop
+affineAVX2_done:
+	VZEROUPPER
+	RET
+
+// func affine2AVX2(d, s []float32, a, b, c, e float32)
+TEXT ·affine2AVX2(SB), NOSPLIT, $0-64
+	MOVQ d_base+0(FP), DI
+	MOVQ d_len+8(FP), CX
+	MOVQ s_base+24(FP), SI
+	VBROADCASTSS a+48(FP), Y12
+	VBROADCASTSS b+52(FP), Y13
+	VBROADCASTSS c+56(FP), Y14
+	VBROADCASTSS e+60(FP), Y15
+	SHRQ $3, CX
+	JEQ affine2AVX2_done
+affine2AVX2_loop:
+	VMULPS (SI), Y12, Y0
+	VADDPS Y13, Y0, Y0
+	VMULPS Y14, Y0, Y0
+	VADDPS Y15, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ affine2AVX2_loop
+affine2AVX2_done:
+	VZEROUPPER
+	RET
+
 // func expSubAVX512(d, s []float32, m float32)
 TEXT ·expSubAVX512(SB), NOSPLIT, $0-52
 	MOVQ d_base+0(FP), DI

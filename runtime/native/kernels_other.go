@@ -34,21 +34,24 @@ func biasSigmoidAVX512(d, s, bias []float32) { panic("native: no AVX-512 kernels
 func packRows16AVX2(dst, src *float32, offs *int, n int) { panic("native: no AVX2 kernels") }
 func packRows32AVX2(dst, src *float32, offs *int, n int) { panic("native: no AVX2 kernels") }
 
-func eluAVX2(d, s []float32, alpha float32)         { panic("native: no AVX2 kernels") }
-func eluAVX512(d, s []float32, alpha float32)       { panic("native: no AVX2 kernels") }
-func addVVAVX2(d, a, b []float32)                   { panic("native: no AVX2 kernels") }
-func addVSAVX2(d, a []float32, b float32)           { panic("native: no AVX2 kernels") }
-func addSVAVX2(d []float32, a float32, b []float32) { panic("native: no AVX2 kernels") }
-func subVVAVX2(d, a, b []float32)                   { panic("native: no AVX2 kernels") }
-func subVSAVX2(d, a []float32, b float32)           { panic("native: no AVX2 kernels") }
-func subSVAVX2(d []float32, a float32, b []float32) { panic("native: no AVX2 kernels") }
-func mulVVAVX2(d, a, b []float32)                   { panic("native: no AVX2 kernels") }
-func mulVSAVX2(d, a []float32, b float32)           { panic("native: no AVX2 kernels") }
-func mulSVAVX2(d []float32, a float32, b []float32) { panic("native: no AVX2 kernels") }
-func divVVAVX2(d, a, b []float32)                   { panic("native: no AVX2 kernels") }
-func divVSAVX2(d, a []float32, b float32)           { panic("native: no AVX2 kernels") }
-func divSVAVX2(d []float32, a float32, b []float32) { panic("native: no AVX2 kernels") }
-func expSubAVX2(d, s []float32, m float32)          { panic("native: no AVX2 kernels") }
-func expSubAVX512(d, s []float32, m float32)        { panic("native: no AVX2 kernels") }
-func maxNaNAVX2(x []float32) (m float32, nan bool)  { panic("native: no AVX2 kernels") }
-func sum16AVX2(x []float32) float64                 { panic("native: no AVX2 kernels") }
+func eluAVX2(d, s []float32, alpha float32)          { panic("native: no AVX2 kernels") }
+func eluAVX512(d, s []float32, alpha float32)        { panic("native: no AVX2 kernels") }
+func addVVAVX2(d, a, b []float32)                    { panic("native: no AVX2 kernels") }
+func addVSAVX2(d, a []float32, b float32)            { panic("native: no AVX2 kernels") }
+func addSVAVX2(d []float32, a float32, b []float32)  { panic("native: no AVX2 kernels") }
+func subVVAVX2(d, a, b []float32)                    { panic("native: no AVX2 kernels") }
+func subVSAVX2(d, a []float32, b float32)            { panic("native: no AVX2 kernels") }
+func subSVAVX2(d []float32, a float32, b []float32)  { panic("native: no AVX2 kernels") }
+func mulVVAVX2(d, a, b []float32)                    { panic("native: no AVX2 kernels") }
+func mulVSAVX2(d, a []float32, b float32)            { panic("native: no AVX2 kernels") }
+func mulSVAVX2(d []float32, a float32, b []float32)  { panic("native: no AVX2 kernels") }
+func divVVAVX2(d, a, b []float32)                    { panic("native: no AVX2 kernels") }
+func divVSAVX2(d, a []float32, b float32)            { panic("native: no AVX2 kernels") }
+func divSVAVX2(d []float32, a float32, b []float32)  { panic("native: no AVX2 kernels") }
+func expSubAVX2(d, s []float32, m float32)           { panic("native: no AVX2 kernels") }
+func expSubAVX512(d, s []float32, m float32)         { panic("native: no AVX2 kernels") }
+func maxNaNAVX2(x []float32) (m float32, nan bool)   { panic("native: no AVX2 kernels") }
+func sum16AVX2(x []float32) float64                  { panic("native: no AVX2 kernels") }
+func sumSq16AVX2(x []float32) (s, q float64)         { panic("native: no AVX2 kernels") }
+func affineAVX2(d, s []float32, a, b float32)        { panic("native: no AVX2 kernels") }
+func affine2AVX2(d, s []float32, a, b, c, e float32) { panic("native: no AVX2 kernels") }

@@ -87,10 +87,7 @@ func (t *groupNormTask) group(i, gi int) {
 		src := t.x[(i*t.c+ch)*t.plane : (i*t.c+ch+1)*t.plane]
 		dst := t.y[(i*t.c+ch)*t.plane : (i*t.c+ch+1)*t.plane]
 		dst = dst[:len(src)]
-		g, b := t.gamma[ch], t.beta[ch]
-		for j, v := range src {
-			dst[j] = (v*scale+shift)*g + b
-		}
+		affine2F32(dst, src, scale, shift, t.gamma[ch], t.beta[ch])
 		if t.k.act != actNone {
 			applyAct(t.k.act, dst, dst, nil)
 		}

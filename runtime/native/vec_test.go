@@ -162,3 +162,39 @@ func TestRowMaxAndSum(t *testing.T) {
 		}
 	}
 }
+
+// TestMeanVarAndAffine: the norms' statistics are within rounding of the
+// exact ones for every length around the block sizes, and the vector
+// scale-and-shift loops give the Go expression's bits.
+func TestMeanVarAndAffine(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(9, 10))
+	x := make([]float32, 200)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64()*3 + 1)
+	}
+	for n := 1; n <= len(x); n++ {
+		var s, q float64
+		for _, v := range x[:n] {
+			s += float64(v)
+			q += float64(v) * float64(v)
+		}
+		wm := s / float64(n)
+		wv := max(0, q/float64(n)-wm*wm)
+		m, v := meanVar4(x[:n])
+		if math.Abs(m-wm) > 1e-12*(1+math.Abs(wm)) || math.Abs(v-wv) > 1e-11*(1+wv) {
+			t.Fatalf("mean, variance of %d: %g, %g; want %g, %g", n, m, v, wm, wv)
+		}
+		d, d2 := make([]float32, n), make([]float32, n)
+		affineF32(d, x[:n], 0.37, -1.5)
+		affine2F32(d2, x[:n], 0.37, -1.5, 2.25, 0.125)
+		for i, v := range x[:n] {
+			if w := float32(v*0.37) - 1.5; math.Float32bits(d[i]) != math.Float32bits(w) {
+				t.Fatalf("affine of %g: %g, want %g", v, d[i], w)
+			}
+			if w := float32(float32(float32(v*0.37)-1.5)*2.25) + 0.125; math.Float32bits(d2[i]) != math.Float32bits(w) {
+				t.Fatalf("affine2 of %g: %g, want %g", v, d2[i], w)
+			}
+		}
+	}
+}
