@@ -342,8 +342,21 @@ func (p *plan) assignBuffers(bound map[int]bool) {
 	}
 	var free []int
 	for i, st := range p.steps {
+		// A reshape whose input dies here writes into the input's own
+		// buffer (its run then copies nothing): the autodiff's weight
+		// gradients reshape every patch matrix they multiply.
+		alias := -1
+		if _, ok := st.k.(*reshapeLike); ok && len(st.in) > 0 && len(st.out) == 1 {
+			if in := st.in[0]; in >= 0 && last[in] == i && p.bufOf[in] >= 0 {
+				alias = p.bufOf[in]
+			}
+		}
 		for _, s := range st.out {
 			if s < 0 || bound[s] {
+				continue
+			}
+			if alias >= 0 {
+				p.bufOf[s] = alias
 				continue
 			}
 			if len(free) > 0 {
@@ -365,10 +378,18 @@ func (p *plan) assignBuffers(bound map[int]bool) {
 			}
 		}
 		for _, s := range st.in {
+			if alias >= 0 && s == st.in[0] && aliased(p, st, alias) {
+				continue // the output holds the buffer now
+			}
 			release(s)
 		}
 		for _, s := range st.out {
 			release(s)
 		}
 	}
+}
+
+// aliased reports whether step st's output took buffer b from its input.
+func aliased(p *plan, st step, b int) bool {
+	return len(st.out) == 1 && st.out[0] >= 0 && p.bufOf[st.out[0]] == b
 }

@@ -165,3 +165,53 @@ func TestFoldBudget(t *testing.T) {
 		t.Errorf("16 elements under a budget of 16: %v", err)
 	}
 }
+
+// TestReshapeTakesDyingInputsBuffer: a Reshape whose input is used nowhere
+// else gets that input's buffer (no copy); one whose input is still needed
+// afterwards gets its own, and both compute the right values.
+func TestReshapeTakesDyingInputsBuffer(t *testing.T) {
+	b := graph.NewBuilder("alias")
+	x := b.Input("x", graph.Float32, graph.Fixed(2, 3))
+	shape := b.Const("shape", graph.NewInt64([]int64{2}, []int64{3, 2}))
+	r := b.Op1("Relu", []string{x})
+	dies := b.Op1("Reshape", []string{r, shape}) // r is not used again
+	n := b.Op1("Neg", []string{x})               // n is used again below
+	kept := b.Op1("Reshape", []string{n, shape}) // so this one copies
+	b.Output("y", b.Op1("Add", []string{b.Op1("Abs", []string{dies}), b.Op1("Add", []string{kept, b.Op1("Reshape", []string{n, shape})})}), graph.Float32, nil)
+	m := &graph.Model{Opsets: []graph.OpsetImport{{Version: 17}}, Graph: b.Graph()}
+	pr, err := Backend{}.Prepare(m, runtime.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pr.(*plan)
+	slot := func(name string) int {
+		for i, s := range p.slotName {
+			if s == name {
+				return i
+			}
+		}
+		t.Fatalf("no slot %s", name)
+		return -1
+	}
+	if p.bufOf[slot(dies)] != p.bufOf[slot(r)] {
+		t.Errorf("the reshape of a dying value got buffer %d, its input had %d", p.bufOf[slot(dies)], p.bufOf[slot(r)])
+	}
+	if p.bufOf[slot(kept)] == p.bufOf[slot(n)] {
+		t.Errorf("the reshape of a value used later shares its buffer %d", p.bufOf[slot(n)])
+	}
+	s, err := pr.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := graph.NewFloat32([]int64{2, 3}, []float32{1, -2, 3, -4, 5, -6})
+	out := []*graph.Tensor{new(graph.Tensor)}
+	if err := s.Run([]*graph.Tensor{in}, out); err != nil {
+		t.Fatal(err)
+	}
+	// |relu(x)| + 2·(−x)
+	for i, v := range in.F32 {
+		if want := max(v, 0) - 2*v; out[0].F32[i] != want {
+			t.Fatalf("y[%d] = %g, want %g", i, out[0].F32[i], want)
+		}
+	}
+}

@@ -20,7 +20,8 @@ func copyData(d, s *graph.Tensor) {
 }
 
 // reshapeLike ops keep the data and change the shape; newShape computes the
-// shape. (They copy: buffers are shared by liveness, not aliased.)
+// shape. They copy, unless the plan gave the output its input's buffer
+// (assignBuffers, where the input dies at the reshape).
 type reshapeLike struct {
 	newShape func(in []*graph.Tensor, out *dims) (int, error)
 }
@@ -49,8 +50,24 @@ func (k *reshapeLike) infer(in, out []*graph.Tensor) error {
 }
 
 func (k *reshapeLike) run(_ *exec, in, out []*graph.Tensor) error {
-	copyData(out[0], in[0])
+	if !sameData(out[0], in[0]) {
+		copyData(out[0], in[0])
+	}
 	return nil
+}
+
+// sameData reports whether d and s start at the same memory (a reshape
+// given its input's buffer by the plan).
+func sameData(d, s *graph.Tensor) bool {
+	switch {
+	case len(d.F32) > 0 && len(s.F32) > 0:
+		return &d.F32[0] == &s.F32[0]
+	case len(d.I64) > 0 && len(s.I64) > 0:
+		return &d.I64[0] == &s.I64[0]
+	case len(d.B) > 0 && len(s.B) > 0:
+		return &d.B[0] == &s.B[0]
+	}
+	return false
 }
 
 func compileReshape(c *compileCtx) (kernel, error) {
