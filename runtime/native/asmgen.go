@@ -28,6 +28,7 @@ func main() {
 	for _, wide := range []bool{false, true} {
 		gemmKernel(false, wide)
 		gemmKernel(true, wide)
+		gemmKernelInd(wide)
 	}
 	expConsts()
 	for _, wide := range []bool{false, true} {
@@ -65,7 +66,14 @@ const gemmRows = 6
 // row-major matrix (lda apart), which saves packing A when alpha is 1.
 //
 // wide selects the AVX-512 variant: ZMM registers and 32 columns of C.
-func gemmKernel(strided, wide bool) {
+func gemmKernel(strided, wide bool) { gemmKernelAny(strided, false, wide) }
+
+// gemmKernelInd writes the indirect micro-kernel: A packed, and row p of B
+// the 16 or 32 floats at b + offs[p] — a strip of convolution patches read
+// from the slab where they lie, with no packing.
+func gemmKernelInd(wide bool) { gemmKernelAny(false, true, wide) }
+
+func gemmKernelAny(strided, indirect, wide bool) {
 	r, cols, isa := "Y", 16, "AVX2"
 	if wide {
 		r, cols, isa = "Z", 32, "AVX512"
@@ -75,7 +83,14 @@ func gemmKernel(strided, wide bool) {
 	if strided {
 		name, aStep, size = fmt.Sprintf("sgemmKern6x%dStrided%s", cols, isa), 4, 56
 	}
-	if strided {
+	if indirect {
+		name, size = fmt.Sprintf("sgemmKern6x%dInd%s", cols, isa), 56
+		p(`
+// func %s(kc int, a, b *float32, offs *int, c *float32, ldc int, acc int)
+//
+// C[6×%d] = (C if acc ≠ 0) + Σ_p a[6p+i]·b[offs[p]+j]: A a packed strip, B
+// rows gathered through offs (R11); R12 holds the offset of the step.`, name, cols)
+	} else if strided {
 		p(`
 // func %s(kc int, a *float32, lda int, b, c *float32, ldc int, acc int)
 //
@@ -96,7 +111,13 @@ func gemmKernel(strided, wide bool) {
 		p("\tMOVQ lda+16(FP), R8\n\tSHLQ $2, R8\n\tLEAQ (AX)(R8*2), R10\n\tADDQ R8, R10")
 		off = 24
 	}
-	p("\tMOVQ b+%d(FP), BX\n\tMOVQ c+%d(FP), DI\n\tMOVQ ldc+%d(FP), DX\n\tSHLQ $2, DX", off, off+8, off+16)
+	if indirect {
+		p("\tMOVQ b+16(FP), BX\n\tMOVQ offs+24(FP), R11")
+		off = 24 // c, ldc and acc follow offs as they follow b elsewhere
+	} else {
+		p("\tMOVQ b+%d(FP), BX", off)
+	}
+	p("\tMOVQ c+%d(FP), DI\n\tMOVQ ldc+%d(FP), DX\n\tSHLQ $2, DX", off+8, off+16)
 	zero := "VXORPS"
 	if wide {
 		zero = "VPXORD" // VXORPS on ZMM needs AVX512DQ
@@ -121,8 +142,16 @@ func gemmKernel(strided, wide bool) {
 		return fmt.Sprintf("%d(%s)(R8*2)", off, base)
 	}
 	step := func(offA, offB int) {
-		p("\tVMOVUPS %d(BX), %s12", offB, r)
-		p("\tVMOVUPS %d(BX), %s13", offB+vb, r)
+		if indirect {
+			// offB counts B's rows in bytes of a packed panel; here the
+			// step's offset is the offB/(2·vb)-th entry of offs
+			p("\tMOVQ %d(R11), R12", 8*(offB/(2*vb)))
+			p("\tVMOVUPS (BX)(R12*4), %s12", r)
+			p("\tVMOVUPS %d(BX)(R12*4), %s13", vb, r)
+		} else {
+			p("\tVMOVUPS %d(BX), %s12", offB, r)
+			p("\tVMOVUPS %d(BX), %s13", offB+vb, r)
+		}
 		for i := 0; i < gemmRows; i++ {
 			br := 14 + i%2
 			p("\tVBROADCASTSS %s, %s%d", aAddr(offA, i), r, br)
@@ -135,7 +164,11 @@ func gemmKernel(strided, wide bool) {
 		if strided {
 			p("\tADDQ $%d, R10", steps*aStep)
 		}
-		p("\tADDQ $%d, BX", steps*2*vb)
+		if indirect {
+			p("\tADDQ $%d, R11", steps*8)
+		} else {
+			p("\tADDQ $%d, BX", steps*2*vb)
+		}
 	}
 	p("\tMOVQ CX, R9\n\tSHRQ $1, R9\n\tJEQ tail\nloop2:")
 	step(0, 0)

@@ -152,9 +152,11 @@ func (t *binTask[T, U]) runRange(lo, hi int) {
 		return
 	}
 	n := t.s.inner
+	var idx [maxRank]int
+	off := t.s.start(lo, &idx)
 	for q := lo; q < hi; q++ {
-		off := t.s.row(q)
 		t.rowOp(q*n, off[0], off[1], n)
+		t.s.advance(&idx, &off)
 	}
 }
 

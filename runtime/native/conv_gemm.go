@@ -269,17 +269,47 @@ func (t *convGemm) computeBlock(wk *convWorker, gi, b int) {
 	c := wk.c[:mpad*cpad]
 	for pc := 0; pc < t.kk; pc += t.a.kc {
 		kc := min(t.a.kc, t.kk-pc)
-		bp := wk.b[:kc*cpad]
-		t.packB(bp, xs, wk.cols, pc, kc)
+		rows := t.work.rowOff[pc : pc+kc]
 		ap := a[pc*mpad:]
 		for jr := 0; jr < cpad; jr += t.nr {
-			bs := bp[jr*kc : (jr+t.nr)*kc]
+			cs := wk.cols[jr : jr+t.nr]
+			if t.indirect(xs, cs, rows) {
+				// the strip's patches are rows of the slab: read in place
+				for ir := 0; ir < mpad; ir += gemmMR {
+					microIndirect(t.impl, kc, ap[ir*kc:(ir+gemmMR)*kc], xs, cs[0], rows, c[ir*cpad+jr:], cpad, pc > 0)
+				}
+				continue
+			}
+			bs := wk.b[:kc*t.nr]
+			t.packB(bs, xs, cs, pc, kc)
 			for ir := 0; ir < mpad; ir += gemmMR {
 				microPacked(t.impl, kc, ap[ir*kc:(ir+gemmMR)*kc], bs, c[ir*cpad+jr:], cpad, pc > 0)
 			}
 		}
 	}
 	t.epilogue(c, cpad, gi, n0, n1, y0, y1)
+}
+
+// indirect reports whether the strip of columns cs can be read in place by
+// the indirect micro-kernel: consecutive columns (stride 1), an assembly
+// kernel, and every row's read inside xs (the bounds the kernel relies on).
+func (t *convGemm) indirect(xs []float32, cs []int, rows []int) bool {
+	n := len(cs)
+	return t.impl != implGo && t.g.sw == 1 && cs[n-1]-cs[0] == n-1 &&
+		cs[0] >= 0 && rows[0] >= 0 && cs[0]+rows[len(rows)-1]+n <= len(xs)
+}
+
+// microIndirect is microPacked with B's row p the nr floats at
+// xs[c0+rows[p]:]; the same products in the same order, so the same bits.
+func microIndirect(impl gemmImpl, kc int, a, xs []float32, c0 int, rows []int, c []float32, ldc int, acc bool) {
+	_ = a[:gemmMR*kc]
+	_ = rows[:kc]
+	_ = c[:(gemmMR-1)*ldc+impl.nr()]
+	if impl == implAVX512 {
+		sgemmKern6x32IndAVX512(kc, unsafe.SliceData(a), &xs[c0], unsafe.SliceData(rows), unsafe.SliceData(c), ldc, b2i(acc))
+		return
+	}
+	sgemmKern6x16IndAVX2(kc, unsafe.SliceData(a), &xs[c0], unsafe.SliceData(rows), unsafe.SliceData(c), ldc, b2i(acc))
 }
 
 // packB gathers reduction steps [pc, pc+kc) of the patches of the block

@@ -115,3 +115,9 @@ func affineAVX2(d, s []float32, a, b float32)
 
 //go:noescape
 func affine2AVX2(d, s []float32, a, b, c, e float32)
+
+//go:noescape
+func sgemmKern6x32IndAVX512(kc int, a, b *float32, offs *int, c *float32, ldc int, acc int)
+
+//go:noescape
+func sgemmKern6x16IndAVX2(kc int, a, b *float32, offs *int, c *float32, ldc int, acc int)

@@ -55,3 +55,9 @@ func sum16AVX2(x []float32) float64                  { panic("native: no AVX2 ke
 func sumSq16AVX2(x []float32) (s, q float64)         { panic("native: no AVX2 kernels") }
 func affineAVX2(d, s []float32, a, b float32)        { panic("native: no AVX2 kernels") }
 func affine2AVX2(d, s []float32, a, b, c, e float32) { panic("native: no AVX2 kernels") }
+func sgemmKern6x32IndAVX512(kc int, a, b *float32, offs *int, c *float32, ldc int, acc int) {
+	panic("native: no AVX2 kernels")
+}
+func sgemmKern6x16IndAVX2(kc int, a, b *float32, offs *int, c *float32, ldc int, acc int) {
+	panic("native: no AVX2 kernels")
+}

@@ -189,6 +189,23 @@ func padCopy[T elem](d, s []T, sShape, dShape []int64, maps *[maxRank][]int, val
 	}
 	last := maps[r-1]
 	n := len(last)
+	// the longest run of the row that reads consecutive source elements
+	// (the interior, for constant padding) is copied in one piece
+	lo, hi := 0, 0
+	for j := 0; j < n; {
+		if last[j] < 0 {
+			j++
+			continue
+		}
+		k := j + 1
+		for k < n && last[k] == last[k-1]+1 {
+			k++
+		}
+		if k-j > hi-lo {
+			lo, hi = j, k
+		}
+		j = k
+	}
 	var idx dims
 	for o := 0; o < len(d); o += n {
 		base, inside := 0, true
@@ -206,8 +223,18 @@ func padCopy[T elem](d, s []T, sShape, dShape []int64, maps *[maxRank][]int, val
 				row[j] = value
 			}
 		} else {
-			for j, m := range last {
+			for j, m := range last[:lo] {
 				if m < 0 {
+					row[j] = value
+				} else {
+					row[j] = s[base+m]
+				}
+			}
+			if hi > lo {
+				copy(row[lo:hi], s[base+last[lo]:base+last[lo]+hi-lo])
+			}
+			for j := hi; j < n; j++ {
+				if m := last[j]; m < 0 {
 					row[j] = value
 				} else {
 					row[j] = s[base+m]

@@ -216,5 +216,36 @@ func (s *strider) row(q int) (off [3]int) {
 	return off
 }
 
+// start is row for outer row q, also setting idx to q's outer indices, for
+// advance to step from.
+func (s *strider) start(q int, idx *[maxRank]int) (off [3]int) {
+	for i := s.rank - 2; i >= 0; i-- {
+		idx[i] = q % s.dim[i]
+		q /= s.dim[i]
+		for k := 0; k < s.nin; k++ {
+			off[k] += idx[i] * s.str[k][i]
+		}
+	}
+	return off
+}
+
+// advance moves idx and off from one outer row to the next, an odometer
+// step instead of row's divisions.
+func (s *strider) advance(idx *[maxRank]int, off *[3]int) {
+	for i := s.rank - 2; i >= 0; i-- {
+		idx[i]++
+		for k := 0; k < s.nin; k++ {
+			off[k] += s.str[k][i]
+		}
+		if idx[i] < s.dim[i] {
+			return
+		}
+		for k := 0; k < s.nin; k++ {
+			off[k] -= s.dim[i] * s.str[k][i]
+		}
+		idx[i] = 0
+	}
+}
+
 // innerStride is input k's stride along the innermost coalesced dimension.
 func (s *strider) innerStride(k int) int { return s.str[k][s.rank-1] }
