@@ -146,15 +146,16 @@ func (b *builder) convDataGrad(gy, w string, g geom) (dx string, ok bool) {
 		graph.IntAttr("group", G)), true
 }
 
-// convWeightGrad is Conv's weight gradient as im2col and batched matrix
-// products: for each kernel offset, the input positions that offset reads
-// ([N, C, P]) times the output gradient at the positions that read them
-// ([N, P, M]), summed over the batch. The Conv that correlate writes
-// instead has the whole image as its kernel and a 3×3 output, a shape no
-// GEMM-based Conv runs well (onnxruntime: a third of the step's time).
-// Windows reaching into the padding are cropped rather than padded, so
-// that no Pad is needed. ok is false for grouped convolutions and offsets
-// that read no input.
+// convWeightGrad is Conv's weight gradient as im2col and one matrix product
+// per kernel offset: the input positions that offset reads, channels first
+// ([C, N·P]), times the output gradient at the positions that read them,
+// channels last ([N·P, M]) — the sum over the batch is the product's own
+// reduction, so no batched product and no ReduceSum over samples. The Conv
+// that correlate writes instead has the whole image as its kernel and a 3×3
+// output, a shape no GEMM-based Conv runs well (onnxruntime: a third of the
+// step's time). Windows reaching into the padding are cropped rather than
+// padded, so that no Pad is needed. ok is false for grouped convolutions,
+// offsets that read no input and output gradients of unknown channels.
 func (b *builder) convWeightGrad(x, gy string, g geom) (dw string, ok bool) {
 	k := len(g.In)
 	if g.Group != 1 {
@@ -164,17 +165,22 @@ func (b *builder) convWeightGrad(x, gy string, g geom) (dw string, ok bool) {
 	for _, kk := range g.Kernel {
 		K *= kk
 	}
-	// ∂y with channels last, [N, out…, M], sliced per offset below.
+	m, err := b.dim(gy, 1)
+	if err != nil {
+		return "", false
+	}
+	// x with channels first, [C, N, in…]; ∂y with channels last,
+	// [N, out…, M]; both sliced per offset below.
 	perm := []int64{0}
 	for i := 0; i < k; i++ {
 		perm = append(perm, int64(i+2))
 	}
 	gyt := b.transpose(gy, append(perm, 1))
+	xt := b.transpose(x, swap01(k+2))
 	off := make([]int64, k)
 	var parts []string
 	for j := int64(0); j < K; j++ {
 		var xs, xe, xa, xst, ys, ye, ya []int64
-		p := int64(1)
 		for i := 0; i < k; i++ {
 			s, t := g.Strides[i], off[i]*g.Dilations[i]-g.PadBegin[i]
 			lo := max(0, ceilDiv(-t, s))
@@ -182,7 +188,6 @@ func (b *builder) convWeightGrad(x, gy string, g geom) (dw string, ok bool) {
 			if hi < lo {
 				return "", false
 			}
-			p *= hi - lo + 1
 			if st, en := lo*s+t, hi*s+t+1; st != 0 || en != g.In[i] || s != 1 {
 				xs, xe, xa, xst = append(xs, st), append(xe, en), append(xa, int64(i+2)), append(xst, s)
 			}
@@ -190,15 +195,15 @@ func (b *builder) convWeightGrad(x, gy string, g geom) (dw string, ok bool) {
 				ys, ye, ya = append(ys, lo), append(ye, hi+1), append(ya, int64(i+1))
 			}
 		}
-		xj, yj := x, gyt
+		xj, yj := xt, gyt
 		if len(xa) > 0 {
-			xj = b.slice(x, xs, xe, xa, xst)
+			xj = b.slice(xt, xs, xe, xa, xst)
 		}
 		if len(ya) > 0 {
 			yj = b.slice(gyt, ys, ye, ya, nil)
 		}
-		xj = b.op("Reshape", []string{xj, b.ints(0, 0, p)})
-		yj = b.op("Reshape", []string{yj, b.ints(0, p, -1)})
+		xj = b.op("Reshape", []string{xj, b.ints(0, -1)}) // [C, N·P]
+		yj = b.op("Reshape", []string{yj, b.ints(-1, m)}) // [N·P, M]
 		parts = append(parts, b.op("MatMul", []string{xj, yj}))
 		for i := k - 1; i >= 0; i-- {
 			off[i]++
@@ -208,12 +213,12 @@ func (b *builder) convWeightGrad(x, gy string, g geom) (dw string, ok bool) {
 			off[i] = 0
 		}
 	}
-	// [N, C, K·M] → [C, K, M] → [M, C, K] → [M, C, kernel…].
+	// [C, K·M] → [C, K, M] → [M, C, K] → [M, C, kernel…].
 	all := parts[0]
 	if len(parts) > 1 {
-		all = b.op("Concat", parts, graph.IntAttr("axis", 2))
+		all = b.op("Concat", parts, graph.IntAttr("axis", 1))
 	}
-	r := b.op("Reshape", []string{b.reduceSum(all, []int64{0}, false), b.ints(0, K, -1)})
+	r := b.op("Reshape", []string{all, b.ints(0, K, -1)})
 	r = b.transpose(r, []int64{2, 0, 1})
 	return b.op("Reshape", []string{r, b.ints(append([]int64{0, 0}, g.Kernel...)...)}), true
 }

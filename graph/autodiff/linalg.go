@@ -123,8 +123,15 @@ func gradMatMul(c *ruleCtx, gout []string) ([]string, error) {
 	return res, nil
 }
 
-// sumTo is unbroadcast with a clearer error for matmul batch axes.
+// sumTo is unbroadcast with a clearer error for matmul batch axes. A
+// product of two matrices has no batch axes, so its gradient already has
+// the operand's shape (even where a dimension is not known here).
 func (b *builder) sumTo(g, x string) (string, error) {
+	if rg, err := b.rank(g); err == nil && rg == 2 {
+		if rx, err := b.rank(x); err == nil && rx == 2 {
+			return g, nil
+		}
+	}
 	r, err := b.unbroadcast(g, x)
 	if err != nil {
 		return "", errors.New("MatMul batch axes: " + err.Error())

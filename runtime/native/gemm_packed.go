@@ -127,12 +127,22 @@ func (g *gemm) runPacked(p *pool) {
 		threads = 1
 	}
 	g.impl = g.impl.resolve()
+	if g.impl == implAVX512 && g.n <= gemmNR && !g.pre.fits(g.k, g.n, gemmNRMax) {
+		// a narrow B takes the 16-column kernel: the 32-column one would
+		// spend half its work on zero columns (each element's sum is the
+		// same either way)
+		g.impl = implAVX2
+	}
 	g.nr = g.impl.nr()
 	nr := g.nr
 	g.npad = padTo(g.n, nr)
 	if g.pre.fits(g.k, g.n, nr) {
 		g.w.grow(0, threads)
 		g.bp = g.pre.data
+	} else if !g.tB && g.n == nr && g.ldb == nr {
+		// B, row-major and exactly one strip wide, is its own packed form
+		g.w.grow(0, threads)
+		g.bp = g.b[:g.k*nr]
 	} else {
 		g.w.grow(g.k*g.npad, threads)
 		g.bp = g.w.b
@@ -396,10 +406,23 @@ func packB(dst, b []float32, ldb int, tB bool, k, n, nr int) {
 				}
 				continue
 			}
+			if w == nr {
+				for p := 0; p < kc; p++ {
+					copy(d[p*nr:p*nr+nr], b[(pc+p)*ldb+j:][:nr])
+				}
+				continue
+			}
+			// a partial strip (a narrow B): loops, not a memmove and a
+			// memclr call per row
 			for p := 0; p < kc; p++ {
 				dp := d[p*nr : p*nr+nr]
-				copy(dp, b[(pc+p)*ldb+j:][:w])
-				clear(dp[w:])
+				src := b[(pc+p)*ldb+j:][:w]
+				for jj, v := range src {
+					dp[jj] = v
+				}
+				for jj := w; jj < nr; jj++ {
+					dp[jj] = 0
+				}
 			}
 		}
 	}
