@@ -31,10 +31,20 @@
 // result does not depend on its batch; tiles are handed to the session's
 // workers. A constant B (the weights of Gemm and MatMul) is packed once, at
 // Prepare, into the plan. Other CPUs and the purego build tag use gonum's
-// BLAS instead. Sigmoid and SiLU run vector
-// exp kernels. Prepare fuses Sigmoid→Mul(x, σ(x)) into one SiLU step, and a
+// BLAS instead. Conv strips whose columns are consecutive in the padded
+// input are not packed at all: an indirect micro-kernel reads B's rows in
+// place through the reduction offsets, with the packed kernel's arithmetic.
+// Sigmoid, SiLU, ELU and softmax's exponentials run vector exp kernels; the
+// float32 arithmetic ops, the norms' statistics and scale-and-shift,
+// softmax's maximum and sum and stride-1 average pooling run vector loops.
+// A vector kernel either does one IEEE operation per element (the same bits
+// as the Go loop that finishes the row) or takes the last partial vector
+// through a padded copy, so an element's bits never depend on where it lies
+// in a buffer. Prepare fuses Sigmoid→Mul(x, σ(x)) into one SiLU step, and a
 // Gemm's row-vector bias and following Sigmoid or SiLU into the product's
-// epilogue; large elementwise ops are split across workers as well.
+// epilogue; large elementwise ops are split across workers as well. A
+// Reshape (or Flatten, Squeeze, Unsqueeze) whose input dies there takes
+// the input's buffer instead of copying it.
 package native
 
 //go:generate go run asmgen.go
