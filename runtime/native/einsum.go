@@ -48,6 +48,9 @@ type einStep struct {
 	a, b      int   // gemm operands (c is dst)
 	nb, m, kk int64
 	nn        int64
+	// nin: the product is op(b)·a[q] for each outer index q of a, op(b)
+	// transposed when tA — a channel contraction read and written in place
+	nin, tA bool
 }
 
 const (
@@ -351,6 +354,18 @@ func (k *einsumKernel) run(x *exec, in, out []*graph.Tensor) error {
 		}
 		a, b, c := data(s.a), data(s.b), data(s.dst)
 		g := &st.g.g
+		if s.nin {
+			lda := int(s.kk)
+			if s.tA {
+				lda = int(s.m)
+			}
+			for q := int64(0); q < s.nb; q++ {
+				*g = gemm{tA: s.tA, m: int(s.m), n: int(s.nn), k: int(s.kk), alpha: 1, a: b, lda: lda,
+					b: a[q*s.kk*s.nn:], ldb: int(s.nn), c: c[q*s.m*s.nn:], ldc: int(s.nn), w: &st.g.w}
+				g.run(x.pool)
+			}
+			continue
+		}
 		for q := int64(0); q < s.nb; q++ {
 			if s.kk == 0 {
 				clear(c[q*s.m*s.nn : (q+1)*s.m*s.nn])
@@ -401,6 +416,10 @@ func (k *einsumKernel) compile(st *einsumState, in []*graph.Tensor) error {
 		st.key = append(st.key, t.Shape...)
 	}
 	st.steps = st.steps[:0]
+	if s, ok := channelContraction(p, in); ok && !einsumGeneralOnly {
+		st.steps = append(st.steps, s)
+		return nil
+	}
 	need := func(l int, from int) bool { // label used by the output or an operand ≥ from
 		if containsLabel(p.out, l) {
 			return true
@@ -523,6 +542,118 @@ func (k *einsumKernel) compile(st *einsumState, in []*graph.Tensor) error {
 	}
 	gather(acc.v, acc.id, einOut, p.out, sum, &size)
 	return nil
+}
+
+// einMinInner is the least width of channelContraction's products.
+const einMinInner = 16
+
+// einsumGeneralOnly turns channelContraction off (tests compare the two).
+var einsumGeneralOnly bool
+
+// channelContraction recognises a two-operand Einsum that contracts a
+// block of x's axes with a matrix w — NIN's "nchw,cd->ndhw": x is
+// [outer…, contracted…, inner…], w is [contracted…, new…] or [new…,
+// contracted…], and the output is [outer…, new…, inner…]. Each outer index
+// is then one product op(w)·x[q] of [new, contracted]·[contracted, inner],
+// read and written in place, where the general plan lays x out with the
+// contracted axes last and lays the product back out. The sums are over the
+// same contracted index in the same order, so the bits are the general
+// plan's.
+func channelContraction(p *einPlan, in []*graph.Tensor) (einStep, bool) {
+	// the inner block is the product's width: one to a few columns would
+	// make many thin products, where the general plan makes one
+	if len(p.ops) != 2 {
+		return einStep{}, false
+	}
+	x, w, out := p.ops[0], p.ops[1], p.out
+	distinct := func(ls []int) bool {
+		for i := range ls {
+			for j := i + 1; j < len(ls); j++ {
+				if ls[i] == ls[j] {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if len(x) != len(in[0].Shape) || len(w) != len(in[1].Shape) || !distinct(x) || !distinct(w) || !distinct(out) {
+		return einStep{}, false
+	}
+	// the contracted labels: in both operands, not in the output
+	var contr, fresh []int
+	for _, l := range w {
+		switch {
+		case containsLabel(x, l) && !containsLabel(out, l):
+			contr = append(contr, l)
+		case !containsLabel(x, l) && containsLabel(out, l):
+			fresh = append(fresh, l)
+		default:
+			return einStep{}, false
+		}
+	}
+	if len(contr) == 0 || len(fresh) == 0 {
+		return einStep{}, false
+	}
+	// x = [outer…, contr…, inner…]
+	at := -1
+	for i := range x {
+		if x[i] == contr[0] {
+			at = i
+			break
+		}
+	}
+	if at < 0 || at+len(contr) > len(x) {
+		return einStep{}, false
+	}
+	for j, l := range contr {
+		if x[at+j] != l {
+			return einStep{}, false
+		}
+	}
+	outer, inner := x[:at], x[at+len(contr):]
+	// out = [outer…, fresh…, inner…]
+	want := append(append(append([]int(nil), outer...), fresh...), inner...)
+	if len(out) != len(want) {
+		return einStep{}, false
+	}
+	for i := range want {
+		if out[i] != want[i] {
+			return einStep{}, false
+		}
+	}
+	// w = [contr…, fresh…] (op(w) = wᵀ) or [fresh…, contr…]
+	tA := w[0] == contr[0]
+	order := append(append([]int(nil), fresh...), contr...)
+	if tA {
+		order = append(append([]int(nil), contr...), fresh...)
+	}
+	for i := range order {
+		if w[i] != order[i] {
+			return einStep{}, false
+		}
+	}
+	size := func(t *graph.Tensor, ls, of []int) int64 {
+		n := int64(1)
+		for i, l := range ls {
+			if containsLabel(of, l) {
+				n *= t.Shape[i]
+			}
+		}
+		return n
+	}
+	xs, ws := in[0], in[1]
+	for _, l := range contr {
+		// a broadcast contracted axis: the general plan handles it
+		if size(xs, x, []int{l}) != size(ws, w, []int{l}) {
+			return einStep{}, false
+		}
+	}
+	kk := size(xs, x, contr)
+	if kk == 0 || size(xs, x, inner) < einMinInner {
+		return einStep{}, false
+	}
+	return einStep{gemm: true, nin: true, tA: tA, a: 0, b: 1, dst: einOut,
+		nb: size(xs, x, outer), m: size(ws, w, fresh), kk: kk, nn: size(xs, x, inner)}, true
 }
 
 func init() {

@@ -1,6 +1,7 @@
 package native
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -227,5 +228,60 @@ func TestEinsumAgainstReference(t *testing.T) {
 			continue
 		}
 		checkTensor(t, c.eq, got[0], want)
+	}
+}
+
+// TestEinsumChannelContraction: the in-place channel contraction (NIN's
+// form, with the weights either way round, outer axes or none) gives the
+// general plan's bits, and forms it must not take still match the
+// reference.
+func TestEinsumChannelContraction(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 6))
+	rt := func(shape ...int64) *graph.Tensor {
+		return graph.NewFloat32(shape, randVec(r, int(graph.NumElements(shape))))
+	}
+	cases := []struct {
+		eq   string
+		in   []*graph.Tensor
+		fast bool
+	}{
+		{"nchw,cd->ndhw", []*graph.Tensor{rt(3, 5, 4, 6), rt(5, 7)}, true},
+		{"nchw,dc->ndhw", []*graph.Tensor{rt(2, 8, 4, 4), rt(3, 8)}, true},
+		{"chw,cd->dhw", []*graph.Tensor{rt(4, 4, 5), rt(4, 2)}, true},
+		{"nabhw,abd->ndhw", []*graph.Tensor{rt(2, 2, 3, 4, 4), rt(2, 3, 5)}, true},
+		{"nchw,cd->ndhw", []*graph.Tensor{rt(3, 5, 2, 2), rt(5, 7)}, false}, // 4 pixels: too thin
+		{"nc,cd->nd", []*graph.Tensor{rt(4, 3), rt(3, 2)}, false},
+		{"nchw,cd->nhwd", []*graph.Tensor{rt(2, 3, 4, 4), rt(3, 2)}, false},
+	}
+	for _, c := range cases {
+		var p einPlan
+		kc, err := compileEinsum(&compileCtx{node: &graph.Node{OpType: "Einsum", Inputs: []string{"x", "w"}, Attrs: []*graph.Attribute{graph.StringAttr("equation", c.eq)}}})
+		if err != nil {
+			t.Fatalf("%s: %v", c.eq, err)
+		}
+		k := kc.(*einsumKernel)
+		if err := k.expand(c.in, &p); err != nil {
+			t.Fatalf("%s: %v", c.eq, err)
+		}
+		if _, ok := channelContraction(&p, c.in); ok != c.fast {
+			t.Errorf("%s %v: taken by the channel contraction: %v, want %v", c.eq, c.in[0].Shape, ok, c.fast)
+		}
+		run := func(general bool) *graph.Tensor {
+			einsumGeneralOnly = general
+			defer func() { einsumGeneralOnly = false }()
+			got, err := runOp(t, opCase{name: c.eq, op: "Einsum", attrs: []*graph.Attribute{graph.StringAttr("equation", c.eq)},
+				in: c.in, want: []*graph.Tensor{einsumRef(t, c.eq, c.in)}}, false)
+			if err != nil {
+				t.Fatalf("%s: %v", c.eq, err)
+			}
+			return got[0]
+		}
+		fast, general := run(false), run(true)
+		checkTensor(t, c.eq, fast, einsumRef(t, c.eq, c.in))
+		for i := range general.F32 {
+			if math.Float32bits(fast.F32[i]) != math.Float32bits(general.F32[i]) {
+				t.Fatalf("%s: element %d is %g, the general plan's %g", c.eq, i, fast.F32[i], general.F32[i])
+			}
+		}
 	}
 }
