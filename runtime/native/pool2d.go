@@ -85,6 +85,10 @@ func (k *poolKernel) run(x *exec, in, out []*graph.Tensor) error {
 // runRange pools planes [lo, hi).
 func (t *poolTask) runRange(lo, hi int) {
 	g := &t.g
+	if !t.k.max && avgPool2x2(g) {
+		avgPool2x2Range(t, lo, hi)
+		return
+	}
 	if !t.k.max && avgPoolFlat(g) {
 		avgPoolFlatRange(t, lo, hi)
 		return

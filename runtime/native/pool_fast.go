@@ -115,3 +115,35 @@ func avgPoolFlatRange(t *poolTask, lo, hi int) {
 		divF32(y, y, div)
 	}
 }
+
+// avgPool2x2 reports whether avgPool2x2Range handles geometry g: the 2×2,
+// stride-2 average of downsampling layers, every window inside the plane.
+func avgPool2x2(g *geom) bool {
+	return g.spatial == 2 && g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.dh == 1 && g.dw == 1 &&
+		g.ph+g.pw+g.phe+g.pwe == 0 && 2*g.oh <= g.h && 2*g.ow <= g.w
+}
+
+// avgPool2x2Range is the general loop's average for avgPool2x2's geometry,
+// written out: the four taps summed from 0 in its order, divided by 4.
+func avgPool2x2Range(t *poolTask, lo, hi int) {
+	g := &t.g
+	hw, ohw := g.h*g.w, g.oh*g.ow
+	for p := lo; p < hi; p++ {
+		x := t.X[p*hw : (p+1)*hw]
+		y := t.Y[p*ohw : (p+1)*ohw]
+		for oy := 0; oy < g.oh; oy++ {
+			r0 := x[2*oy*g.w : (2*oy+1)*g.w]
+			r1 := x[(2*oy+1)*g.w : (2*oy+2)*g.w]
+			out := y[oy*g.ow : (oy+1)*g.ow]
+			r0, r1 = r0[:2*len(out)], r1[:2*len(out)]
+			for ox := range out {
+				var s float32
+				s += r0[2*ox]
+				s += r0[2*ox+1]
+				s += r1[2*ox]
+				s += r1[2*ox+1]
+				out[ox] = s / 4
+			}
+		}
+	}
+}

@@ -71,3 +71,30 @@ func TestAvgPoolFlatMatchesSeparable(t *testing.T) {
 		}
 	}
 }
+
+// TestAvgPool2x2MatchesGeneral: the written-out 2×2 stride-2 average gives
+// the general loop's bits, on even and odd planes, with −0 inputs.
+func TestAvgPool2x2MatchesGeneral(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(10, 10))
+	for _, c := range []struct{ h, w int }{{16, 16}, {8, 6}, {7, 9}, {2, 2}} {
+		g := geom{n: 1, c: 2, h: c.h, w: c.w, kh: 2, kw: 2, sh: 2, sw: 2, dh: 1, dw: 1, spatial: 2, oh: c.h / 2, ow: c.w / 2}
+		if !avgPool2x2(&g) {
+			t.Fatalf("%+v: not taken", c)
+		}
+		x := randVec(r, 2*c.h*c.w)
+		x[0], x[1] = float32(math.Copysign(0, -1)), float32(math.Copysign(0, -1))
+		for _, incl := range []bool{false, true} {
+			k := &poolKernel{includePad: incl}
+			got := make([]float32, 2*g.oh*g.ow)
+			want := make([]float32, len(got))
+			avgPool2x2Range(&poolTask{k: k, g: g, X: x, Y: got}, 0, 2)
+			(&poolTask{k: k, g: g, X: x, Y: want}).generalRange(0, 2)
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%+v include_pad=%v: out[%d] = %g, the general loop gives %g", c, incl, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
