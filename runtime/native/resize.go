@@ -181,6 +181,7 @@ type resizeState struct {
 	n    []int
 	idx  []int64
 	w    []float64
+	wt   []float64 // resize2D's bilinear weight products, four per output pixel
 	task resizeTask
 }
 

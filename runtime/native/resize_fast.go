@@ -36,6 +36,29 @@ func resize2D(p *pool, st *resizeState, t, y *graph.Tensor, sh []int64, base []i
 	tk := &st.task
 	*tk = resizeTask{st: st, x: t.F32, y: y.F32, h: int(t.Shape[2]), w: int(t.Shape[3]),
 		oh: int(sh[2]), ow: int(sh[3]), by: base[2], bx: base[3], maxX: maxX}
+	if maxX <= 2 {
+		// the products wy·wx of every output pixel's (up to) four taps,
+		// computed once for all planes: the general loop multiplies the
+		// weights before the value, so the bits are its own
+		tk.wt = growSlice(st.wt[:0], 4*tk.oh*tk.ow)
+		st.wt = tk.wt
+		for oy := 0; oy < tk.oh; oy++ {
+			jy := tk.by + oy
+			wy0, wy1 := st.w[K*jy], 0.0
+			if st.n[jy] > 1 {
+				wy1 = st.w[K*jy+1]
+			}
+			for ox := 0; ox < tk.ow; ox++ {
+				jx := tk.bx + ox
+				wx0, wx1 := st.w[K*jx], 0.0
+				if st.n[jx] > 1 {
+					wx1 = st.w[K*jx+1]
+				}
+				q := tk.wt[4*(oy*tk.ow+ox):][:4]
+				q[0], q[1], q[2], q[3] = wy0*wx0, wy0*wx1, wy1*wx0, wy1*wx1
+			}
+		}
+	}
 	p.parallel(int(sh[0]*sh[1]), max(1, normGrain/(tk.oh*tk.ow+1)), tk)
 	return true
 }
@@ -43,6 +66,7 @@ func resize2D(p *pool, st *resizeState, t, y *graph.Tensor, sh []int64, base []i
 type resizeTask struct {
 	st           *resizeState
 	x, y         []float32
+	wt           []float64 // weight products per output pixel (maxX ≤ 2)
 	h, w, oh, ow int
 	by, bx       int // where the tables of axes 2 and 3 start
 	maxX         int // the most taps of any output column (rows1, rows2 need ≤ 1, ≤ 2)
@@ -67,7 +91,7 @@ func (t *resizeTask) runRange(lo, hi int) {
 				// Bilinear rows, written out for two taps in y: the same
 				// products and sums, in the same order, as the loop below.
 				r0, r1 := src[int(iy[0])*t.w:(int(iy[0])+1)*t.w], src[int(iy[1])*t.w:(int(iy[1])+1)*t.w]
-				t.rows2(row, r0, r1, wy[0], wy[1])
+				t.rows2(row, r0, r1, t.wt[4*oy*t.ow:4*(oy+1)*t.ow])
 				continue
 			}
 			for ox := range row {
@@ -114,22 +138,24 @@ func (t *resizeTask) runRange(lo, hi int) {
 // in float64 (one-tap columns: the first and third terms), the general
 // loop's order: its leading 1·w factors are exact and a product of two
 // weights is the same in either order.
-func (t *resizeTask) rows2(row, r0, r1 []float32, wy0, wy1 float64) {
+func (t *resizeTask) rows2(row, r0, r1 []float32, wt []float64) {
 	const K = graph.MaxResizeTaps
 	st := t.st
+	wt = wt[:4*len(row)]
 	for ox := range row {
 		jx := t.bx + ox
-		wx0, i0 := st.w[K*jx], st.idx[K*jx]
+		q := wt[4*ox : 4*ox+4 : 4*ox+4]
+		i0 := st.idx[K*jx]
 		v := 0.0
 		if st.n[jx] == 1 {
-			v += wy0 * wx0 * float64(r0[i0])
-			v += wy1 * wx0 * float64(r1[i0])
+			v += q[0] * float64(r0[i0])
+			v += q[2] * float64(r1[i0])
 		} else {
-			wx1, i1 := st.w[K*jx+1], st.idx[K*jx+1]
-			v += wy0 * wx0 * float64(r0[i0])
-			v += wy0 * wx1 * float64(r0[i1])
-			v += wy1 * wx0 * float64(r1[i0])
-			v += wy1 * wx1 * float64(r1[i1])
+			i1 := st.idx[K*jx+1]
+			v += q[0] * float64(r0[i0])
+			v += q[1] * float64(r0[i1])
+			v += q[2] * float64(r1[i0])
+			v += q[3] * float64(r1[i1])
 		}
 		row[ox] = float32(v)
 	}
