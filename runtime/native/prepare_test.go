@@ -215,3 +215,53 @@ func TestReshapeTakesDyingInputsBuffer(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeSliceTransposeOnWorkers: Slice and Transpose of tensors large
+// enough to be split over the workers give the serial copy's result.
+func TestLargeSliceTransposeOnWorkers(t *testing.T) {
+	b := graph.NewBuilder("gather")
+	x := b.Input("x", graph.Float32, graph.Fixed(4, 16, 40, 40))
+	tr := b.Op1("Transpose", []string{x}, graph.IntsAttr("perm", 1, 0, 3, 2))
+	sl := b.Op1("Slice", []string{x, b.Const("starts", graph.NewInt64([]int64{2}, []int64{1, 2})), b.Const("e", graph.NewInt64([]int64{2}, []int64{39, 40})),
+		b.Const("a", graph.NewInt64([]int64{2}, []int64{2, 3})), b.Const("st", graph.NewInt64([]int64{2}, []int64{1, 2}))})
+	b.Output("transposed", tr, graph.Float32, nil)
+	b.Output("sliced", sl, graph.Float32, nil)
+	m := &graph.Model{Opsets: []graph.OpsetImport{{Version: 17}}, Graph: b.Graph()}
+	pr, err := Backend{}.Prepare(m, runtime.Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := pr.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := graph.NewFloat32([]int64{4, 16, 40, 40}, nil)
+	for i := range in.F32 {
+		in.F32[i] = float32(i)
+	}
+	out := []*graph.Tensor{new(graph.Tensor), new(graph.Tensor)}
+	if err := s.Run([]*graph.Tensor{in}, out); err != nil {
+		t.Fatal(err)
+	}
+	for a := 0; a < 16; a++ {
+		for n := 0; n < 4; n++ {
+			for w := 0; w < 40; w++ {
+				for h := 0; h < 40; h++ {
+					if got, want := out[0].F32[((a*4+n)*40+w)*40+h], in.F32[((n*16+a)*40+h)*40+w]; got != want {
+						t.Fatalf("transpose[%d,%d,%d,%d] = %g, want %g", a, n, w, h, got, want)
+					}
+				}
+			}
+		}
+	}
+	// 4·16·38·19 = 46 208 elements: over the split threshold, like the transpose
+	if got := out[1].Shape; len(got) != 4 || got[2] != 38 || got[3] != 19 {
+		t.Fatalf("slice shape %v, want [4 16 38 19]", got)
+	}
+	for i, v := range out[1].F32 {
+		n, c, h, w := i/(16*38*19), i/(38*19)%16, i/19%38, i%19
+		if want := in.F32[((n*16+c)*40+h+1)*40+2+2*w]; v != want {
+			t.Fatalf("slice[%d] = %g, want %g", i, v, want)
+		}
+	}
+}

@@ -469,7 +469,10 @@ func (k *sliceKernel) infer(in, out []*graph.Tensor) error {
 	return nil
 }
 
-func (k *sliceKernel) run(_ *exec, in, out []*graph.Tensor) error {
+func (*sliceKernel) newState() any     { return new(gatherTask) }
+func (*transposeKernel) newState() any { return new(gatherTask) }
+
+func (k *sliceKernel) run(x *exec, in, out []*graph.Tensor) error {
 	var start, step, size dims
 	if err := k.plan(in, &start, &step, &size); err != nil {
 		return err
@@ -486,7 +489,7 @@ func (k *sliceKernel) run(_ *exec, in, out []*graph.Tensor) error {
 	_ = base
 	switch t.DType {
 	case graph.Float32:
-		gatherStrided(data[float32](out[0]), data[float32](t), off, size[:len(t.Shape)], stride[:len(t.Shape)])
+		gatherF32(x, data[float32](out[0]), data[float32](t), off, size[:len(t.Shape)], stride[:len(t.Shape)])
 	case graph.Int64:
 		gatherStrided(data[int64](out[0]), data[int64](t), off, size[:len(t.Shape)], stride[:len(t.Shape)])
 	default:
@@ -529,6 +532,70 @@ func gatherStrided[T elem](d, s []T, off int64, size, stride []int64) {
 				break
 			}
 			pos -= stride[j] * size[j]
+			idx[j] = 0
+		}
+	}
+}
+
+// gatherTask is gatherStrided of float32 split over the session's workers
+// by rows of the output (the copies of Slice and Transpose: the autodiff's
+// weight gradients crop and transpose whole activations).
+type gatherTask struct {
+	d, s         []float32
+	off          int64
+	size, stride dims
+	r, inner     int
+}
+
+// gatherF32 is gatherStrided for float32, on the workers when large.
+func gatherF32(x *exec, d, s []float32, off int64, size, stride []int64) {
+	n := prod(size)
+	t, ok := x.state.(*gatherTask)
+	if !ok || x.pool == nil || len(size) < 2 || n < 2*elementsPerTask {
+		gatherStrided(d, s, off, size, stride)
+		return
+	}
+	*t = gatherTask{d: d, s: s, off: off, r: len(size), inner: int(size[len(size)-1])}
+	copy(t.size[:], size)
+	copy(t.stride[:], stride)
+	if t.inner == 0 {
+		return
+	}
+	rows := int(n) / t.inner
+	x.pool.parallel(rows, max(1, elementsPerTask/t.inner), t)
+}
+
+// runRange copies output rows [lo, hi): the source position of row lo from
+// its index, then stepped like gatherStrided.
+func (t *gatherTask) runRange(lo, hi int) {
+	r, inner := t.r, t.inner
+	var idx dims
+	pos := t.off
+	q := int64(lo)
+	for j := r - 2; j >= 0; j-- {
+		idx[j] = q % t.size[j]
+		q /= t.size[j]
+		pos += idx[j] * t.stride[j]
+	}
+	is := t.stride[r-1]
+	for o := lo * inner; o < hi*inner; o += inner {
+		row := t.d[o : o+inner]
+		if is == 1 {
+			copy(row, t.s[pos:pos+int64(inner)])
+		} else {
+			p := pos
+			for i := range row {
+				row[i] = t.s[p]
+				p += is
+			}
+		}
+		for j := r - 2; j >= 0; j-- {
+			idx[j]++
+			pos += t.stride[j]
+			if idx[j] < t.size[j] {
+				break
+			}
+			pos -= t.stride[j] * t.size[j]
 			idx[j] = 0
 		}
 	}
@@ -580,7 +647,7 @@ func (k *transposeKernel) infer(in, out []*graph.Tensor) error {
 	return nil
 }
 
-func (k *transposeKernel) run(_ *exec, in, out []*graph.Tensor) error {
+func (k *transposeKernel) run(x *exec, in, out []*graph.Tensor) error {
 	t := in[0]
 	r := len(t.Shape)
 	var p [maxRank]int
@@ -597,7 +664,7 @@ func (k *transposeKernel) run(_ *exec, in, out []*graph.Tensor) error {
 	sz := out[0].Shape
 	switch t.DType {
 	case graph.Float32:
-		gatherStrided(data[float32](out[0]), data[float32](t), 0, sz, stride[:r])
+		gatherF32(x, data[float32](out[0]), data[float32](t), 0, sz, stride[:r])
 	case graph.Int64:
 		gatherStrided(data[int64](out[0]), data[int64](t), 0, sz, stride[:r])
 	default:
