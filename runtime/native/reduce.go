@@ -100,7 +100,10 @@ func (k *reduceKernel) infer(in, out []*graph.Tensor) error {
 	return nil
 }
 
-type reduceState struct{ sums []float64 }
+type reduceState struct {
+	sums []float64
+	task reduceTask
+}
 
 func (*reduceKernel) newState() any { return new(reduceState) }
 
@@ -121,8 +124,29 @@ func (k *reduceKernel) run(x *exec, in, out []*graph.Tensor) error {
 		reduceLogSumExp(o.F32, t.F32, t.Shape, &m, st.sums)
 		return nil
 	}
+	if (k.op == rSum || k.op == rMean) && x.pool != nil && len(t.F32) >= 2*elementsPerTask {
+		if st := x.state.(*reduceState); reduceSumPar(x.pool, &st.task, o.F32, t.F32, t.Shape, &m) {
+			if k.op == rMean {
+				divCount(o.F32, t.Shape, &m)
+			}
+			return nil
+		}
+	}
 	reduceF32(k.op, o.F32, t.F32, t.Shape, &m)
 	return nil
+}
+
+// divCount divides the sums d by the number of elements each one summed.
+func divCount(d []float32, shape []int64, m *[maxRank]bool) {
+	count := float32(1)
+	for i, s := range shape {
+		if m[i] {
+			count *= float32(s)
+		}
+	}
+	for i := range d {
+		d[i] /= count
+	}
 }
 
 // reduceWalk calls f(outIndex, value) for every input element.
@@ -182,9 +206,7 @@ func reduceF32(op reduceOp, d, x []float32, shape []int64, m *[maxRank]bool) {
 			reduceWalk(x, shape, m, func(o int, v float32) { d[o] += v })
 		}
 		if op == rMean {
-			for i := range d {
-				d[i] /= count
-			}
+			divCount(d, shape, m)
 		}
 	case rProd:
 		fill(d, 1)

@@ -9,20 +9,7 @@ package native
 // general walk handles. Sums run in float32 in a fixed order for a given
 // shape.
 func reduceSumFast(d, x []float32, shape []int64, m *[maxRank]bool, sq bool) bool {
-	var ext [maxRank]int
-	var red [maxRank]bool
-	g := 0
-	for i, s := range shape {
-		if s == 1 {
-			continue // a unit axis is neither: it changes no index
-		}
-		if g > 0 && red[g-1] == m[i] {
-			ext[g-1] *= int(s)
-			continue
-		}
-		ext[g], red[g] = int(s), m[i]
-		g++
-	}
+	ext, red, g := mergeAxes(shape, m)
 	if len(x) == 0 {
 		return false
 	}
@@ -59,6 +46,63 @@ func reduceSumFast(d, x []float32, shape []int64, m *[maxRank]bool, sq bool) boo
 	default:
 		return false
 	}
+	return true
+}
+
+// mergeAxes merges neighbouring axes that are both reduced or both kept
+// (dropping unit axes): g groups of ext elements, red[i] for reduced ones.
+func mergeAxes(shape []int64, m *[maxRank]bool) (ext [maxRank]int, red [maxRank]bool, g int) {
+	for i, s := range shape {
+		if s == 1 {
+			continue // a unit axis is neither: it changes no index
+		}
+		if g > 0 && red[g-1] == m[i] {
+			ext[g-1] *= int(s)
+			continue
+		}
+		ext[g], red[g] = int(s), m[i]
+		g++
+	}
+	return ext, red, g
+}
+
+// reduceTask is reduceSumFast's [K, R] and [R1, K, R2] sums split over the
+// workers by output element: each output's sum is the serial one, the same
+// rowSum calls added in the same order.
+type reduceTask struct {
+	d, x      []float32
+	r1, k, r2 int
+	kr        bool // [K, R]: d[j] is one row's sum, not added to 0
+}
+
+func (t *reduceTask) runRange(lo, hi int) {
+	for j := lo; j < hi; j++ {
+		if t.kr {
+			t.d[j] = rowSum(t.x[j*t.r2:(j+1)*t.r2], false)
+			continue
+		}
+		var acc float32
+		for r1 := 0; r1 < t.r1; r1++ {
+			acc += rowSum(t.x[(r1*t.k+j)*t.r2:(r1*t.k+j+1)*t.r2], false)
+		}
+		t.d[j] = acc
+	}
+}
+
+// reduceSumPar is reduceSumFast on the pool's workers for the layouts whose
+// outputs are independent sums of rows ([K, R] and [R1, K, R2], the bias
+// gradients); false, touching nothing, for the others.
+func reduceSumPar(p *pool, t *reduceTask, d, x []float32, shape []int64, m *[maxRank]bool) bool {
+	ext, red, g := mergeAxes(shape, m)
+	switch {
+	case g == 2 && !red[0] && red[1]:
+		*t = reduceTask{d: d, x: x, r1: 1, k: ext[0], r2: ext[1], kr: true}
+	case g == 3 && red[0] && !red[1] && red[2]:
+		*t = reduceTask{d: d, x: x, r1: ext[0], k: ext[1], r2: ext[2]}
+	default:
+		return false
+	}
+	p.parallel(t.k, max(1, elementsPerTask/(t.r1*t.r2+1)), t)
 	return true
 }
 

@@ -57,3 +57,48 @@ func TestReduceSumFastAgainstWalk(t *testing.T) {
 		}
 	}
 }
+
+// TestReduceSumParMatchesSerial: the bias-gradient sums split over workers
+// give the serial sums' bits ([R1, K, R2] and [K, R]), and other layouts
+// are left to the serial code.
+func TestReduceSumParMatchesSerial(t *testing.T) {
+	p := newPool(2)
+	defer p.close()
+	r := rand.New(rand.NewPCG(12, 13))
+	x := randVec(r, 8*24*50)
+	for _, c := range []struct {
+		shape []int64
+		mask  []bool
+		par   bool
+	}{
+		{[]int64{8, 24, 50}, []bool{true, false, true}, true},
+		{[]int64{8, 24, 5, 10}, []bool{true, false, true, true}, true},
+		{[]int64{192, 50}, []bool{false, true}, true},
+		{[]int64{8, 24, 50}, []bool{false, true, false}, false},
+	} {
+		var m [maxRank]bool
+		copy(m[:], c.mask)
+		n := 1
+		for i, s := range c.shape {
+			if !c.mask[i] {
+				n *= int(s)
+			}
+		}
+		want, got := make([]float32, n), make([]float32, n)
+		if !reduceSumFast(want, x, c.shape, &m, false) {
+			t.Fatalf("%v: not a fast layout", c.shape)
+		}
+		var task reduceTask
+		if ok := reduceSumPar(p, &task, got, x, c.shape, &m); ok != c.par {
+			t.Fatalf("%v %v: split %v, want %v", c.shape, c.mask, ok, c.par)
+		}
+		if !c.par {
+			continue
+		}
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%v: sum %d is %g, serially %g", c.shape, i, got[i], want[i])
+			}
+		}
+	}
+}
