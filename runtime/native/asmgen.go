@@ -48,8 +48,9 @@ func main() {
 	expSubKernel("expSubAVX512", true)
 	eluKernel("eluAVX512", true)
 	for _, op := range []string{"ADD", "SUB", "MUL", "DIV"} {
-		binKernels(op)
+		binKernels(op, "VV", "VS", "SV")
 	}
+	binKernels("MAX", "VV")
 	for _, width := range []int{16, 32} {
 		packRows(width)
 	}
@@ -402,10 +403,13 @@ func eluKernel(name string, wide bool) {
 //
 // Each element is one IEEE operation, as in the Go loops, so the bits are
 // the same whichever runs it.
-func binKernels(op string) {
-	lower := map[string]string{"ADD": "add", "SUB": "sub", "MUL": "mul", "DIV": "div"}[op]
+//
+// MAX's VV loop is d[i] = a[i] > b[i] ? a[i] : b[i] (VMAXPS's rule: b when
+// they are equal or either is NaN).
+func binKernels(op string, forms ...string) {
+	lower := map[string]string{"ADD": "add", "SUB": "sub", "MUL": "mul", "DIV": "div", "MAX": "max"}[op]
 	ins := "V" + op + "PS"
-	for _, form := range []string{"VV", "VS", "SV"} {
+	for _, form := range forms {
 		name := lower + form + "AVX2"
 		switch form {
 		case "VV":

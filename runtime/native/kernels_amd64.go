@@ -121,3 +121,6 @@ func sgemmKern6x32IndAVX512(kc int, a, b *float32, offs *int, c *float32, ldc in
 
 //go:noescape
 func sgemmKern6x16IndAVX2(kc int, a, b *float32, offs *int, c *float32, ldc int, acc int)
+
+//go:noescape
+func maxVVAVX2(d, a, b []float32)

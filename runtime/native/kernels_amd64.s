@@ -2316,6 +2316,50 @@ divSVAVX2_done:
 	VZEROUPPER
 	RET
 
+// func maxVVAVX2(d, a, b []float32)
+TEXT ·maxVVAVX2(SB), NOSPLIT, $0-72
+	MOVQ d_base+0(FP), DI
+	MOVQ d_len+8(FP), CX
+	MOVQ a_base+24(FP), SI
+	MOVQ b_base+48(FP), BX
+	MOVQ CX, R8
+	SHRQ $5, CX
+	JEQ maxVVAVX2_eights
+maxVVAVX2_loop32:
+	VMOVUPS 0(SI), Y0
+	VMAXPS 0(BX), Y0, Y0
+	VMOVUPS 32(SI), Y1
+	VMAXPS 32(BX), Y1, Y1
+	VMOVUPS 64(SI), Y2
+	VMAXPS 64(BX), Y2, Y2
+	VMOVUPS 96(SI), Y3
+	VMAXPS 96(BX), Y3, Y3
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ $128, SI
+	ADDQ $128, DI
+	ADDQ $128, BX
+	DECQ CX
+	JNZ maxVVAVX2_loop32
+maxVVAVX2_eights:
+	SHRQ $3, R8
+	ANDQ $3, R8
+	JEQ maxVVAVX2_done
+maxVVAVX2_loop8:
+	VMOVUPS 0(SI), Y0
+	VMAXPS 0(BX), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, BX
+	DECQ R8
+	JNZ maxVVAVX2_loop8
+maxVVAVX2_done:
+	VZEROUPPER
+	RET
+
 // func packRows16AVX2(dst, src *float32, offs *int, n int)
 //
 // dst[16·i+j] = src[offs[i]+j] for i < n, j < 16.

@@ -61,3 +61,4 @@ func sgemmKern6x32IndAVX512(kc int, a, b *float32, offs *int, c *float32, ldc in
 func sgemmKern6x16IndAVX2(kc int, a, b *float32, offs *int, c *float32, ldc int, acc int) {
 	panic("native: no AVX2 kernels")
 }
+func maxVVAVX2(d, a, b []float32) { panic("native: no AVX2 kernels") }

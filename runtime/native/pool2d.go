@@ -85,6 +85,17 @@ func (k *poolKernel) run(x *exec, in, out []*graph.Tensor) error {
 // runRange pools planes [lo, hi).
 func (t *poolTask) runRange(lo, hi int) {
 	g := &t.g
+	if t.k.max && t.idx == nil && avgPoolFlat(g) {
+		maxPoolFlatRange(t, lo, hi)
+		return
+	}
+	if t.k.max && t.idx == nil && maxPoolSeparable(g) {
+		hw, ohw := g.h*g.w, g.oh*g.ow
+		for p := lo; p < hi; p++ {
+			maxPoolPlane(t.Y[p*ohw:(p+1)*ohw], t.X[p*hw:(p+1)*hw], g)
+		}
+		return
+	}
 	if !t.k.max && avgPool2x2(g) {
 		avgPool2x2Range(t, lo, hi)
 		return

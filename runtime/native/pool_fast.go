@@ -1,5 +1,7 @@
 package native
 
+import "math"
+
 // avgPoolRows bounds the scratch of avgPoolPlane (window sums of every
 // input row), which lives on the stack.
 const avgPoolRows = 4096
@@ -146,4 +148,147 @@ func avgPool2x2Range(t *poolTask, lo, hi int) {
 			}
 		}
 	}
+}
+
+// maxPoolSeparable reports whether maxPoolPlane handles geometry g (no
+// Indices output: the caller checks that).
+func maxPoolSeparable(g *geom) bool {
+	return g.spatial == 2 && g.kh >= 2 && g.kw >= 2 && g.dh == 1 && g.dw == 1 && g.h*g.ow <= avgPoolRows
+}
+
+// maxPoolPlane is MaxPool of one plane taken separably: each input row's
+// maximum over the window's columns, then those over the window's rows. It
+// gives the general loop's result, whose rule is "the first tap, then any
+// strictly greater": NaN (that tap's own bits) when the window's first tap
+// is NaN; otherwise the maximum of the other taps, NaN ones never winning,
+// the first of equal ones in row-major order. So the row pass keeps each
+// row's first tap apart and its maximum over the taps that are not NaN
+// (−Inf when there are none, which never wins), and the column pass takes
+// the first row's first tap when it is NaN.
+func maxPoolPlane(y, x []float32, g *geom) {
+	var mb, fb [avgPoolRows]float32
+	rs := mb[:g.h*g.ow] // per input row and output column: the maximum
+	rf := fb[:g.h*g.ow] // and the first tap
+	inf := float32(math.Inf(-1))
+	for iy := 0; iy < g.h; iy++ {
+		row := x[iy*g.w : (iy+1)*g.w]
+		out, first := rs[iy*g.ow:(iy+1)*g.ow], rf[iy*g.ow:(iy+1)*g.ow]
+		for ox := range out {
+			x0 := ox*g.sw - g.pw
+			lo, hi := max(x0, 0), min(x0+g.kw, g.w)
+			best, f := inf, inf
+			if lo < hi {
+				f = row[lo]
+				seen := false
+				for _, v := range row[lo:hi] {
+					if v == v && (!seen || v > best) {
+						best, seen = v, true
+					}
+				}
+			}
+			out[ox], first[ox] = best, f
+		}
+	}
+	for oy := 0; oy < g.oh; oy++ {
+		y0 := oy*g.sh - g.ph
+		ylo, yhi := max(y0, 0), min(y0+g.kh, g.h)
+		dst := y[oy*g.ow : (oy+1)*g.ow]
+		if ylo >= yhi {
+			for ox := range dst {
+				dst[ox] = inf
+			}
+			continue
+		}
+		copy(dst, rs[ylo*g.ow:(ylo+1)*g.ow])
+		for yy := ylo + 1; yy < yhi; yy++ {
+			for ox, v := range rs[yy*g.ow : (yy+1)*g.ow] {
+				if v > dst[ox] {
+					dst[ox] = v
+				}
+			}
+		}
+		for ox, f := range rf[ylo*g.ow : (ylo+1)*g.ow] {
+			if f != f {
+				dst[ox] = f
+			}
+		}
+	}
+}
+
+// maxIntoF32 sets d[i] = a[i] if a[i] > b[i], else b[i]: with b the running
+// maximum and a a later tap, the later tap wins only when strictly
+// greater, and a NaN tap never does.
+func maxIntoF32(d, a, b []float32) {
+	a, b = a[:len(d)], b[:len(d)]
+	n := 0
+	if haveAVX2 {
+		n = len(d) &^ 7
+		if n > 0 {
+			maxVVAVX2(d[:n], a[:n], b[:n])
+		}
+	}
+	for i := n; i < len(d); i++ {
+		if a[i] > b[i] {
+			d[i] = a[i]
+		} else {
+			d[i] = b[i]
+		}
+	}
+}
+
+// maxPoolFlatRange is MaxPool for avgPoolFlat's geometry (stride 1) over
+// planes [lo, hi): like avgPoolFlatRange, whole-plane passes over a plane
+// padded with −Inf, each tap taking over only where strictly greater — for
+// a plane without NaN exactly the general loop's rule (the maximum, the
+// first of equal ones in row-major order; a −Inf border never wins over a
+// tap and ties only with −Inf). A plane holding a NaN takes maxPoolPlane,
+// where a window's first tap decides.
+func maxPoolFlatRange(t *poolTask, lo, hi int) {
+	g := &t.g
+	hp, wp := g.h+g.ph+g.phe, g.w+g.pw+g.pwe
+	var pb, rb, sb [avgPoolFlatCap]float32
+	inf := float32(math.Inf(-1))
+	pad := pb[:hp*wp+g.kw]
+	rows := rb[:hp*wp]
+	sums := sb[:g.oh*wp]
+	for i := range pad {
+		pad[i] = inf
+	}
+	for i := range rows {
+		rows[i] = inf
+	}
+	hw, ohw := g.h*g.w, g.oh*g.ow
+	mid := rows[g.ph*wp : (g.ph+g.h)*wp]
+	src := pad[g.ph*wp:]
+	for p := lo; p < hi; p++ {
+		x := t.X[p*hw : (p+1)*hw]
+		y := t.Y[p*ohw : (p+1)*ohw]
+		if hasNaN(x) {
+			maxPoolPlane(y, x, g)
+			continue
+		}
+		for iy := 0; iy < g.h; iy++ {
+			copy(pad[(g.ph+iy)*wp+g.pw:], x[iy*g.w:(iy+1)*g.w])
+		}
+		copy(mid, src[:len(mid)])
+		for j := 1; j < g.kw; j++ {
+			maxIntoF32(mid, src[j:j+len(mid)], mid)
+		}
+		copy(sums, rows)
+		for i := 1; i < g.kh; i++ {
+			maxIntoF32(sums, rows[i*wp:i*wp+len(sums)], sums)
+		}
+		for oy := 0; oy < g.oh; oy++ {
+			copy(y[oy*g.ow:(oy+1)*g.ow], sums[oy*wp:])
+		}
+	}
+}
+
+func hasNaN(x []float32) bool {
+	for _, v := range x {
+		if v != v {
+			return true
+		}
+	}
+	return false
 }

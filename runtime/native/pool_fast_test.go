@@ -98,3 +98,56 @@ func TestAvgPool2x2MatchesGeneral(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxPoolSeparableMatchesGeneral: the separable maximum gives the
+// general loop's bits — strides, paddings, windows wholly in the padding,
+// ties of +0 and −0, NaN first in a window or later in it.
+func TestMaxPoolSeparableMatchesGeneral(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(14, 15))
+	nan, negz := float32(math.NaN()), float32(math.Copysign(0, -1))
+	for _, c := range []struct{ h, w, kh, kw, sh, sw, ph, pw int }{
+		{16, 16, 5, 5, 1, 1, 2, 2}, {9, 7, 3, 3, 2, 2, 1, 1}, {8, 11, 3, 5, 1, 2, 0, 2}, {6, 6, 2, 2, 2, 2, 0, 0}, {4, 4, 3, 3, 1, 1, 3, 3},
+	} {
+		g := geom{n: 1, c: 2, h: c.h, w: c.w, kh: c.kh, kw: c.kw, sh: c.sh, sw: c.sw, dh: 1, dw: 1, ph: c.ph, pw: c.pw, phe: c.ph, pwe: c.pw, spatial: 2}
+		g.oh, g.ow = (c.h+2*c.ph-c.kh)/c.sh+1, (c.w+2*c.pw-c.kw)/c.sw+1
+		if !maxPoolSeparable(&g) {
+			t.Fatalf("%+v: not taken", c)
+		}
+		x := randVec(r, 2*c.h*c.w)
+		for i := range x {
+			switch r.IntN(12) {
+			case 0:
+				x[i] = nan
+			case 1:
+				x[i] = negz
+			case 2:
+				x[i] = 0
+			}
+		}
+		// plane 0 without NaN (the flat path where the stride is 1), plane 1 with
+		for i := 0; i < c.h*c.w; i++ {
+			if x[i] != x[i] {
+				x[i] = 1.5
+			}
+		}
+		k := &poolKernel{max: true}
+		got := make([]float32, 2*g.oh*g.ow)
+		want := make([]float32, len(got))
+		sep := make([]float32, len(got))
+		(&poolTask{k: k, g: g, X: x, Y: got}).runRange(0, 2)
+		(&poolTask{k: k, g: g, X: x, Y: want}).generalRange(0, 2)
+		ohw := g.oh * g.ow
+		for p := 0; p < 2; p++ {
+			maxPoolPlane(sep[p*ohw:(p+1)*ohw], x[p*c.h*c.w:(p+1)*c.h*c.w], &g)
+		}
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%+v: out[%d] = %g, the general loop gives %g", c, i, got[i], want[i])
+			}
+			if math.Float32bits(sep[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%+v: maxPoolPlane out[%d] = %g, the general loop gives %g", c, i, sep[i], want[i])
+			}
+		}
+	}
+}
