@@ -52,3 +52,28 @@ func tanhf(x float32) float32 {
 }
 
 func logf(x float32) float32 { return float32(math.Log(float64(x))) }
+
+// softplusf is log(1 + e^v) = max(v, 0) + log1p(e^−|v|), with e^−|v| from
+// expf and log1p(t), t in (0, 1], as 2·atanh(t/(2+t)): the odd series in
+// s = t/(2+t) ≤ 1/3 to s¹⁷ (truncation below 2e-9 relative) in float64.
+// Flows' coupling layers spend their time here; float64 Exp and Log1p made
+// it three quarters of a NICE forward pass.
+func softplusf(v float32) float32 {
+	if v != v {
+		return v
+	}
+	a := v
+	if a > 0 {
+		a = -a
+	}
+	t := float64(expf(a))
+	s := t / (2 + t)
+	s2 := s * s
+	l := 2 * s * (1 + s2*(1.0/3+s2*(1.0/5+s2*(1.0/7+s2*(1.0/9+s2*(1.0/11+s2*(1.0/13+s2*(1.0/15+s2/17))))))))
+	return float32(float64(max(v, 0)) + l)
+}
+
+func softplusRef(v float32) float32 {
+	x := float64(v)
+	return float32(math.Max(x, 0) + math.Log1p(math.Exp(-math.Abs(x))))
+}

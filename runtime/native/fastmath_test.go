@@ -66,3 +66,25 @@ func TestExpm1f(t *testing.T) {
 		}
 	}
 }
+
+// TestSoftplusf: within 2 ulp of float64 softplus from −100 to 100, and
+// NaN and ±Inf pass as they should.
+func TestSoftplusf(t *testing.T) {
+	t.Parallel()
+	for x := float32(-100); x < 100; x += 0.00377 {
+		got, want := softplusf(x), softplusRef(x)
+		if want > 1e-37 && ulpDiff(got, want) > 2 {
+			t.Fatalf("softplus(%g) = %g, want %g (%.1f ulp)", x, got, want, ulpDiff(got, want))
+		}
+	}
+	inf := float32(math.Inf(1))
+	if v := softplusf(inf); v != inf {
+		t.Errorf("softplus(+Inf) = %g", v)
+	}
+	if v := softplusf(-inf); v != 0 {
+		t.Errorf("softplus(-Inf) = %g", v)
+	}
+	if v := softplusf(float32(math.NaN())); v == v {
+		t.Errorf("softplus(NaN) = %g", v)
+	}
+}

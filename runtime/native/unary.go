@@ -158,12 +158,7 @@ func init() {
 	register("Softsign", unaryOp(&unaryKernel{f32: mapF32(func(v float32) float32 {
 		return v / (1 + float32(math.Abs(float64(v))))
 	})}))
-	register("Softplus", unaryOp(&unaryKernel{f32: mapF64(func(v float64) float64 {
-		if v > 20 {
-			return v // log1p(exp(v)) == v in float32 here
-		}
-		return math.Log1p(math.Exp(v))
-	})}))
+	register("Softplus", unaryOp(&unaryKernel{f32: mapF32(softplusf)}))
 	register("LeakyRelu", unaryAttrOp(func(n *graph.Node) *unaryKernel {
 		alpha := n.AttrFloat("alpha", 0.01)
 		return &unaryKernel{f32: mapF32(func(v float32) float32 {
