@@ -182,6 +182,7 @@ type resizeState struct {
 	idx  []int64
 	w    []float64
 	wt   []float64 // resize2D's bilinear weight products, four per output pixel
+	cols []resizeCol
 	task resizeTask
 }
 

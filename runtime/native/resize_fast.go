@@ -37,6 +37,16 @@ func resize2D(p *pool, st *resizeState, t, y *graph.Tensor, sh []int64, base []i
 	*tk = resizeTask{st: st, x: t.F32, y: y.F32, h: int(t.Shape[2]), w: int(t.Shape[3]),
 		oh: int(sh[2]), ow: int(sh[3]), by: base[2], bx: base[3], maxX: maxX}
 	if maxX <= 2 {
+		tk.cols = st.cols[:0]
+		for ox := 0; ox < tk.ow; ox++ {
+			jx := tk.bx + ox
+			c := resizeCol{i0: st.idx[K*jx], i1: st.idx[K*jx], one: st.n[jx] == 1}
+			if !c.one {
+				c.i1 = st.idx[K*jx+1]
+			}
+			tk.cols = append(tk.cols, c)
+		}
+		st.cols = tk.cols
 		// the products wy·wx of every output pixel's (up to) four taps,
 		// computed once for all planes: the general loop multiplies the
 		// weights before the value, so the bits are its own
@@ -66,7 +76,8 @@ func resize2D(p *pool, st *resizeState, t, y *graph.Tensor, sh []int64, base []i
 type resizeTask struct {
 	st           *resizeState
 	x, y         []float32
-	wt           []float64 // weight products per output pixel (maxX ≤ 2)
+	wt           []float64   // weight products per output pixel (maxX ≤ 2)
+	cols         []resizeCol // each output column's taps (maxX ≤ 2)
 	h, w, oh, ow int
 	by, bx       int // where the tables of axes 2 and 3 start
 	maxX         int // the most taps of any output column (rows1, rows2 need ≤ 1, ≤ 2)
@@ -85,6 +96,11 @@ func (t *resizeTask) runRange(lo, hi int) {
 			row := dst[oy*t.ow : (oy+1)*t.ow]
 			if ny == 1 && t.maxX == 1 {
 				t.rows1(row, src[int(iy[0])*t.w:(int(iy[0])+1)*t.w], wy[0])
+				continue
+			}
+			if ny == 1 && t.maxX <= 2 {
+				// a clamped edge row of a bilinear resize: one row's taps
+				t.rows1x(row, src[int(iy[0])*t.w:(int(iy[0])+1)*t.w], t.wt[4*oy*t.ow:4*(oy+1)*t.ow])
 				continue
 			}
 			if ny == 2 && t.maxX <= 2 {
@@ -139,23 +155,37 @@ func (t *resizeTask) runRange(lo, hi int) {
 // loop's order: its leading 1·w factors are exact and a product of two
 // weights is the same in either order.
 func (t *resizeTask) rows2(row, r0, r1 []float32, wt []float64) {
+	cols := t.cols[:len(row)]
+	wt = wt[:4*len(row)]
+	for ox, c := range cols {
+		q := wt[4*ox : 4*ox+4 : 4*ox+4]
+		v := 0.0
+		if c.one {
+			v += q[0] * float64(r0[c.i0])
+			v += q[2] * float64(r1[c.i0])
+		} else {
+			v += q[0] * float64(r0[c.i0])
+			v += q[1] * float64(r0[c.i1])
+			v += q[2] * float64(r1[c.i0])
+			v += q[3] * float64(r1[c.i1])
+		}
+		row[ox] = float32(v)
+	}
+}
+
+// rows1x fills an output row from one input row with one or two taps per
+// column: 0 + (wy·wx0)·s0 (+ (wy·wx1)·s1), the general loop's order.
+func (t *resizeTask) rows1x(row, r0 []float32, wt []float64) {
 	const K = graph.MaxResizeTaps
 	st := t.st
 	wt = wt[:4*len(row)]
 	for ox := range row {
 		jx := t.bx + ox
-		q := wt[4*ox : 4*ox+4 : 4*ox+4]
-		i0 := st.idx[K*jx]
+		q := wt[4*ox : 4*ox+2 : 4*ox+2]
 		v := 0.0
-		if st.n[jx] == 1 {
-			v += q[0] * float64(r0[i0])
-			v += q[2] * float64(r1[i0])
-		} else {
-			i1 := st.idx[K*jx+1]
-			v += q[0] * float64(r0[i0])
-			v += q[1] * float64(r0[i1])
-			v += q[2] * float64(r1[i0])
-			v += q[3] * float64(r1[i1])
+		v += q[0] * float64(r0[st.idx[K*jx]])
+		if st.n[jx] > 1 {
+			v += q[1] * float64(r0[st.idx[K*jx+1]])
 		}
 		row[ox] = float32(v)
 	}
@@ -173,4 +203,10 @@ func (t *resizeTask) rows1(row, r0 []float32, wy float64) {
 		v += wy * st.w[K*jx] * float64(r0[st.idx[K*jx]])
 		row[ox] = float32(v)
 	}
+}
+
+// resizeCol is one output column's taps in x, gathered for the row loops.
+type resizeCol struct {
+	i0, i1 int64
+	one    bool // a single tap (i0)
 }
