@@ -354,16 +354,21 @@ func (k *einsumKernel) run(x *exec, in, out []*graph.Tensor) error {
 		}
 		a, b, c := data(s.a), data(s.b), data(s.dst)
 		g := &st.g.g
+		bt := &st.g.batch
 		if s.nin {
 			lda := int(s.kk)
 			if s.tA {
 				lda = int(s.m)
 			}
-			for q := int64(0); q < s.nb; q++ {
-				*g = gemm{tA: s.tA, m: int(s.m), n: int(s.nn), k: int(s.kk), alpha: 1, a: b, lda: lda,
-					b: a[q*s.kk*s.nn:], ldb: int(s.nn), c: c[q*s.m*s.nn:], ldc: int(s.nn), w: &st.g.w}
-				g.run(x.pool)
-			}
+			*bt = batchGemm{tA: s.tA, m: int(s.m), n: int(s.nn), k: int(s.kk), lda: lda, ldb: int(s.nn), ldc: int(s.nn),
+				a: b, b: a, c: c, aq: 0, bq: int(s.kk * s.nn), cq: int(s.m * s.nn), nb: int(s.nb), workers: bt.workers}
+			bt.run(x.pool)
+			continue
+		}
+		if s.kk > 0 {
+			*bt = batchGemm{m: int(s.m), n: int(s.nn), k: int(s.kk), lda: int(s.kk), ldb: int(s.nn), ldc: int(s.nn),
+				a: a, b: b, c: c, aq: int(s.m * s.kk), bq: int(s.kk * s.nn), cq: int(s.m * s.nn), nb: int(s.nb), workers: bt.workers}
+			bt.run(x.pool)
 			continue
 		}
 		for q := int64(0); q < s.nb; q++ {

@@ -42,8 +42,9 @@ type gemm struct {
 
 // gemmState is the per-session state of the matrix-product kernels.
 type gemmState struct {
-	g gemm
-	w gemmWork
+	g     gemm
+	w     gemmWork
+	batch batchGemm // batched MatMul and Einsum products
 }
 
 const (
@@ -391,12 +392,10 @@ func (k *matmulKernel) run(x *exec, in, out []*graph.Tensor) error {
 	batchA, batchB := a.Shape[:max(ra-2, 0)], b.Shape[:rb-2]
 	var bs dims
 	br, _ := broadcastShapes(&bs, batchA, batchB)
-	nb := int(prod(bs[:br]))
-	for q := 0; q < nb; q++ {
-		oa, ob := batchOffset(q, bs[:br], batchA), batchOffset(q, bs[:br], batchB)
-		*g = gemm{m: m, n: n, k: kk, alpha: 1, a: a.F32[oa*m*kk:], lda: kk, b: b.F32[ob*kk*n:], ldb: n, c: y.F32[q*m*n:], ldc: n, w: &st.w}
-		g.run(x.pool)
-	}
+	bt := &st.batch
+	*bt = batchGemm{m: m, n: n, k: kk, lda: kk, ldb: n, ldc: n, a: a.F32, b: b.F32, c: y.F32,
+		aq: m * kk, bq: kk * n, cq: m * n, bs: bs, br: br, sa: batchA, sb: batchB, nb: int(prod(bs[:br])), workers: bt.workers}
+	bt.run(x.pool)
 	return nil
 }
 

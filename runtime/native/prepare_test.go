@@ -3,6 +3,8 @@ package native
 import (
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	goruntime "runtime"
 	"strings"
 	"testing"
@@ -262,6 +264,59 @@ func TestLargeSliceTransposeOnWorkers(t *testing.T) {
 		n, c, h, w := i/(16*38*19), i/(38*19)%16, i/19%38, i%19
 		if want := in.F32[((n*16+c)*40+h+1)*40+2+2*w]; v != want {
 			t.Fatalf("slice[%d] = %g, want %g", i, v, want)
+		}
+	}
+}
+
+// TestBatchedProductsOnWorkers: small batched MatMuls and Einsum products,
+// handed out whole to the workers, give one thread's bits.
+func TestBatchedProductsOnWorkers(t *testing.T) {
+	b := graph.NewBuilder("bmm")
+	x := b.Input("x", graph.Float32, graph.Fixed(6, 20, 24))
+	y := b.Input("y", graph.Float32, graph.Fixed(6, 24, 20))
+	w := b.Input("w", graph.Float32, graph.Fixed(24, 10))
+	b.Output("mm", b.Op1("MatMul", []string{x, y}), graph.Float32, nil)
+	b.Output("es", b.Op1("Einsum", []string{x, y}, graph.StringAttr("equation", "bij,bjk->bik")), graph.Float32, nil)
+	b.Output("nin", b.Op1("Einsum", []string{y, w}, graph.StringAttr("equation", "bcn,cd->bdn")), graph.Float32, nil)
+	m := &graph.Model{Opsets: []graph.OpsetImport{{Version: 17}}, Graph: b.Graph()}
+	r := rand.New(rand.NewPCG(3, 9))
+	in := []*graph.Tensor{graph.NewFloat32([]int64{6, 20, 24}, randVec(r, 6*20*24)), graph.NewFloat32([]int64{6, 24, 20}, randVec(r, 6*24*20)),
+		graph.NewFloat32([]int64{24, 10}, randVec(r, 240))}
+	run := func(threads int) []*graph.Tensor {
+		pr, err := Backend{}.Prepare(m, runtime.Options{Threads: threads})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := pr.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := []*graph.Tensor{new(graph.Tensor), new(graph.Tensor), new(graph.Tensor)}
+		if err := s.Run(in, out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	one, two := run(1), run(2)
+	for k := range one {
+		for i := range one[k].F32 {
+			if math.Float32bits(one[k].F32[i]) != math.Float32bits(two[k].F32[i]) {
+				t.Fatalf("output %d element %d: %g on one thread, %g on two", k, i, one[k].F32[i], two[k].F32[i])
+			}
+		}
+	}
+	// and they are the products
+	for q := 0; q < 6; q++ {
+		for i := 0; i < 20; i++ {
+			for j := 0; j < 20; j++ {
+				var s float64
+				for k := 0; k < 24; k++ {
+					s += float64(in[0].F32[(q*20+i)*24+k]) * float64(in[1].F32[(q*24+k)*20+j])
+				}
+				if got := float64(one[0].F32[(q*20+i)*20+j]); math.Abs(got-s) > 1e-4 {
+					t.Fatalf("mm[%d,%d,%d] = %g, want %g", q, i, j, got, s)
+				}
+			}
 		}
 	}
 }
