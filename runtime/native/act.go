@@ -39,6 +39,21 @@ func applyActWith(impl gemmImpl, a act, d, s, bias []float32) {
 				bias = bias[n:]
 			}
 		}
+		if haveAVX2 && len(d) > 0 {
+			// the last few through the same kernel, padded: an element's
+			// bits must not depend on where the buffer ends (a sample's
+			// activations are the same in any batch)
+			var sb, bb [8]float32
+			copy(sb[:], s)
+			var bp []float32
+			if bias != nil {
+				copy(bb[:], bias)
+				bp = bb[:]
+			}
+			actVec(false, a, sb[:], sb[:], bp)
+			copy(d, sb[:len(d)])
+			return
+		}
 	}
 	applyActRef(a, d, s, bias)
 }

@@ -198,3 +198,38 @@ func TestMeanVarAndAffine(t *testing.T) {
 		}
 	}
 }
+
+// TestActPlaceInvariant: Sigmoid's and SiLU's bits (with and without a
+// bias) do not depend on where an element lies in the buffer — the last
+// partial vector goes through the vector kernel too.
+func TestActPlaceInvariant(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(21, 22))
+	s := make([]float32, 75)
+	bias := make([]float32, 75)
+	for i := range s {
+		s[i] = float32(rng.NormFloat64() * 4)
+		bias[i] = float32(rng.NormFloat64())
+	}
+	for _, a := range []act{actSigmoid, actSiLU} {
+		for _, bs := range [][]float32{nil, bias} {
+			whole := make([]float32, len(s))
+			applyAct(a, whole, s, bs)
+			for start := 0; start < 40; start++ {
+				for _, n := range []int{1, 5, 8, 13, 16, 17, 35} {
+					part := make([]float32, n)
+					var pb []float32
+					if bs != nil {
+						pb = bs[start : start+n]
+					}
+					applyAct(a, part, s[start:start+n], pb)
+					for i, v := range part {
+						if math.Float32bits(v) != math.Float32bits(whole[start+i]) {
+							t.Fatalf("act %d bias %v: element %d of a run of %d at %d: %g, %g in the whole buffer", a, bs != nil, i, n, start, v, whole[start+i])
+						}
+					}
+				}
+			}
+		}
+	}
+}
