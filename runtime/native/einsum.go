@@ -51,6 +51,14 @@ type einStep struct {
 	// nin: the product is op(b)·a[q] for each outer index q of a, op(b)
 	// transposed when tA — a channel contraction read and written in place
 	nin, tA bool
+	// inPlace: a batched contraction read and written in place (see
+	// batchedContraction): product q is op(A)·op(B) with A the input aIn
+	// and B the input bIn, at q·aq and q·bq
+	inPlace  bool
+	tB       bool
+	aIn, bIn int
+	lda, ldb int
+	aq, bq   int64
 }
 
 const (
@@ -355,6 +363,12 @@ func (k *einsumKernel) run(x *exec, in, out []*graph.Tensor) error {
 		a, b, c := data(s.a), data(s.b), data(s.dst)
 		g := &st.g.g
 		bt := &st.g.batch
+		if s.inPlace {
+			*bt = batchGemm{tA: s.tA, tB: s.tB, m: int(s.m), n: int(s.nn), k: int(s.kk), lda: s.lda, ldb: s.ldb, ldc: int(s.nn),
+				a: in[s.aIn].F32, b: in[s.bIn].F32, c: c, aq: int(s.aq), bq: int(s.bq), cq: int(s.m * s.nn), nb: int(s.nb), workers: bt.workers}
+			bt.run(x.pool)
+			continue
+		}
 		if s.nin {
 			lda := int(s.kk)
 			if s.tA {
@@ -422,6 +436,10 @@ func (k *einsumKernel) compile(st *einsumState, in []*graph.Tensor) error {
 	}
 	st.steps = st.steps[:0]
 	if s, ok := channelContraction(p, in); ok && !einsumGeneralOnly {
+		st.steps = append(st.steps, s)
+		return nil
+	}
+	if s, ok := batchedContraction(p, in); ok && !einsumGeneralOnly {
 		st.steps = append(st.steps, s)
 		return nil
 	}
@@ -547,6 +565,126 @@ func (k *einsumKernel) compile(st *einsumState, in []*graph.Tensor) error {
 	}
 	gather(acc.v, acc.id, einOut, p.out, sum, &size)
 	return nil
+}
+
+// batchedContraction recognises a two-operand Einsum that is a batch of
+// matrix products with every operand in place — attention's
+// "nchw,ncij->nhwij" and "nhwij,ncij->nchw": the batch labels lead x, y and
+// the output in the same order; after them x holds its own labels L and
+// the contracted ones C as two blocks (either order), y holds C and its own
+// R likewise, C in the same order in both, and the output is [batch…, L…,
+// R…] (C = op(x)·op(y)) or [batch…, R…, L…] (C = op(y)·op(x)). The general
+// plan lays out one or both operands and the result; the products are the
+// same sums over C in the same order, so the bits are its own.
+func batchedContraction(p *einPlan, in []*graph.Tensor) (einStep, bool) {
+	if len(p.ops) != 2 {
+		return einStep{}, false
+	}
+	x, y, out := p.ops[0], p.ops[1], p.out
+	if len(x) != len(in[0].Shape) || len(y) != len(in[1].Shape) {
+		return einStep{}, false
+	}
+	size := map[int]int64{}
+	for k, ls := range [][]int{x, y} {
+		for i, l := range ls {
+			n := in[k].Shape[i]
+			if old, ok := size[l]; ok && old != n {
+				return einStep{}, false // a repeated label or a broadcast
+			}
+			size[l] = n
+		}
+	}
+	var batch, contr, L, R []int
+	for _, l := range x {
+		switch {
+		case containsLabel(y, l) && containsLabel(out, l):
+			batch = append(batch, l)
+		case containsLabel(y, l):
+			contr = append(contr, l)
+		case containsLabel(out, l):
+			L = append(L, l)
+		default:
+			return einStep{}, false // a private sum
+		}
+	}
+	for _, l := range y {
+		if !containsLabel(x, l) {
+			if !containsLabel(out, l) {
+				return einStep{}, false
+			}
+			R = append(R, l)
+		}
+	}
+	if len(contr) == 0 || len(L) == 0 || len(R) == 0 || len(out) != len(batch)+len(L)+len(R) {
+		return einStep{}, false
+	}
+	is := func(ls []int, parts ...[]int) bool {
+		i := 0
+		for _, part := range parts {
+			for _, l := range part {
+				if i >= len(ls) || ls[i] != l {
+					return false
+				}
+				i++
+			}
+		}
+		return i == len(ls)
+	}
+	prodOf := func(ls []int) int64 {
+		n := int64(1)
+		for _, l := range ls {
+			n *= size[l]
+		}
+		return n
+	}
+	nb, k, nl, nr := prodOf(batch), prodOf(contr), prodOf(L), prodOf(R)
+	if k == 0 || nb == 0 {
+		return einStep{}, false
+	}
+	// x as the left operand: [L, C] as it is, [C, L] transposed; y as the
+	// right one: [C, R] as it is, [R, C] transposed
+	var xT, yT bool
+	switch {
+	case is(x, batch, L, contr):
+	case is(x, batch, contr, L):
+		xT = true
+	default:
+		return einStep{}, false
+	}
+	switch {
+	case is(y, batch, contr, R):
+	case is(y, batch, R, contr):
+		yT = true
+	default:
+		return einStep{}, false
+	}
+	s := einStep{gemm: true, inPlace: true, dst: einOut, nb: nb, kk: k, aq: nl * k, bq: k * nr}
+	switch {
+	case is(out, batch, L, R): // op(x)·op(y)
+		s.aIn, s.bIn, s.m, s.nn = 0, 1, nl, nr
+		s.tA, s.lda = xT, int(k)
+		if xT {
+			s.lda = int(nl)
+		}
+		s.tB, s.ldb = yT, int(nr)
+		if yT {
+			s.ldb = int(k)
+		}
+	case is(out, batch, R, L): // op(y)ᵀ-side first: [R, C]·[C, L]
+		s.aIn, s.bIn, s.m, s.nn = 1, 0, nr, nl
+		s.aq, s.bq = k*nr, nl*k
+		s.tA, s.lda = !yT, int(k) // y as A: [R, C] as it is, [C, R] transposed
+		if !yT {
+			s.lda = int(nr)
+		}
+		s.tB, s.ldb = !xT, int(nl) // x as B: [C, L] as it is, [L, C] transposed
+		if !xT {
+			s.ldb = int(k)
+		}
+	default:
+		return einStep{}, false
+	}
+	return s, true
 }
 
 // einMinInner is the least width of channelContraction's products.

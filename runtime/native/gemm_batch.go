@@ -10,7 +10,7 @@ import "sync/atomic"
 // b[offB(q):] and writes C at c[q·cq:]; a product computes the same bits on
 // any worker, so the split changes nothing.
 type batchGemm struct {
-	tA            bool
+	tA, tB        bool
 	m, n, k       int
 	lda, ldb, ldc int
 	a, b, c       []float32
@@ -37,7 +37,7 @@ func (t *batchGemm) product(q int, g *gemm, w *gemmWork) {
 	if t.br > 0 {
 		oa, ob = batchOffset(q, t.bs[:t.br], t.sa)*t.aq, batchOffset(q, t.bs[:t.br], t.sb)*t.bq
 	}
-	*g = gemm{tA: t.tA, m: t.m, n: t.n, k: t.k, alpha: 1, a: t.a[oa:], lda: t.lda, b: t.b[ob:], ldb: t.ldb,
+	*g = gemm{tA: t.tA, tB: t.tB, m: t.m, n: t.n, k: t.k, alpha: 1, a: t.a[oa:], lda: t.lda, b: t.b[ob:], ldb: t.ldb,
 		c: t.c[q*t.cq:], ldc: t.ldc, w: w}
 }
 
