@@ -2,8 +2,9 @@ package native
 
 import (
 	"fmt"
-	"sync"
+	"runtime"
 	"sync/atomic"
+	"time"
 )
 
 // ranger is a piece of work split over [0, n): each worker gets a sub-range.
@@ -20,44 +21,100 @@ type job struct {
 
 // pool is a session's set of persistent worker goroutines. The goroutine that
 // calls parallel does the first share itself.
+//
+// A forward pass hands the workers hundreds of small pieces of work, a few
+// microseconds apart. Waking a parked goroutine costs about as much as such
+// a piece, and on two cores that made a second thread slower than one. So a
+// worker that has finished spins for a short while (spinFor) watching its
+// slot before it parks, and the caller spins (then yields) while it waits
+// for the shares it handed out. After spinFor without work the worker parks
+// and costs nothing. With more threads than GOMAXPROCS spinning would only
+// take the processors from the goroutines with work, so workers park at once.
 type pool struct {
-	workers int // goroutines besides the caller
-	jobs    chan job
-	wg      sync.WaitGroup
-	panicV  atomic.Value // first panic seen in a worker, re-raised by the caller
+	workers int           // goroutines besides the caller
+	spin    time.Duration // how long an idle worker spins: spinFor, or 0 when there are more threads than Ps
+	slots   []slot
+	panicV  atomic.Pointer[string] // first panic seen in a worker, re-raised (once) by the caller
 	closed  atomic.Bool
 }
+
+// slot is one worker's mailbox: the caller writes j, then bumps seq; the
+// worker runs j and sets done to seq. wake is signalled when the worker
+// has parked (parked set) and a job is posted.
+type slot struct {
+	seq    atomic.Uint64
+	done   atomic.Uint64
+	parked atomic.Bool
+	j      job
+	wake   chan struct{}
+	_      [64]byte // keep workers' slots on separate cache lines
+}
+
+// spinFor is how long an idle worker watches its slot before parking.
+const spinFor = 50 * time.Microsecond
 
 func newPool(threads int) *pool {
 	if threads <= 1 {
 		return nil
 	}
-	p := &pool{workers: threads - 1, jobs: make(chan job, threads)}
-	for i := 0; i < p.workers; i++ {
-		go p.work()
+	p := &pool{workers: threads - 1, slots: make([]slot, threads-1), spin: spinFor}
+	if threads > runtime.GOMAXPROCS(0) {
+		p.spin = 0
+	}
+	for i := range p.slots {
+		p.slots[i].wake = make(chan struct{}, 1)
+		go p.work(&p.slots[i])
 	}
 	return p
 }
 
-func (p *pool) work() {
-	for j := range p.jobs {
-		p.do(j)
+func (p *pool) work(s *slot) {
+	var last uint64
+	for {
+		// wait for a job: spin, then park
+		start := time.Now()
+		for spins := 0; s.seq.Load() == last; spins++ {
+			if p.closed.Load() {
+				return
+			}
+			if spins&63 != 63 {
+				continue
+			}
+			if time.Since(start) < p.spin {
+				runtime.Gosched()
+				continue
+			}
+			s.parked.Store(true)
+			if s.seq.Load() == last && !p.closed.Load() {
+				<-s.wake
+			}
+			s.parked.Store(false)
+			start = time.Now()
+		}
+		last = s.seq.Load()
+		p.do(s.j)
+		s.done.Store(last)
 	}
 }
 
 func (p *pool) do(j job) {
 	defer func() {
 		if r := recover(); r != nil {
-			p.panicV.CompareAndSwap(nil, fmt.Sprint(r))
+			msg := fmt.Sprint(r)
+			p.panicV.CompareAndSwap(nil, &msg)
 		}
-		p.wg.Done()
 	}()
 	j.t.runRange(j.lo, j.hi)
 }
 
 func (p *pool) close() {
 	if p != nil && p.closed.CompareAndSwap(false, true) {
-		close(p.jobs)
+		for i := range p.slots {
+			select {
+			case p.slots[i].wake <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
@@ -84,19 +141,36 @@ func (p *pool) parallel(n, grain int, t ranger) {
 		return
 	}
 	chunk := (n + parts - 1) / parts
-	p.wg.Add(parts - 1)
+	used := 0 // workers given a share: slots [0, used)
 	for i := 1; i < parts; i++ {
 		lo := i * chunk
 		hi := min(n, lo+chunk)
 		if lo >= hi {
-			p.wg.Done()
-			continue
+			break
 		}
-		p.jobs <- job{t, lo, hi}
+		s := &p.slots[used]
+		s.j = job{t, lo, hi}
+		s.seq.Add(1)
+		if s.parked.Load() {
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
+		}
+		used++
 	}
 	t.runRange(0, chunk)
-	p.wg.Wait()
-	if v := p.panicV.Load(); v != nil {
-		panic(v)
+	for i := 0; i < used; i++ {
+		s := &p.slots[i]
+		want := s.seq.Load()
+		for spins := 0; s.done.Load() != want; spins++ {
+			if spins > 256 {
+				runtime.Gosched()
+			}
+		}
+		s.j = job{}
+	}
+	if v := p.panicV.Swap(nil); v != nil {
+		panic(*v)
 	}
 }

@@ -1,0 +1,67 @@
+package native
+
+import (
+	goruntime "runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type countTask struct{ hits []atomic.Int64 }
+
+func (c *countTask) runRange(lo, hi int) {
+	for i := lo; i < hi; i++ {
+		c.hits[i].Add(1)
+	}
+}
+
+type panicTask struct{}
+
+func (panicTask) runRange(lo, hi int) {
+	if lo > 0 {
+		panic("share from " + string(rune('0'+lo)))
+	}
+}
+
+// TestPoolRunsEveryShareOnce: many small parallel calls in a row (the
+// pattern of a forward pass, where workers are spinning or parked in
+// between) cover every index exactly once; a worker's panic reaches the
+// caller; close stops the workers.
+func TestPoolRunsEveryShareOnce(t *testing.T) {
+	before := goruntime.NumGoroutine()
+	p := newPool(3)
+	c := &countTask{hits: make([]atomic.Int64, 10)}
+	for round := 1; round <= 2000; round++ {
+		p.parallel(10, 1, c)
+		if round%500 == 0 {
+			time.Sleep(2 * spinFor) // let the workers park, then wake them
+		}
+	}
+	for i := range c.hits {
+		if got := c.hits[i].Load(); got != 2000 {
+			t.Fatalf("index %d ran %d times in 2000 calls", i, got)
+		}
+	}
+	func() {
+		defer func() {
+			r := recover()
+			if r == nil || !strings.Contains(r.(string), "share from") {
+				t.Errorf("a worker's panic reached the caller as %v", r)
+			}
+		}()
+		p.parallel(3, 1, panicTask{})
+	}()
+	p.parallel(10, 1, c) // the panic was reported once; the pool still works
+	if got := c.hits[9].Load(); got != 2001 {
+		t.Errorf("after a panic: index 9 ran %d times, want 2001", got)
+	}
+	p.close()
+	deadline := time.Now().Add(2 * time.Second)
+	for goruntime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := goruntime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after close, %d before the pool", n, before)
+	}
+}
