@@ -33,6 +33,7 @@ type job struct {
 type pool struct {
 	workers int           // goroutines besides the caller
 	spin    time.Duration // how long an idle worker spins: spinFor, or 0 when there are more threads than Ps
+	maxSpin int32         // GOMAXPROCS−1 when the pool was made: the most spinners in the process
 	slots   []slot
 	panicV  atomic.Pointer[string] // first panic seen in a worker, re-raised (once) by the caller
 	closed  atomic.Bool
@@ -53,14 +54,22 @@ type slot struct {
 // spinFor is how long an idle worker watches its slot before parking.
 const spinFor = 50 * time.Microsecond
 
+// spinners counts the workers spinning now, in every session of the
+// process: at most GOMAXPROCS−1 may, so that sessions running side by side
+// (sample --workers with --threads) leave the callers a processor; the
+// others park at once.
+var spinners atomic.Int32
+
 func newPool(threads int) *pool {
 	if threads <= 1 {
 		return nil
 	}
 	p := &pool{workers: threads - 1, slots: make([]slot, threads-1), spin: spinFor}
-	if threads > runtime.GOMAXPROCS(0) {
+	procs := runtime.GOMAXPROCS(0)
+	if threads > procs {
 		p.spin = 0
 	}
+	p.maxSpin = int32(procs - 1)
 	for i := range p.slots {
 		p.slots[i].wake = make(chan struct{}, 1)
 		go p.work(&p.slots[i])
@@ -73,16 +82,28 @@ func (p *pool) work(s *slot) {
 	for {
 		// wait for a job: spin, then park
 		start := time.Now()
+		spin := p.spin
+		if spin > 0 && spinners.Add(1) > p.maxSpin {
+			spinners.Add(-1)
+			spin = 0
+		}
 		for spins := 0; s.seq.Load() == last; spins++ {
 			if p.closed.Load() {
+				if spin > 0 {
+					spinners.Add(-1)
+				}
 				return
 			}
 			if spins&63 != 63 {
 				continue
 			}
-			if time.Since(start) < p.spin {
+			if time.Since(start) < spin {
 				runtime.Gosched()
 				continue
+			}
+			if spin > 0 {
+				spinners.Add(-1)
+				spin = 0
 			}
 			s.parked.Store(true)
 			if s.seq.Load() == last && !p.closed.Load() {
@@ -90,6 +111,9 @@ func (p *pool) work(s *slot) {
 			}
 			s.parked.Store(false)
 			start = time.Now()
+		}
+		if spin > 0 {
+			spinners.Add(-1)
 		}
 		last = s.seq.Load()
 		p.do(s.j)

@@ -64,4 +64,38 @@ func TestPoolRunsEveryShareOnce(t *testing.T) {
 	if n := goruntime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines after close, %d before the pool", n, before)
 	}
+	if n := spinners.Load(); n != 0 {
+		t.Errorf("%d workers still counted as spinning after close", n)
+	}
+}
+
+// TestPoolSpinnersBounded: two pools side by side (sessions of parallel
+// sample workers) never have more spinning workers than GOMAXPROCS−1.
+func TestPoolSpinnersBounded(t *testing.T) {
+	a, b := newPool(2), newPool(2)
+	defer a.close()
+	defer b.close()
+	ca := &countTask{hits: make([]atomic.Int64, 4)}
+	cb := &countTask{hits: make([]atomic.Int64, 4)}
+	done := make(chan bool)
+	go func() {
+		for i := 0; i < 3000; i++ {
+			b.parallel(4, 1, cb)
+		}
+		done <- true
+	}()
+	most := int32(0)
+	for i := 0; i < 3000; i++ {
+		a.parallel(4, 1, ca)
+		if n := spinners.Load(); n > most {
+			most = n
+		}
+	}
+	<-done
+	if limit := int32(goruntime.GOMAXPROCS(0) - 1); most > limit {
+		t.Errorf("%d workers spun at once, the limit is %d", most, limit)
+	}
+	if ca.hits[3].Load() != 3000 || cb.hits[3].Load() != 3000 {
+		t.Errorf("shares ran %d and %d times, want 3000", ca.hits[3].Load(), cb.hits[3].Load())
+	}
 }
