@@ -13,6 +13,9 @@ type unaryKernel struct {
 	f32 func(d, s []float32)
 	i64 func(d, s []int64)
 	b   func(d, s []bool)
+	// heavy: a transcendental costing tens of nanoseconds an element, worth
+	// splitting over the workers from a few hundred elements on
+	heavy bool
 }
 
 type unaryTask struct {
@@ -53,7 +56,11 @@ func (k *unaryKernel) infer(in, out []*graph.Tensor) error {
 func (k *unaryKernel) run(x *exec, in, out []*graph.Tensor) error {
 	t := x.state.(*unaryTask)
 	t.d, t.s = out[0], in[0]
-	x.pool.parallel(int(prod(in[0].Shape)), elementsPerTask/4, t)
+	grain := elementsPerTask / 4
+	if k.heavy {
+		grain = 512
+	}
+	x.pool.parallel(int(prod(in[0].Shape)), grain, t)
 	return nil
 }
 
@@ -142,23 +149,23 @@ func init() {
 			d[i] = !s[i]
 		}
 	}}))
-	register("Exp", unaryOp(&unaryKernel{f32: mapF32(expf)}))
-	register("Log", unaryOp(&unaryKernel{f32: mapF32(logf)}))
+	register("Exp", unaryOp(&unaryKernel{f32: mapF32(expf), heavy: true}))
+	register("Log", unaryOp(&unaryKernel{f32: mapF32(logf), heavy: true}))
 	register("Sqrt", unaryOp(&unaryKernel{f32: mapF32(func(v float32) float32 { return float32(math.Sqrt(float64(v))) })}))
 	register("Reciprocal", unaryOp(&unaryKernel{f32: mapF32(func(v float32) float32 { return 1 / v })}))
 	register("Sigmoid", unaryOp(sigmoidKernel))
-	register("Tanh", unaryOp(&unaryKernel{f32: mapF32(tanhf)}))
-	register("Erf", unaryOp(&unaryKernel{f32: mapF64(math.Erf)}))
-	register("Sin", unaryOp(&unaryKernel{f32: mapF64(math.Sin)}))
-	register("Cos", unaryOp(&unaryKernel{f32: mapF64(math.Cos)}))
-	register("Tan", unaryOp(&unaryKernel{f32: mapF64(math.Tan)}))
+	register("Tanh", unaryOp(&unaryKernel{f32: mapF32(tanhf), heavy: true}))
+	register("Erf", unaryOp(&unaryKernel{f32: mapF64(math.Erf), heavy: true}))
+	register("Sin", unaryOp(&unaryKernel{f32: mapF64(math.Sin), heavy: true}))
+	register("Cos", unaryOp(&unaryKernel{f32: mapF64(math.Cos), heavy: true}))
+	register("Tan", unaryOp(&unaryKernel{f32: mapF64(math.Tan), heavy: true}))
 	register("Floor", unaryOp(&unaryKernel{f32: mapF64(math.Floor)}))
 	register("Ceil", unaryOp(&unaryKernel{f32: mapF64(math.Ceil)}))
 	register("Round", unaryOp(&unaryKernel{f32: mapF64(math.RoundToEven)}))
 	register("Softsign", unaryOp(&unaryKernel{f32: mapF32(func(v float32) float32 {
 		return v / (1 + float32(math.Abs(float64(v))))
 	})}))
-	register("Softplus", unaryOp(&unaryKernel{f32: mapF32(softplusf)}))
+	register("Softplus", unaryOp(&unaryKernel{f32: mapF32(softplusf), heavy: true}))
 	register("LeakyRelu", unaryAttrOp(func(n *graph.Node) *unaryKernel {
 		alpha := n.AttrFloat("alpha", 0.01)
 		return &unaryKernel{f32: mapF32(func(v float32) float32 {
