@@ -149,7 +149,7 @@ func init() {
 			d[i] = !s[i]
 		}
 	}}))
-	register("Exp", unaryOp(&unaryKernel{f32: mapF32(expf), heavy: true}))
+	register("Exp", unaryOp(&unaryKernel{f32: mapF32(expf)}))
 	register("Log", unaryOp(&unaryKernel{f32: mapF32(logf), heavy: true}))
 	register("Sqrt", unaryOp(&unaryKernel{f32: mapF32(func(v float32) float32 { return float32(math.Sqrt(float64(v))) })}))
 	register("Reciprocal", unaryOp(&unaryKernel{f32: mapF32(func(v float32) float32 { return 1 / v })}))
