@@ -231,86 +231,19 @@ func TestEinsumAgainstReference(t *testing.T) {
 	}
 }
 
-// TestEinsumChannelContraction: the in-place channel contraction (NIN's
-// form, with the weights either way round, outer axes or none) gives the
-// general plan's bits, and forms it must not take still match the
-// reference.
-func TestEinsumChannelContraction(t *testing.T) {
-	r := rand.New(rand.NewPCG(6, 6))
-	rt := func(shape ...int64) *graph.Tensor {
-		return graph.NewFloat32(shape, randVec(r, int(graph.NumElements(shape))))
-	}
-	cases := []struct {
-		eq   string
-		in   []*graph.Tensor
-		fast bool
-	}{
-		{"nchw,cd->ndhw", []*graph.Tensor{rt(3, 5, 4, 6), rt(5, 7)}, true},
-		{"nchw,dc->ndhw", []*graph.Tensor{rt(2, 8, 4, 4), rt(3, 8)}, true},
-		{"chw,cd->dhw", []*graph.Tensor{rt(4, 4, 5), rt(4, 2)}, true},
-		{"nabhw,abd->ndhw", []*graph.Tensor{rt(2, 2, 3, 4, 4), rt(2, 3, 5)}, true},
-		{"nchw,cd->ndhw", []*graph.Tensor{rt(3, 5, 2, 2), rt(5, 7)}, false}, // 4 pixels: too thin
-		{"nc,cd->nd", []*graph.Tensor{rt(4, 3), rt(3, 2)}, false},
-		{"nchw,cd->nhwd", []*graph.Tensor{rt(2, 3, 4, 4), rt(3, 2)}, false},
-	}
-	for _, c := range cases {
-		var p einPlan
-		kc, err := compileEinsum(&compileCtx{node: &graph.Node{OpType: "Einsum", Inputs: []string{"x", "w"}, Attrs: []*graph.Attribute{graph.StringAttr("equation", c.eq)}}})
-		if err != nil {
-			t.Fatalf("%s: %v", c.eq, err)
-		}
-		k := kc.(*einsumKernel)
-		if err := k.expand(c.in, &p); err != nil {
-			t.Fatalf("%s: %v", c.eq, err)
-		}
-		if _, ok := channelContraction(&p, c.in); ok != c.fast {
-			t.Errorf("%s %v: taken by the channel contraction: %v, want %v", c.eq, c.in[0].Shape, ok, c.fast)
-		}
-		run := func(general bool) *graph.Tensor {
-			einsumGeneralOnly = general
-			defer func() { einsumGeneralOnly = false }()
-			got, err := runOp(t, opCase{name: c.eq, op: "Einsum", attrs: []*graph.Attribute{graph.StringAttr("equation", c.eq)},
-				in: c.in, want: []*graph.Tensor{einsumRef(t, c.eq, c.in)}}, false)
-			if err != nil {
-				t.Fatalf("%s: %v", c.eq, err)
-			}
-			return got[0]
-		}
-		fast, general := run(false), run(true)
-		checkTensor(t, c.eq, fast, einsumRef(t, c.eq, c.in))
-		for i := range general.F32 {
-			if math.Float32bits(fast.F32[i]) != math.Float32bits(general.F32[i]) {
-				t.Fatalf("%s: element %d is %g, the general plan's %g", c.eq, i, fast.F32[i], general.F32[i])
-			}
-		}
-	}
+// einsumPlanCase is an equation, its inputs and whether a shortcut (the
+// channel or the batched contraction) should take it.
+type einsumPlanCase struct {
+	eq   string
+	in   []*graph.Tensor
+	fast bool
 }
 
-// TestEinsumBatchedContraction: attention's einsums and the other in-place
-// batched forms give the general plan's bits and the reference's values;
-// forms that need a layout (a private sum, the batch not leading) are left
-// to the general plan.
-func TestEinsumBatchedContraction(t *testing.T) {
-	r := rand.New(rand.NewPCG(7, 7))
-	rt := func(shape ...int64) *graph.Tensor {
-		return graph.NewFloat32(shape, randVec(r, int(graph.NumElements(shape))))
-	}
-	cases := []struct {
-		eq   string
-		in   []*graph.Tensor
-		fast bool
-	}{
-		{"nchw,ncij->nhwij", []*graph.Tensor{rt(2, 3, 4, 5), rt(2, 3, 4, 5)}, true},
-		{"nhwij,ncij->nchw", []*graph.Tensor{rt(2, 4, 5, 4, 5), rt(2, 3, 4, 5)}, true},
-		{"bij,bjk->bik", []*graph.Tensor{rt(3, 4, 6), rt(3, 6, 5)}, true},
-		{"bij,bkj->bik", []*graph.Tensor{rt(3, 4, 6), rt(3, 5, 6)}, true},
-		{"bji,bjk->bki", []*graph.Tensor{rt(3, 6, 4), rt(3, 6, 5)}, true},
-		{"bij,bkj->bki", []*graph.Tensor{rt(3, 4, 6), rt(3, 5, 6)}, true},
-		{"ij,jk->ik", []*graph.Tensor{rt(4, 6), rt(6, 5)}, true},
-		{"bij,bjk->ibk", []*graph.Tensor{rt(3, 4, 6), rt(3, 6, 5)}, false},
-		{"bij,bjk->bk", []*graph.Tensor{rt(3, 4, 6), rt(3, 6, 5)}, false},
-		{"bij,jbk->bik", []*graph.Tensor{rt(3, 4, 6), rt(6, 3, 5)}, false},
-	}
+// checkEinsumPlans checks that shortcut takes exactly the cases marked
+// fast, and that the kernel's result has the reference's values and the
+// general plan's bits whichever plan runs.
+func checkEinsumPlans(t *testing.T, cases []einsumPlanCase, shortcut func(*einPlan, []*graph.Tensor) (einStep, bool)) {
+	t.Helper()
 	for _, c := range cases {
 		var p einPlan
 		kc, err := compileEinsum(&compileCtx{node: &graph.Node{OpType: "Einsum", Inputs: []string{"x", "y"}, Attrs: []*graph.Attribute{graph.StringAttr("equation", c.eq)}}})
@@ -320,8 +253,8 @@ func TestEinsumBatchedContraction(t *testing.T) {
 		if err := kc.(*einsumKernel).expand(c.in, &p); err != nil {
 			t.Fatalf("%s: %v", c.eq, err)
 		}
-		if _, ok := batchedContraction(&p, c.in); ok != c.fast {
-			t.Errorf("%s: taken in place: %v, want %v", c.eq, ok, c.fast)
+		if _, ok := shortcut(&p, c.in); ok != c.fast {
+			t.Errorf("%s %v: taken by the shortcut: %v, want %v", c.eq, c.in[0].Shape, ok, c.fast)
 		}
 		want := einsumRef(t, c.eq, c.in)
 		run := func(general bool) *graph.Tensor {
@@ -342,4 +275,46 @@ func TestEinsumBatchedContraction(t *testing.T) {
 			}
 		}
 	}
+}
+
+func randTensor(r *rand.Rand) func(shape ...int64) *graph.Tensor {
+	return func(shape ...int64) *graph.Tensor {
+		return graph.NewFloat32(shape, randVec(r, int(graph.NumElements(shape))))
+	}
+}
+
+// TestEinsumChannelContraction: the in-place channel contraction (NIN's
+// form, with the weights either way round, outer axes or none) gives the
+// general plan's bits; forms it must not take still match the reference.
+func TestEinsumChannelContraction(t *testing.T) {
+	rt := randTensor(rand.New(rand.NewPCG(6, 6)))
+	checkEinsumPlans(t, []einsumPlanCase{
+		{"nchw,cd->ndhw", []*graph.Tensor{rt(3, 5, 4, 6), rt(5, 7)}, true},
+		{"nchw,dc->ndhw", []*graph.Tensor{rt(2, 8, 4, 4), rt(3, 8)}, true},
+		{"chw,cd->dhw", []*graph.Tensor{rt(4, 4, 5), rt(4, 2)}, true},
+		{"nabhw,abd->ndhw", []*graph.Tensor{rt(2, 2, 3, 4, 4), rt(2, 3, 5)}, true},
+		{"nchw,cd->ndhw", []*graph.Tensor{rt(3, 5, 2, 2), rt(5, 7)}, false}, // 4 pixels: too thin
+		{"nc,cd->nd", []*graph.Tensor{rt(4, 3), rt(3, 2)}, false},
+		{"nchw,cd->nhwd", []*graph.Tensor{rt(2, 3, 4, 4), rt(3, 2)}, false},
+	}, channelContraction)
+}
+
+// TestEinsumBatchedContraction: attention's einsums and the other in-place
+// batched forms give the general plan's bits and the reference's values;
+// forms that need a layout (a private sum, the batch not leading) are left
+// to the general plan.
+func TestEinsumBatchedContraction(t *testing.T) {
+	rt := randTensor(rand.New(rand.NewPCG(7, 7)))
+	checkEinsumPlans(t, []einsumPlanCase{
+		{"nchw,ncij->nhwij", []*graph.Tensor{rt(2, 3, 4, 5), rt(2, 3, 4, 5)}, true},
+		{"nhwij,ncij->nchw", []*graph.Tensor{rt(2, 4, 5, 4, 5), rt(2, 3, 4, 5)}, true},
+		{"bij,bjk->bik", []*graph.Tensor{rt(3, 4, 6), rt(3, 6, 5)}, true},
+		{"bij,bkj->bik", []*graph.Tensor{rt(3, 4, 6), rt(3, 5, 6)}, true},
+		{"bji,bjk->bki", []*graph.Tensor{rt(3, 6, 4), rt(3, 6, 5)}, true},
+		{"bij,bkj->bki", []*graph.Tensor{rt(3, 4, 6), rt(3, 5, 6)}, true},
+		{"ij,jk->ik", []*graph.Tensor{rt(4, 6), rt(6, 5)}, true},
+		{"bij,bjk->ibk", []*graph.Tensor{rt(3, 4, 6), rt(3, 6, 5)}, false},
+		{"bij,bjk->bk", []*graph.Tensor{rt(3, 4, 6), rt(3, 6, 5)}, false},
+		{"bij,jbk->bik", []*graph.Tensor{rt(3, 4, 6), rt(6, 3, 5)}, false},
+	}, batchedContraction)
 }
