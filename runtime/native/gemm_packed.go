@@ -97,6 +97,8 @@ func padTo(n, m int) int { return (n + m - 1) / m * m }
 type gemmWork struct {
 	b       []float32 // packed op(B)
 	workers []gemmWorker
+	parts   []float32 // kSplit's partial products, one m×n block per K block
+	split   kSplit
 }
 
 type gemmWorker struct {
@@ -164,7 +166,84 @@ func (g *gemm) runPacked(p *pool) {
 		g.runRange(0, 1)
 		return
 	}
+	if g.kSplittable() {
+		g.runKSplit(p, threads)
+		return
+	}
 	p.parallel(threads, 1, g)
+}
+
+// kSplitMaxC bounds the C of a product split along K (its partial products
+// take one C each).
+const kSplitMaxC = 1 << 14
+
+// kSplittable reports whether the product is one small tile with a long
+// reduction — the autodiff's weight gradients, [C, N·P]·[N·P, M] — which the
+// tiles cannot share out: its K blocks are then computed on the workers.
+func (g *gemm) kSplittable() bool {
+	return g.tilesM*g.tilesN == 1 && g.k >= 4*gemmKC && g.beta == 0 && g.m*g.n <= kSplitMaxC
+}
+
+// kSplit is runKSplit's task: K block b of the product into part b.
+type kSplit struct {
+	g    *gemm
+	next int64
+}
+
+// runKSplit computes each K block's product (gemmKC steps, the blocks the
+// serial tile walks in turn) on the workers into its own buffer, then adds
+// them into C in block order: C = ((S₀ + S₁) + S₂) + …, the serial tile's own
+// sums — the kernel there adds each block's sum to C the same way — so the
+// bits do not depend on the split.
+func (g *gemm) runKSplit(p *pool, threads int) {
+	nkb := (g.k + gemmKC - 1) / gemmKC
+	mn := g.m * g.n
+	g.w.parts = growSlice(g.w.parts, nkb*mn)
+	t := &g.w.split
+	*t = kSplit{g: g}
+	p.parallel(threads, 1, t)
+	for b := 0; b < nkb; b++ {
+		part := g.w.parts[b*mn : (b+1)*mn]
+		for i := 0; i < g.m; i++ {
+			dst := g.c[i*g.ldc : i*g.ldc+g.n]
+			src := part[i*g.n : (i+1)*g.n]
+			if b == 0 {
+				copy(dst, src)
+				continue
+			}
+			for j, v := range src {
+				dst[j] += v
+			}
+		}
+	}
+	g.epilogue(0, g.m, 0, g.n)
+}
+
+func (t *kSplit) runRange(lo, hi int) {
+	g := t.g
+	nkb := (g.k + gemmKC - 1) / gemmKC
+	mn := g.m * g.n
+	for wi := lo; wi < hi; wi++ {
+		ws := &g.w.workers[wi]
+		for {
+			b := int(atomic.AddInt64(&t.next, 1) - 1)
+			if b >= nkb {
+				break
+			}
+			pc := b * gemmKC
+			sub := *g
+			sub.k = min(gemmKC, g.k-pc)
+			if g.tA {
+				sub.a = g.a[pc*g.lda:]
+			} else {
+				sub.a = g.a[pc:]
+			}
+			sub.bp = g.bp[pc*g.npad:]
+			sub.c, sub.ldc = g.w.parts[b*mn:(b+1)*mn], g.n
+			sub.bias, sub.act = nil, actNone
+			sub.packedTile(ws, 0, 0)
+		}
+	}
 }
 
 // checkBounds panics unless every tile the assembly writes lies inside c.
