@@ -160,7 +160,7 @@ func (p *pool) parallel(n, grain int, t ranger) {
 	if m := n / grain; m < parts {
 		parts = m
 	}
-	if parts <= 1 {
+	if parts <= 1 || p.closed.Load() { // (a nil pool has one thread); closed: the workers are gone
 		t.runRange(0, n)
 		return
 	}

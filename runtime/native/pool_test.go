@@ -57,6 +57,10 @@ func TestPoolRunsEveryShareOnce(t *testing.T) {
 		t.Errorf("after a panic: index 9 ran %d times, want 2001", got)
 	}
 	p.close()
+	p.parallel(10, 1, c) // after close: on the caller alone, not waiting for workers that are gone
+	if got := c.hits[0].Load(); got != 2002 {
+		t.Errorf("after close: index 0 ran %d times, want 2002", got)
+	}
 	deadline := time.Now().Add(2 * time.Second)
 	for goruntime.NumGoroutine() > before && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
