@@ -320,3 +320,46 @@ func TestBatchedProductsOnWorkers(t *testing.T) {
 		}
 	}
 }
+
+// TestTransposeTiles: transposes that take the tiled copy (the last two
+// axes swapped, with odd sizes and outer axes) match the plain strided
+// gather element for element.
+func TestTransposeTiles(t *testing.T) {
+	r := rand.New(rand.NewPCG(41, 42))
+	for _, c := range []struct {
+		shape []int64
+		perm  []int
+	}{
+		{[]int64{3, 37, 21}, []int{0, 2, 1}},
+		{[]int64{2, 5, 64, 48}, []int{0, 1, 3, 2}},
+		{[]int64{40, 17}, []int{1, 0}},
+		{[]int64{2, 3, 20, 19}, []int{1, 0, 3, 2}},
+		{[]int64{16, 16, 256}, []int{0, 2, 1}},
+	} {
+		n := int(prod(c.shape))
+		src := randVec(r, n)
+		var inStride, stride dims
+		s := int64(1)
+		for i := len(c.shape) - 1; i >= 0; i-- {
+			inStride[i] = s
+			s *= c.shape[i]
+		}
+		out := make([]int64, len(c.shape))
+		for i, p := range c.perm {
+			out[i] = c.shape[p]
+			stride[i] = inStride[p]
+		}
+		want := make([]float32, n)
+		gatherStrided(want, src, 0, out, stride[:len(out)])
+		for _, pl := range []*pool{nil, newPool(2)} {
+			got := make([]float32, n)
+			gatherF32(&exec{pool: pl, state: new(gatherTask)}, got, src, 0, out, stride[:len(out)])
+			pl.close()
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("%v perm %v: element %d is %g, want %g", c.shape, c.perm, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}

@@ -551,7 +551,7 @@ type gatherTask struct {
 func gatherF32(x *exec, d, s []float32, off int64, size, stride []int64) {
 	n := prod(size)
 	t, ok := x.state.(*gatherTask)
-	if !ok || x.pool == nil || len(size) < 2 || n < 2*elementsPerTask {
+	if !ok || len(size) < 2 || n == 0 {
 		gatherStrided(d, s, off, size, stride)
 		return
 	}
@@ -562,6 +562,10 @@ func gatherF32(x *exec, d, s []float32, off int64, size, stride []int64) {
 		return
 	}
 	rows := int(n) / t.inner
+	if x.pool == nil || n < 2*elementsPerTask {
+		t.runRange(0, rows)
+		return
+	}
 	x.pool.parallel(rows, max(1, elementsPerTask/t.inner), t)
 }
 
@@ -578,6 +582,10 @@ func (t *gatherTask) runRange(lo, hi int) {
 		pos += idx[j] * t.stride[j]
 	}
 	is := t.stride[r-1]
+	if is != 1 && t.stride[r-2] == 1 {
+		t.transposeRows(lo, hi, idx, pos)
+		return
+	}
 	for o := lo * inner; o < hi*inner; o += inner {
 		row := t.d[o : o+inner]
 		if is == 1 {
@@ -598,6 +606,46 @@ func (t *gatherTask) runRange(lo, hi int) {
 			pos -= t.stride[j] * t.size[j]
 			idx[j] = 0
 		}
+	}
+}
+
+// transposeBlock is the side of the tiles transposeRows copies.
+const transposeBlock = 16
+
+// transposeRows is runRange for a gather whose last two output axes are a
+// transpose: the output's rows read their elements is apart, and
+// neighbouring rows read neighbouring elements (stride 1 along axis r−2).
+// Reading row by row touches a new cache line for every element; copying
+// tiles of up to 16 rows × 16 columns reads each line once per tile. idx
+// and pos are row lo's odometer and source position.
+func (t *gatherTask) transposeRows(lo, hi int, idx dims, pos int64) {
+	r, inner := t.r, t.inner
+	is := t.stride[r-1]
+	for q := lo; q < hi; {
+		g := int(min(int64(transposeBlock), t.size[r-2]-idx[r-2], int64(hi-q))) // rows in this tile
+		o := q * inner
+		for j0 := 0; j0 < inner; j0 += transposeBlock {
+			j1 := min(j0+transposeBlock, inner)
+			for j := j0; j < j1; j++ {
+				src := t.s[pos+int64(j)*is:]
+				src = src[:g]
+				for i, v := range src {
+					t.d[o+i*inner+j] = v
+				}
+			}
+		}
+		for k := 0; k < g; k++ { // the odometer, g rows on
+			for j := r - 2; j >= 0; j-- {
+				idx[j]++
+				pos += t.stride[j]
+				if idx[j] < t.size[j] {
+					break
+				}
+				pos -= t.stride[j] * t.size[j]
+				idx[j] = 0
+			}
+		}
+		q += g
 	}
 }
 
