@@ -30,6 +30,10 @@ func main() {
 		gemmKernel(true, wide)
 		gemmKernelInd(wide)
 	}
+	// 8 rows fit AVX-512's 32 registers: the conv path's block for
+	// channel counts that are multiples of 8
+	gemmKernelAny(false, false, true, 8)
+	gemmKernelAny(false, true, true, 8)
 	expConsts()
 	for _, wide := range []bool{false, true} {
 		isa := map[bool]string{false: "AVX2", true: "AVX512"}[wide]
@@ -67,30 +71,33 @@ const gemmRows = 6
 // row-major matrix (lda apart), which saves packing A when alpha is 1.
 //
 // wide selects the AVX-512 variant: ZMM registers and 32 columns of C.
-func gemmKernel(strided, wide bool) { gemmKernelAny(strided, false, wide) }
+func gemmKernel(strided, wide bool) { gemmKernelAny(strided, false, wide, gemmRows) }
 
 // gemmKernelInd writes the indirect micro-kernel: A packed, and row p of B
 // the 16 or 32 floats at b + offs[p] — a strip of convolution patches read
 // from the slab where they lie, with no packing.
-func gemmKernelInd(wide bool) { gemmKernelAny(false, true, wide) }
+func gemmKernelInd(wide bool) { gemmKernelAny(false, true, wide, gemmRows) }
 
-func gemmKernelAny(strided, indirect, wide bool) {
+// gemmKernelAny writes a kernel of rows rows of C (6; or 8 with ZMM, whose
+// 16 accumulators, two B registers and two broadcasts fit the 32).
+func gemmKernelAny(strided, indirect, wide bool, rows int) {
 	r, cols, isa := "Y", 16, "AVX2"
 	if wide {
 		r, cols, isa = "Z", 32, "AVX512"
 	}
 	vb := 2 * cols // bytes in one register of C's row
-	name, aStep, size := fmt.Sprintf("sgemmKern6x%d%s", cols, isa), 4*gemmRows, 48
+	name, aStep, size := fmt.Sprintf("sgemmKern%dx%d%s", rows, cols, isa), 4*rows, 48
 	if strided {
-		name, aStep, size = fmt.Sprintf("sgemmKern6x%dStrided%s", cols, isa), 4, 56
+		name, aStep, size = fmt.Sprintf("sgemmKern%dx%dStrided%s", rows, cols, isa), 4, 56
 	}
+	bReg, cReg := 2*rows, 2*rows+2 // B's row, then the two broadcast registers
 	if indirect {
-		name, size = fmt.Sprintf("sgemmKern6x%dInd%s", cols, isa), 56
+		name, size = fmt.Sprintf("sgemmKern%dx%dInd%s", rows, cols, isa), 56
 		p(`
 // func %s(kc int, a, b *float32, offs *int, c *float32, ldc int, acc int)
 //
-// C[6×%d] = (C if acc ≠ 0) + Σ_p a[6p+i]·b[offs[p]+j]: A a packed strip, B
-// rows gathered through offs (R11); R12 holds the offset of the step.`, name, cols)
+// C[%[2]d×%[3]d] = (C if acc ≠ 0) + Σ_p a[%[2]dp+i]·b[offs[p]+j]: A a packed strip, B
+// rows gathered through offs (R11); R12 holds the offset of the step.`, name, rows, cols)
 	} else if strided {
 		p(`
 // func %s(kc int, a *float32, lda int, b, c *float32, ldc int, acc int)
@@ -102,9 +109,9 @@ func gemmKernelAny(strided, indirect, wide bool) {
 		p(`
 // func %s(kc int, a, b, c *float32, ldc int, acc int)
 //
-// C[6×%d] = (C if acc ≠ 0) + Σ_p a[6p+i]·b[%dp+j] over packed panels.`, name, cols, cols)
+// C[%[2]d×%[3]d] = (C if acc ≠ 0) + Σ_p a[%[2]dp+i]·b[%[3]dp+j] over packed panels.`, name, rows, cols)
 	}
-	p("// Accumulators are %[1]s0…%[1]s11 (two per row); %[1]s12, %[1]s13 hold a row of B.", r)
+	p("// Accumulators are %[1]s0…%[1]s%[2]d (two per row); %[1]s%[3]d, %[1]s%[4]d hold a row of B.", r, 2*rows-1, bReg, bReg+1)
 	p("TEXT ·%s(SB), NOSPLIT, $0-%d", name, size)
 	p("\tMOVQ kc+0(FP), CX\n\tMOVQ a+8(FP), AX")
 	off := 16
@@ -123,7 +130,7 @@ func gemmKernelAny(strided, indirect, wide bool) {
 	if wide {
 		zero = "VPXORD" // VXORPS on ZMM needs AVX512DQ
 	}
-	for i := 0; i < 2*gemmRows; i++ {
+	for i := 0; i < 2*rows; i++ {
 		p("\t%[1]s %[2]s%[3]d, %[2]s%[3]d, %[2]s%[3]d", zero, r, i)
 	}
 	aAddr := func(off, i int) string {
@@ -147,17 +154,17 @@ func gemmKernelAny(strided, indirect, wide bool) {
 			// offB counts B's rows in bytes of a packed panel; here the
 			// step's offset is the offB/(2·vb)-th entry of offs
 			p("\tMOVQ %d(R11), R12", 8*(offB/(2*vb)))
-			p("\tVMOVUPS (BX)(R12*4), %s12", r)
-			p("\tVMOVUPS %d(BX)(R12*4), %s13", vb, r)
+			p("\tVMOVUPS (BX)(R12*4), %s%d", r, bReg)
+			p("\tVMOVUPS %d(BX)(R12*4), %s%d", vb, r, bReg+1)
 		} else {
-			p("\tVMOVUPS %d(BX), %s12", offB, r)
-			p("\tVMOVUPS %d(BX), %s13", offB+vb, r)
+			p("\tVMOVUPS %d(BX), %s%d", offB, r, bReg)
+			p("\tVMOVUPS %d(BX), %s%d", offB+vb, r, bReg+1)
 		}
-		for i := 0; i < gemmRows; i++ {
-			br := 14 + i%2
+		for i := 0; i < rows; i++ {
+			br := cReg + i%2
 			p("\tVBROADCASTSS %s, %s%d", aAddr(offA, i), r, br)
-			p("\tVFMADD231PS %[1]s12, %[1]s%[2]d, %[1]s%[3]d", r, br, 2*i)
-			p("\tVFMADD231PS %[1]s13, %[1]s%[2]d, %[1]s%[3]d", r, br, 2*i+1)
+			p("\tVFMADD231PS %[1]s%[4]d, %[1]s%[2]d, %[1]s%[3]d", r, br, 2*i, bReg)
+			p("\tVFMADD231PS %[1]s%[4]d, %[1]s%[2]d, %[1]s%[3]d", r, br, 2*i+1, bReg+1)
 		}
 	}
 	advance := func(steps int) {
@@ -179,18 +186,18 @@ func gemmKernelAny(strided, indirect, wide bool) {
 	p("tail:\n\tANDQ $1, CX\n\tJEQ store")
 	step(0, 0)
 	p("store:\n\tMOVQ acc+%d(FP), R9\n\tTESTQ R9, R9\n\tJEQ overwrite", off+24)
-	for i := 0; i < gemmRows; i++ {
+	for i := 0; i < rows; i++ {
 		p("\tVADDPS (DI), %[1]s%[2]d, %[1]s%[2]d", r, 2*i)
 		p("\tVADDPS %[1]d(DI), %[2]s%[3]d, %[2]s%[3]d", vb, r, 2*i+1)
 		p("\tVMOVUPS %s%d, (DI)\n\tVMOVUPS %s%d, %d(DI)", r, 2*i, r, 2*i+1, vb)
-		if i < gemmRows-1 {
+		if i < rows-1 {
 			p("\tADDQ DX, DI")
 		}
 	}
 	p("\tVZEROUPPER\n\tRET\noverwrite:")
-	for i := 0; i < gemmRows; i++ {
+	for i := 0; i < rows; i++ {
 		p("\tVMOVUPS %s%d, (DI)\n\tVMOVUPS %s%d, %d(DI)", r, 2*i, r, 2*i+1, vb)
-		if i < gemmRows-1 {
+		if i < rows-1 {
 			p("\tADDQ DX, DI")
 		}
 	}

@@ -144,7 +144,7 @@ func compileConv(c *compileCtx) (kernel, error) {
 		len(wt.Shape) >= 3 && wt.Shape[0]%int64(g) == 0 && wt.Len() == int64(len(wt.F32)) {
 		m := int(wt.Shape[0])
 		k.pre = new(convA)
-		packConvA(k.pre, wt.F32, g, m/g, len(wt.F32)/m)
+		packConvA(k.pre, wt.F32, g, m/g, len(wt.F32)/m, convMR(implAuto, m/g))
 	}
 	return k, nil
 }
@@ -203,8 +203,8 @@ func (k *convKernel) run(x *exec, in, out []*graph.Tensor) error {
 		t.bias = b.F32
 	}
 	t.a = k.pre
-	if t.a == nil || t.a.mg != t.mg || t.a.kk != t.kk || t.a.group != k.group {
-		packConvA(&st.work.a, in[1].F32, k.group, t.mg, t.kk)
+	if mr := convMR(convImpl(t.impl), t.mg); t.a == nil || t.a.mg != t.mg || t.a.kk != t.kk || t.a.group != k.group || t.a.mr != mr {
+		packConvA(&st.work.a, in[1].F32, k.group, t.mg, t.kk, mr)
 		t.a = &st.work.a
 	}
 	if t.kk == 0 {

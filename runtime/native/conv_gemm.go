@@ -42,6 +42,7 @@ func (e convEpi) none() bool { return e.a == actNone && !e.relu && !e.elu }
 // kc steps of gemmMR values, zero-padded to mpad rows.
 type convA struct {
 	group, mg, kk, mpad int
+	mr                  int // rows per strip: convMR of the kernel that reads it
 	kc                  int // reduction steps per block: kk split evenly, at most gemmKC
 	data                []float32
 }
@@ -53,29 +54,41 @@ func convKC(kk int) int {
 	return (kk + blocks - 1) / blocks
 }
 
-// packConvA packs w ([group·mg, kk], row-major) into dst, reusing its memory.
-func packConvA(dst *convA, w []float32, group, mg, kk int) {
-	mpad := padTo(mg, gemmMR)
+// convMR is the rows of the conv path's register block for micro-kernel
+// impl: 8 with AVX-512 when the output channels are a multiple of 8 and
+// not of 6 — 16 and 32 channels, which 6-row strips pad to 18 and 36 — and
+// gemmMR otherwise. A row's sums are the same for any block height.
+func convMR(impl gemmImpl, mg int) int {
+	if impl.resolve() == implAVX512 && haveAVX512 && mg%8 == 0 && mg%6 != 0 {
+		return 8
+	}
+	return gemmMR
+}
+
+// packConvA packs w ([group·mg, kk], row-major) into dst, reusing its
+// memory, in strips of mr rows.
+func packConvA(dst *convA, w []float32, group, mg, kk, mr int) {
+	mpad := padTo(mg, mr)
 	kcb := convKC(kk)
-	*dst = convA{group: group, mg: mg, kk: kk, mpad: mpad, kc: kcb, data: growSlice(dst.data, group*kk*mpad)}
+	*dst = convA{group: group, mg: mg, kk: kk, mpad: mpad, mr: mr, kc: kcb, data: growSlice(dst.data, group*kk*mpad)}
 	for gi := 0; gi < group; gi++ {
 		wg := w[gi*mg*kk : (gi+1)*mg*kk]
 		base := dst.data[gi*kk*mpad : (gi+1)*kk*mpad]
 		for pc := 0; pc < kk; pc += kcb {
 			kc := min(kcb, kk-pc)
 			blk := base[pc*mpad : pc*mpad+kc*mpad]
-			for ir := 0; ir < mpad; ir += gemmMR {
-				d := blk[ir*kc : (ir+gemmMR)*kc]
-				for i := 0; i < gemmMR; i++ {
+			for ir := 0; ir < mpad; ir += mr {
+				d := blk[ir*kc : (ir+mr)*kc]
+				for i := 0; i < mr; i++ {
 					if ir+i >= mg {
 						for p := 0; p < kc; p++ {
-							d[p*gemmMR+i] = 0
+							d[p*mr+i] = 0
 						}
 						continue
 					}
 					row := wg[(ir+i)*kk+pc : (ir+i)*kk+pc+kc]
 					for p, v := range row {
-						d[p*gemmMR+i] = v
+						d[p*mr+i] = v
 					}
 				}
 			}
@@ -273,17 +286,22 @@ func (t *convGemm) computeBlock(wk *convWorker, gi, b int) {
 		ap := a[pc*mpad:]
 		for jr := 0; jr < cpad; jr += t.nr {
 			cs := wk.cols[jr : jr+t.nr]
+			mr := t.a.mr
 			if t.indirect(xs, cs, rows) {
 				// the strip's patches are rows of the slab: read in place
-				for ir := 0; ir < mpad; ir += gemmMR {
-					microIndirect(t.impl, kc, ap[ir*kc:(ir+gemmMR)*kc], xs, cs[0], rows, c[ir*cpad+jr:], cpad, pc > 0)
+				for ir := 0; ir < mpad; ir += mr {
+					microIndirect(t.impl, mr, kc, ap[ir*kc:(ir+mr)*kc], xs, cs[0], rows, c[ir*cpad+jr:], cpad, pc > 0)
 				}
 				continue
 			}
 			bs := wk.b[:kc*t.nr]
 			t.packB(bs, xs, cs, pc, kc)
-			for ir := 0; ir < mpad; ir += gemmMR {
-				microPacked(t.impl, kc, ap[ir*kc:(ir+gemmMR)*kc], bs, c[ir*cpad+jr:], cpad, pc > 0)
+			for ir := 0; ir < mpad; ir += mr {
+				if mr == 8 {
+					microPacked8(kc, ap[ir*kc:(ir+mr)*kc], bs, c[ir*cpad+jr:], cpad, pc > 0)
+					continue
+				}
+				microPacked(t.impl, kc, ap[ir*kc:(ir+mr)*kc], bs, c[ir*cpad+jr:], cpad, pc > 0)
 			}
 		}
 	}
@@ -301,15 +319,27 @@ func (t *convGemm) indirect(xs []float32, cs []int, rows []int) bool {
 
 // microIndirect is microPacked with B's row p the nr floats at
 // xs[c0+rows[p]:]; the same products in the same order, so the same bits.
-func microIndirect(impl gemmImpl, kc int, a, xs []float32, c0 int, rows []int, c []float32, ldc int, acc bool) {
-	_ = a[:gemmMR*kc]
+func microIndirect(impl gemmImpl, mr, kc int, a, xs []float32, c0 int, rows []int, c []float32, ldc int, acc bool) {
+	_ = a[:mr*kc]
 	_ = rows[:kc]
-	_ = c[:(gemmMR-1)*ldc+impl.nr()]
+	_ = c[:(mr-1)*ldc+impl.nr()]
+	if mr == 8 {
+		sgemmKern8x32IndAVX512(kc, unsafe.SliceData(a), &xs[c0], unsafe.SliceData(rows), unsafe.SliceData(c), ldc, b2i(acc))
+		return
+	}
 	if impl == implAVX512 {
 		sgemmKern6x32IndAVX512(kc, unsafe.SliceData(a), &xs[c0], unsafe.SliceData(rows), unsafe.SliceData(c), ldc, b2i(acc))
 		return
 	}
 	sgemmKern6x16IndAVX2(kc, unsafe.SliceData(a), &xs[c0], unsafe.SliceData(rows), unsafe.SliceData(c), ldc, b2i(acc))
+}
+
+// microPacked8 is microPacked with the 8-row AVX-512 kernel (convMR 8).
+func microPacked8(kc int, a, b, c []float32, ldc int, acc bool) {
+	_ = a[:8*kc]
+	_ = b[:gemmNRMax*kc]
+	_ = c[:7*ldc+gemmNRMax]
+	sgemmKern8x32AVX512(kc, unsafe.SliceData(a), unsafe.SliceData(b), unsafe.SliceData(c), ldc, b2i(acc))
 }
 
 // packB gathers reduction steps [pc, pc+kc) of the patches of the block

@@ -51,7 +51,7 @@ func runConvGemm(g geom, group int, impl gemmImpl, threads int, x, w, bias []flo
 		impl: impl, work: work}
 	t.kk = t.cg * t.khw
 	a := new(convA)
-	packConvA(a, w, group, t.mg, t.kk)
+	packConvA(a, w, group, t.mg, t.kk, convMR(convImpl(impl), t.mg))
 	t.a = a
 	p := newPool(threads)
 	defer p.close()
@@ -166,7 +166,7 @@ func TestConvGemmNoAllocs(t *testing.T) {
 	w := randVec(r, g.m*(g.c/group)*g.kh*g.kw)
 	y := make([]float32, g.n*g.m*g.oh*g.ow)
 	a := new(convA)
-	packConvA(a, w, group, g.m/group, g.c/group*g.kh*g.kw)
+	packConvA(a, w, group, g.m/group, g.c/group*g.kh*g.kw, convMR(implAuto, g.m/group))
 	p := newPool(2)
 	defer p.close()
 	work := new(convWork)
@@ -190,7 +190,7 @@ func BenchmarkConvGemm(b *testing.B) {
 		x := randVec(r, g.n*g.c*g.h*g.w)
 		w := randVec(r, g.m*(g.c/group)*g.kh*g.kw)
 		a := new(convA)
-		packConvA(a, w, group, g.m/group, g.c/group*g.kh*g.kw)
+		packConvA(a, w, group, g.m/group, g.c/group*g.kh*g.kw, convMR(implAuto, g.m/group))
 		y := make([]float32, g.n*g.m*g.oh*g.ow)
 		work := new(convWork)
 		b.Run(fmt.Sprintf("%s_n%d", convCases[i].name, g.n), func(b *testing.B) {
@@ -256,12 +256,22 @@ func TestMeanVar4(t *testing.T) {
 
 // TestMicroIndirectMatchesPacked: the indirect micro-kernel, reading B's
 // rows through offsets, gives the packed kernel's bits on the packed copy
-// of the same rows, with and without accumulation.
+// of the same rows, with and without accumulation; and the 8-row AVX-512
+// kernels give the 6-row ones' bits on the rows both compute.
 func TestMicroIndirectMatchesPacked(t *testing.T) {
 	if !haveAVX2 {
 		t.Skip("no AVX2: the conv path packs every strip")
 	}
 	r := rand.New(rand.NewPCG(11, 12))
+	pack := func(rowsA []float32, mr, kc int) []float32 { // [mr, kc] row-major → a[p·mr+i]
+		a := make([]float32, mr*kc)
+		for i := 0; i < mr; i++ {
+			for p := 0; p < kc; p++ {
+				a[p*mr+i] = rowsA[i*kc+p]
+			}
+		}
+		return a
+	}
 	for _, impl := range []gemmImpl{implAVX2, implAVX512} {
 		if impl == implAVX512 && !haveAVX512 {
 			continue
@@ -273,18 +283,37 @@ func TestMicroIndirectMatchesPacked(t *testing.T) {
 			for p := range rows {
 				rows[p] = p*23 + p%5 // ascending, irregular
 			}
-			a := randVec(r, gemmMR*kc)
+			rowsA := randVec(r, 8*kc)
+			a := pack(rowsA, gemmMR, kc)
 			b := make([]float32, kc*nr)
 			packRowsRef(b, xs, 17, rows, nr)
 			ldc := nr + 8
 			for _, acc := range []bool{false, true} {
-				want := randVec(rand.New(rand.NewPCG(1, uint64(kc))), gemmMR*ldc)
-				got := append([]float32(nil), want...)
+				start := randVec(rand.New(rand.NewPCG(1, uint64(kc))), 8*ldc)
+				want := append([]float32(nil), start...)
+				got := append([]float32(nil), start...)
 				microPacked(impl, kc, a, b, want, ldc, acc)
-				microIndirect(impl, kc, a, xs, 17, rows, got, ldc, acc)
+				microIndirect(impl, gemmMR, kc, a, xs, 17, rows, got, ldc, acc)
 				for i := range want {
 					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 						t.Fatalf("impl %v kc %d acc %v: c[%d] = %g, packed %g", impl, kc, acc, i, got[i], want[i])
+					}
+				}
+				if impl != implAVX512 {
+					continue
+				}
+				a8 := pack(rowsA, 8, kc)
+				for _, ind := range []bool{false, true} {
+					got8 := append([]float32(nil), start...)
+					if ind {
+						microIndirect(impl, 8, kc, a8, xs, 17, rows, got8, ldc, acc)
+					} else {
+						microPacked8(kc, a8, b, got8, ldc, acc)
+					}
+					for i := 0; i < 6*ldc; i++ { // the rows the 6-row kernel computed
+						if i%ldc < nr && math.Float32bits(got8[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("8 rows (indirect %v) kc %d acc %v: c[%d] = %g, 6 rows %g", ind, kc, acc, i, got8[i], want[i])
+						}
 					}
 				}
 			}

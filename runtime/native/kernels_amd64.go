@@ -124,3 +124,9 @@ func sgemmKern6x16IndAVX2(kc int, a, b *float32, offs *int, c *float32, ldc int,
 
 //go:noescape
 func maxVVAVX2(d, a, b []float32)
+
+//go:noescape
+func sgemmKern8x32AVX512(kc int, a, b, c *float32, ldc int, acc int)
+
+//go:noescape
+func sgemmKern8x32IndAVX512(kc int, a, b *float32, offs *int, c *float32, ldc int, acc int)

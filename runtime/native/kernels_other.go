@@ -62,3 +62,9 @@ func sgemmKern6x16IndAVX2(kc int, a, b *float32, offs *int, c *float32, ldc int,
 	panic("native: no AVX2 kernels")
 }
 func maxVVAVX2(d, a, b []float32) { panic("native: no AVX2 kernels") }
+func sgemmKern8x32AVX512(kc int, a, b, c *float32, ldc int, acc int) {
+	panic("native: no AVX2 kernels")
+}
+func sgemmKern8x32IndAVX512(kc int, a, b *float32, offs *int, c *float32, ldc int, acc int) {
+	panic("native: no AVX2 kernels")
+}
