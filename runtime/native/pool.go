@@ -83,9 +83,13 @@ func (p *pool) work(s *slot) {
 		// wait for a job: spin, then park
 		start := time.Now()
 		spin := p.spin
-		if spin > 0 && spinners.Add(1) > p.maxSpin {
-			spinners.Add(-1)
-			spin = 0
+		for spin > 0 { // take a spinner's place if one is free
+			n := spinners.Load()
+			if n >= p.maxSpin {
+				spin = 0
+			} else if spinners.CompareAndSwap(n, n+1) {
+				break
+			}
 		}
 		for spins := 0; s.seq.Load() == last; spins++ {
 			if p.closed.Load() {
