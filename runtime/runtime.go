@@ -23,9 +23,24 @@ type Backend interface {
 	Prepare(m *graph.Model, opts Options) (Plan, error)
 }
 
+// MaxThreads bounds Options.Threads. Each thread of a session holds its own
+// scratch (native) or an OS thread (onnxruntime), so an unbounded count from
+// a flag or a config file can exhaust memory before any work starts; no
+// machine this runs on has more cores than this.
+const MaxThreads = 1024
+
+// CheckThreads reports a thread count that no session may use.
+func CheckThreads(n int) error {
+	if n < 0 || n > MaxThreads {
+		return fmt.Errorf("%d threads: want 0 (all cores) to %d", n, MaxThreads)
+	}
+	return nil
+}
+
 // Options tune a backend. The zero value is the sensible default.
 type Options struct {
 	// Threads is the number of threads a session may use; 0 means all cores.
+	// More than MaxThreads is refused.
 	Threads int
 	// Device is the GPU ordinal for GPU backends.
 	Device int

@@ -100,7 +100,7 @@ run, not across runs.`,
 	c.Flags().StringVar(&batches, "batch", "1,1000,10000", "comma-separated batch sizes")
 	c.Flags().StringVar(&backends, "backends", "native,ort", "comma-separated backends")
 	c.Flags().DurationVar(&minTime, "time", time.Second, "minimum measuring time per backend and batch size")
-	c.Flags().IntVar(&threads, "threads", 0, "threads per session (0: all cores)")
+	threadsVar(c.Flags(), &threads, 0, "threads per session (0: all cores)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
 	sf.register(c)
 	return c

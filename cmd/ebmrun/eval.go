@@ -109,7 +109,7 @@ One --seed fixes the perturbations and projections, whatever --batch is.`,
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the perturbations, projections and toy data")
 	fl.StringVar(&f.backend, "backend", "auto", "auto, native, ort or ort-cuda")
 	countVar(fl, &f.batch, "batch", "", eval.DefaultBatch, "samples per model call")
-	countVar(fl, &f.threads, "threads", "", 0, "threads of the session (default: all cores)")
+	threadsVar(fl, &f.threads, 0, "threads of the session (default: all cores)")
 	fl.BoolVar(&f.asJSON, "json", false, "print the results as JSON: one object, or a list for several σ")
 	f.spec.register(c)
 	return c

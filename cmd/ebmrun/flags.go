@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"github.com/spf13/pflag"
+
+	"github.com/ebmrun/ebmrun/runtime"
 )
 
 // countValue is an int flag that also takes a whole number written with an
@@ -30,6 +32,31 @@ func (c *countValue) Set(s string) error {
 	}
 	*c = countValue(v)
 	return nil
+}
+
+// threadsValue is a count of threads, refused at parsing beyond what a
+// session may use (runtime.MaxThreads): each thread holds memory.
+type threadsValue int
+
+func (t *threadsValue) String() string { return strconv.Itoa(int(*t)) }
+func (t *threadsValue) Type() string   { return "int" }
+
+func (t *threadsValue) Set(s string) error {
+	var n countValue
+	if err := n.Set(s); err != nil {
+		return err
+	}
+	if err := runtime.CheckThreads(int(n)); err != nil {
+		return err
+	}
+	*t = threadsValue(n)
+	return nil
+}
+
+// threadsVar defines a --threads flag.
+func threadsVar(fl *pflag.FlagSet, p *int, def int, usage string) {
+	*p = def
+	fl.Var((*threadsValue)(p), "threads", usage)
 }
 
 // countVar defines an int flag that accepts 1e4 and the like.

@@ -177,6 +177,8 @@ func TestHostileInputsEndInOneLine(t *testing.T) {
 		{"activations over budget", []string{"sample", filepath.Join(root, "models", "fashion_mnist", "model.onnx"), "-n", "2000", "--batch", "2000",
 			"-o", out, "--backend", "native", "--max-memory", "300M"}, 1, []string{"activations", "memory budget"}},
 		{"native past --timeout", append(sample(swiss), "--timeout", "1ns"), 1, []string{"native: model call ran past its deadline"}},
+		// 100 000 threads each took their scratch and ran out of memory.
+		{"threads 100000", append(sample(swiss), "--threads", "100000"), 2, []string{"--threads", "to 1024"}},
 	}
 	for _, c := range cases {
 		r := runLimited(t, dir, c.args...)

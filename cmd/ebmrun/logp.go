@@ -136,7 +136,7 @@ beside the data's histogram.`,
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the probes, the dequantization and toy data")
 	fl.IntVar(&f.batch, "batch", density.DefaultBatch, "points integrated together")
 	fl.IntVar(&f.workers, "workers", 0, "batches at once, each on its own session (default: the number of cores)")
-	fl.IntVar(&f.threads, "threads", 0, "threads per session (default: cores / workers)")
+	threadsVar(fl, &f.threads, 0, "threads per session (default: cores / workers)")
 	fl.StringVar(&f.backend, "backend", "auto", "auto, native, ort or ort-cuda")
 	fl.BoolVar(&f.force, "force", false, "overwrite -o and --heatmap files")
 	fl.BoolVar(&f.asJSON, "json", false, "print a JSON summary on stdout")

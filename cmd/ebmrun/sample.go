@@ -116,7 +116,7 @@ exported with a fixed batch size is run in slices of that size.`,
 	fl.Uint64Var(&f.seed, "seed", 0, "random seed")
 	countVar(fl, &f.batch, "batch", "", sampler.DefaultBatch, "chains advanced together per model call")
 	countVar(fl, &f.workers, "workers", "", 0, "goroutines, each with its own session (default: the number of cores)")
-	countVar(fl, &f.threads, "threads", "", 0, "threads per session (default: cores / workers)")
+	threadsVar(fl, &f.threads, 0, "threads per session (default: cores / workers)")
 	fl.StringVar(&f.backend, "backend", "auto", "auto, native, ort or ort-cuda")
 	fl.StringVar(&f.shard, "shard", "", "i/K: write only the i-th (0-based) of K contiguous slices of the N samples")
 	fl.BoolVar(&f.force, "force", false, "overwrite OUT if it exists")

@@ -67,7 +67,7 @@ requests in progress finish (up to --drain), then serve exits.`,
 	fl.StringVar(&f.backend, "backend", "auto", "auto, native, ort or ort-cuda")
 	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token requests must carry")
 	countVar(fl, &f.sessions, "sessions", "", 2, "backend sessions per model scoring merged batches concurrently")
-	countVar(fl, &f.threads, "threads", "", 1, "threads per session")
+	threadsVar(fl, &f.threads, 1, "threads per session")
 	countVar(fl, &f.maxBatch, "max-batch", "", 1024, "most chains merged into one model call")
 	fl.DurationVar(&f.maxDelay, "max-delay", 2*time.Millisecond, "longest wait for more requests' chains before a model call")
 	fl.BoolVar(&f.noBatching, "no-batching", false, "run each request on a session of its own (no merging)")

@@ -116,7 +116,7 @@ the measure of image samples that ` + "`ebmrun compare --classifier`" + ` and
 	countVar(fl, &f.stepsPerLevel, "steps-per-level", "", 0, "annealed Langevin steps per σ level T the model recommends (default 100; with --sigmas ncsnv2, 5)")
 	fl.StringVarP(&f.out, "out", "o", "", "the ONNX model to write (required)")
 	fl.StringVar(&f.backend, "backend", "auto", "backend running the training step: auto (ort when it loads, else native), native, ort")
-	countVar(fl, &f.threads, "threads", "", 0, "backend threads (default: every core)")
+	threadsVar(fl, &f.threads, 0, "backend threads (default: every core)")
 	fl.StringVar(&f.resume, "resume", "", "continue from this checkpoint, with its settings")
 	fl.StringVar(&f.ckpt, "checkpoint", "", "checkpoint file (default: OUT without .onnx + .ckpt, or the --resume file)")
 	countVar(fl, &f.ckptEvery, "checkpoint-every", "", 1000, "write a checkpoint every K steps (0: only at the end and on Ctrl-C)")

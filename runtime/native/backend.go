@@ -58,6 +58,9 @@ func (Backend) Prepare(m *graph.Model, opts runtime.Options) (runtime.Plan, erro
 	if err != nil {
 		return nil, fmt.Errorf("native: %w", err)
 	}
+	if err := runtime.CheckThreads(opts.Threads); err != nil {
+		return nil, fmt.Errorf("native: %w", err)
+	}
 	threads := opts.Threads
 	if threads <= 0 {
 		threads = goruntime.NumCPU()

@@ -32,6 +32,18 @@ func TestCallTimeout(t *testing.T) {
 	}
 }
 
+// TestPrepareRefusesThreadsBeyondMax: a thread count past runtime.MaxThreads
+// is an error at Prepare, before any worker or scratch exists.
+func TestPrepareRefusesThreadsBeyondMax(t *testing.T) {
+	m, b := buildMLP(newMLPWeights(1, 8)), Backend{}
+	if _, err := b.Prepare(m, runtime.Options{Threads: runtime.MaxThreads + 1}); err == nil || !strings.Contains(err.Error(), "threads") {
+		t.Fatalf("Prepare with %d threads: %v, want an error naming the threads", runtime.MaxThreads+1, err)
+	}
+	if _, err := b.Prepare(m, runtime.Options{Threads: 3}); err != nil {
+		t.Fatalf("Prepare with 3 threads: %v", err)
+	}
+}
+
 // TestActivationBudget: a batch whose activations exceed the budget ends in
 // an error naming the activations, before the memory is taken; a batch that
 // fits runs.

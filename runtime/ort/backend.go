@@ -157,6 +157,9 @@ func names(vs []graph.ValueInfo) []string {
 }
 
 func (b *Backend) sessionOptions(opts runtime.Options) (*ortgo.SessionOptions, error) {
+	if err := runtime.CheckThreads(opts.Threads); err != nil {
+		return nil, fmt.Errorf("ort: %w", err)
+	}
 	so, err := ortgo.NewSessionOptions()
 	if err != nil {
 		return nil, fmt.Errorf("ort: session options: %w", err)
