@@ -318,6 +318,14 @@ func (d *decoder) attribute(ap *pb.AttributeProto, depth int) (*graph.Attribute,
 	if t := ap.GetType(); t < pb.AttributeProto_UNDEFINED || t > pb.AttributeProto_TYPE_PROTOS {
 		return nil, fmt.Errorf("%w: attribute %q has unknown type %d", ErrMalformed, a.Name, int32(t))
 	}
+	// A tensor or graph attribute without its payload would reach the
+	// backends (and Encode) as a nil value.
+	switch {
+	case a.Type == graph.AttrTensor && a.T == nil:
+		return nil, fmt.Errorf("%w: attribute %q is of type TENSOR but holds no tensor", ErrMalformed, a.Name)
+	case a.Type == graph.AttrGraph && a.G == nil:
+		return nil, fmt.Errorf("%w: attribute %q is of type GRAPH but holds no graph", ErrMalformed, a.Name)
+	}
 	return a, nil
 }
 
