@@ -149,6 +149,13 @@ func TestHostileInputsEndInOneLine(t *testing.T) {
 		{"dev zero model", sample(zero), 1, []string{"device"}},
 		{"folder model", sample(dir), 1, []string{"folder"}},
 		{"fifo data", evalOn(fifoData), 1, []string{"named pipe"}},
+		// The commands that read a file outside the loaders did not check.
+		{"fifo model to meta", []string{"meta", fifo, "--sigmas", "geom:1,0.01,10", "-o", filepath.Join(dir, "m.onnx")}, 1, []string{"named pipe"}},
+		{"dev zero model to meta", []string{"meta", zero, "--sigmas", "geom:1,0.01,10", "-o", filepath.Join(dir, "m.onnx")}, 1, []string{"device"}},
+		{"fifo shard to merge", []string{"merge", fifoData, "-o", filepath.Join(dir, "merged.npy")}, 1, []string{"named pipe"}},
+		{"fifo trace to plot", []string{"plot", "trace", fifoData, "-o", filepath.Join(dir, "t.png")}, 1, []string{"named pipe"}},
+		{"fifo loss log to plot", []string{"plot", "loss", fifoData, "-o", filepath.Join(dir, "l.png")}, 1, []string{"named pipe"}},
+		{"dev zero token file", []string{"serve", "--models", dir, "--token-file", zero, "--addr", "127.0.0.1:0"}, 1, []string{"--token-file", "device"}},
 		// 2 and 14: per-sample size and flags bounded before allocating.
 		{"data_shape 3×4096×4096", sample(h("meta_data_shape_big.onnx")), 1, []string{"memory budget"}},
 		{"data_shape 2⁶⁰", sample(h("meta_data_shape_huge.onnx")), 1, []string{"ebmrun.data_shape"}},

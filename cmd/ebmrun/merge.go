@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ebmrun/ebmrun/graph"
+	"github.com/ebmrun/ebmrun/internal/safefile"
 	"github.com/ebmrun/ebmrun/sampler"
 	"github.com/ebmrun/ebmrun/tensorio"
 )
@@ -97,12 +98,12 @@ func orderShards(files []string) ([]string, error) {
 
 // npyInfo reads a shard's shape without its data.
 func npyInfo(path string) (graph.DType, []int64, error) {
-	f, err := os.Open(path)
+	f, st, err := safefile.Open(path)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer f.Close()
-	t, err := tensorio.ReadNpy(f)
+	t, err := tensorio.ReadNpySized(bufio.NewReader(f), st.Size())
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s: %w", path, trimPrefix(err, "tensorio: "))
 	}

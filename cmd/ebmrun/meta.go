@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ebmrun/ebmrun/importer"
+	"github.com/ebmrun/ebmrun/internal/safefile"
 	"github.com/ebmrun/ebmrun/sampler"
 	"github.com/ebmrun/ebmrun/tensorio"
 )
@@ -115,9 +116,11 @@ func runMeta(c *cobra.Command, path string, f *metaFlags) error {
 	if err != nil {
 		return err
 	}
-	data, err := os.ReadFile(path)
+	// Only a regular file, no further than its size (a FIFO would block,
+	// /dev/zero never end), as importer.Load reads.
+	data, err := safefile.ReadFile(path, "model", importer.DefaultLimits.MaxTotalBytes+(64<<20))
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, errors.Unwrap(err))
+		return err
 	}
 	m, err := importer.Decode(data, importer.Options{Dir: filepath.Dir(path)})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ebmrun/ebmrun/importer"
+	"github.com/ebmrun/ebmrun/internal/safefile"
 	"github.com/ebmrun/ebmrun/plot"
 )
 
@@ -63,7 +64,7 @@ type traceFile struct {
 
 // readTrace reads chain,step,level,sigma,x0,… as sample --trace writes it.
 func readTrace(path string) (*traceFile, error) {
-	fh, err := os.Open(path)
+	fh, _, err := safefile.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +229,7 @@ type trainLog struct {
 }
 
 func readTrainLog(path string) (*trainLog, error) {
-	fh, err := os.Open(path)
+	fh, _, err := safefile.Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ebmrun/ebmrun/internal/safefile"
 	"github.com/ebmrun/ebmrun/serve"
 )
 
@@ -90,7 +91,7 @@ func runServe(c *cobra.Command, f *serveFlags) error {
 	}
 	var token string
 	if f.tokenFile != "" {
-		b, err := os.ReadFile(f.tokenFile)
+		b, err := safefile.ReadFile(f.tokenFile, "token file", 1<<16)
 		if err != nil {
 			return fmt.Errorf("--token-file: %w", err)
 		}
