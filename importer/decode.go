@@ -59,6 +59,18 @@ func Load(path string) (*graph.Model, error) {
 
 // LoadWith is Load with options; opts.Dir is set to the file's folder.
 func LoadWith(path string, opts Options) (*graph.Model, error) {
+	data, err := ReadFile(path, opts.Limits)
+	if err != nil {
+		return nil, err
+	}
+	opts.Dir = filepath.Dir(path)
+	return Decode(data, opts)
+}
+
+// ReadFile reads a model file's bytes as Load does, for callers that need
+// them as well as the model (to rewrite metadata): only a regular file, no
+// larger than the limits allow with room for the protobuf framing.
+func ReadFile(path string, limits Limits) ([]byte, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("importer: %w", err)
@@ -66,7 +78,7 @@ func LoadWith(path string, opts Options) (*graph.Model, error) {
 	if st.IsDir() {
 		return nil, fmt.Errorf("importer: %s is a folder, not a model file", path)
 	}
-	lim := opts.Limits.withDefaults()
+	lim := limits.withDefaults()
 	if st.Size() > lim.MaxTotalBytes+(64<<20) {
 		return nil, fmt.Errorf("importer: %s: file of %d bytes exceeds the %d-byte limit: %w", path, st.Size(), lim.MaxTotalBytes, ErrTooLarge)
 	}
@@ -76,8 +88,7 @@ func LoadWith(path string, opts Options) (*graph.Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("importer: %w", err)
 	}
-	opts.Dir = filepath.Dir(path)
-	return Decode(data, opts)
+	return data, nil
 }
 
 // Decode parses and checks a model: Parse, then Check.

@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ebmrun/ebmrun/graph"
-	"github.com/ebmrun/ebmrun/internal/safefile"
 	"github.com/ebmrun/ebmrun/sampler"
 	"github.com/ebmrun/ebmrun/tensorio"
 )
@@ -98,14 +97,9 @@ func orderShards(files []string) ([]string, error) {
 
 // npyInfo reads a shard's shape without its data.
 func npyInfo(path string) (graph.DType, []int64, error) {
-	f, st, err := safefile.Open(path)
+	t, err := tensorio.ReadNpyFile(path)
 	if err != nil {
-		return 0, nil, err
-	}
-	defer f.Close()
-	t, err := tensorio.ReadNpySized(bufio.NewReader(f), st.Size())
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s: %w", path, trimPrefix(err, "tensorio: "))
+		return 0, nil, trimPrefix(err, "tensorio: ")
 	}
 	return t.DType, t.Shape, nil
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ebmrun/ebmrun/importer"
-	"github.com/ebmrun/ebmrun/internal/safefile"
 	"github.com/ebmrun/ebmrun/sampler"
 	"github.com/ebmrun/ebmrun/tensorio"
 )
@@ -116,11 +115,9 @@ func runMeta(c *cobra.Command, path string, f *metaFlags) error {
 	if err != nil {
 		return err
 	}
-	// Only a regular file, no further than its size (a FIFO would block,
-	// /dev/zero never end), as importer.Load reads.
-	data, err := safefile.ReadFile(path, "model", importer.DefaultLimits.MaxTotalBytes+(64<<20))
+	data, err := importer.ReadFile(path, importer.Limits{})
 	if err != nil {
-		return err
+		return trimPrefix(err, "importer: ")
 	}
 	m, err := importer.Decode(data, importer.Options{Dir: filepath.Dir(path)})
 	if err != nil {
