@@ -15,6 +15,9 @@ test: deps
 	$(GO) test -count=1 ./...
 	cd deploy && $(GO) test -count=1 ./...
 	CGO_ENABLED=0 $(GO) test -count=1 ./graph/... ./importer/... ./runtime/native/... ./tensorio/... ./internal/membudget/... ./internal/safefile/... ./plot/...
+	# The race detector over the packages whose workers share a model, a field or a batcher.
+	$(GO) test -race -count=1 ./density ./serve
+	$(GO) test -race -count=1 -run '^(TestDeterminism|TestDeterminismPlaceDependentScorer|TestBatchIndependent)$$' ./sampler
 	GO=$(GO) scripts/fuzz-brief.sh $(FUZZTIME) $(FUZZ_TARGETS)
 	@echo "ONNX conformance per backend (the suite above, counts only):"
 	@set -o pipefail 2>/dev/null; $(GO) test -count=1 -v -run '^TestConformance$$' ./runtime/native ./runtime/ort | grep -E '^(runtimetest:|ok|FAIL|--- FAIL)'

@@ -68,7 +68,8 @@ type field struct {
 
 // condFunc says how to ask the model for the score at noise level u (σ, or
 // VP time t): one or two model conditions and the weights that mix their
-// outputs into the score, s = Σ w_i·out_i.
+// outputs into the score, s = Σ w_i·out_i. The slice it returns is reused
+// by its next call, so each field (each worker) has its own condFunc.
 type condFunc func(u float64) []part
 
 // part is one model condition and its weight in the score.

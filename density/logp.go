@@ -234,10 +234,12 @@ func (e *Estimator) LogP(ctx context.Context, x []float32, n int, o Options) (*R
 	if o.Divergence == Hutchinson {
 		res.Probes = o.Probes
 	}
-	cond := veCond(e.spec)
+	// Each worker makes its own condition: the function reuses its result's
+	// buffer between calls, so one shared by workers is a data race.
+	newCond := func() condFunc { return veCond(e.spec) }
 	if e.vp != nil {
 		res.Process, res.From, res.To = "vp", math.Max(DefaultVPEpsilon, o.Time/float64(e.vp.n-1)), 1
-		cond = e.vp.cond(e.spec)
+		newCond = func() condFunc { return e.vp.cond(e.spec) }
 	} else {
 		res.Process, res.From, res.To = "ve", o.Sigma, o.SigmaMax
 		if e.spec.Condition == importer.CondLabels {
@@ -261,7 +263,7 @@ func (e *Estimator) LogP(ctx context.Context, x []float32, n int, o Options) (*R
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f, err := e.g.newField(d, cond)
+			f, err := e.g.newField(d, newCond())
 			if err != nil {
 				cancel(err)
 				return
