@@ -42,6 +42,11 @@ type scheduler struct {
 	m       *modelMetrics
 	closing sync.Once
 	quit    chan struct{}
+
+	// hold, while set, keeps the loop from forming a batch until the channel
+	// closes, so that calls queue up; only tests set it (export_test.go), to
+	// merge requests whatever the machine's speed.
+	hold atomic.Pointer[chan struct{}]
 }
 
 func newScheduler(src sampler.Source, sessions, maxBatch int, delay time.Duration, mixed bool, m *modelMetrics) (*scheduler, error) {
@@ -102,6 +107,9 @@ func (s *scheduler) loop() {
 		case first = <-s.in:
 		case <-s.quit:
 			return
+		}
+		if h := s.hold.Load(); h != nil {
+			<-*h
 		}
 		batch, chains := []*call{first}, first.n
 		if timer == nil {

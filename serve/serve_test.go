@@ -116,7 +116,6 @@ func cliSamples(t testing.TB, path string, ov sampler.Overrides, n int, seed uin
 // gets bit for bit the samples it would get alone from the sample command.
 func TestBatchedSamplesAreTheCLIs(t *testing.T) {
 	s, ts := newServer(t, toyModels, serve.Options{Sessions: 1, MaxBatch: 64, MaxDelay: 5 * time.Millisecond})
-	_ = s
 	type job struct {
 		model, body string
 		ov          sampler.Overrides
@@ -139,12 +138,10 @@ func TestBatchedSamplesAreTheCLIs(t *testing.T) {
 	var wg sync.WaitGroup
 	got := make([]serve.SampleResponse, len(jobs))
 	codes := make([]int, len(jobs))
-	for i, j := range jobs {
+	send := func(i int, j job) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// Staggered, so requests join while others are mid-run.
-			time.Sleep(time.Duration(i) * time.Millisecond)
 			code, b, _ := do(t, ts, "POST", "/v1/models/"+j.model+"/sample", j.body)
 			codes[i] = code
 			if code == 200 {
@@ -153,6 +150,32 @@ func TestBatchedSamplesAreTheCLIs(t *testing.T) {
 				}
 			}
 		}()
+	}
+	// All but the last two requests queue their first calls before any batch
+	// forms, so they are merged however fast the machine; the last two are
+	// sent once the others run, and join them between steps.
+	release := serve.HoldBatches(s)
+	early, streams := len(jobs)-2, 0
+	for i, j := range jobs[:early] {
+		send(i, j)
+		// Each batch of chains is a stream with a call of its own.
+		streams += (j.n + sampler.DefaultBatch - 1) / sampler.DefaultBatch
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		_, metrics, _ := do(t, ts, "GET", "/metrics", "")
+		q := metricValue(metrics, `ebmrun_queue_depth{model="swissroll"}`) + metricValue(metrics, `ebmrun_queue_depth{model="8gaussians"}`)
+		if q == float64(streams) {
+			break
+		}
+		if time.Now().After(deadline) {
+			release()
+			t.Fatalf("%v calls queued after 30 s, want %d", q, streams)
+		}
+	}
+	release()
+	for i := early; i < len(jobs); i++ {
+		time.Sleep(time.Millisecond)
+		send(i, jobs[i])
 	}
 	wg.Wait()
 	for i, j := range jobs {
@@ -180,6 +203,7 @@ func TestBatchedSamplesAreTheCLIs(t *testing.T) {
 		alone += float64(evalsOf(t, toyModels[j.model], j.ov))
 	}
 	calls := metricValue(metrics, `ebmrun_batch_size_count{model="swissroll"}`) + metricValue(metrics, `ebmrun_batch_size_count{model="8gaussians"}`)
+	t.Logf("%v model calls for requests that make %v alone", calls, alone)
 	if calls <= 0 || calls > 0.8*alone {
 		t.Errorf("%v model calls for requests that make %v alone: the requests' chains were not merged", calls, alone)
 	}
