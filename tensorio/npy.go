@@ -72,15 +72,54 @@ var npyTypes = map[string]npyItem{
 // against MaxHeaderBytes, size and the memory budget — before the data is
 // allocated; a file that ends early says how many bytes are missing.
 func ReadNpySized(r io.Reader, size int64) (*graph.Tensor, error) {
+	h, err := readNpyHeader(r, size)
+	if err != nil {
+		return nil, err
+	}
+	width := int64(h.item.dt.ByteSize())
+	if err := membudget.Elems(fmt.Sprintf("npy array %v of %s", h.shape, h.descr), h.n, width); err != nil {
+		return nil, err
+	}
+	return readNpyData(r, h.shape, h.n, h.descr, h.item, size >= 0)
+}
+
+// ReadNpyFileHeader reads what a .npy file holds — the element type as it
+// is read and the shape — without its data; the header is checked as
+// ReadNpyFile checks it, including that the file is long enough for the data.
+func ReadNpyFileHeader(path string) (graph.DType, []int64, error) {
+	f, st, err := safefile.Open(path)
+	if err != nil {
+		return 0, nil, fmt.Errorf("tensorio: %w", err)
+	}
+	defer f.Close()
+	h, err := readNpyHeader(bufio.NewReader(f), st.Size())
+	if err != nil {
+		return 0, nil, fmt.Errorf("tensorio: %s: %w", path, err)
+	}
+	return h.item.dt, h.shape, nil
+}
+
+// npyHead is a parsed .npy header.
+type npyHead struct {
+	shape []int64
+	n     int64 // elements
+	descr string
+	item  npyItem
+}
+
+// readNpyHeader reads the magic, the version and the header dictionary,
+// leaving r at the data, and checks the sizes against size (-1: unknown).
+func readNpyHeader(r io.Reader, size int64) (npyHead, error) {
+	var none npyHead
 	var pre [10]byte
 	if n, err := io.ReadFull(r, pre[:8]); err != nil {
 		if n == 0 {
-			return nil, errors.New("empty file, not a .npy array")
+			return none, errors.New("empty file, not a .npy array")
 		}
-		return nil, fmt.Errorf("%w: %d bytes, shorter than the magic and version", ErrTruncated, n)
+		return none, fmt.Errorf("%w: %d bytes, shorter than the magic and version", ErrTruncated, n)
 	}
 	if string(pre[:6]) != "\x93NUMPY" {
-		return nil, fmt.Errorf("not a valid NumPy file: magic %q (want \"\\x93NUMPY\")", pre[:6])
+		return none, fmt.Errorf("not a valid NumPy file: magic %q (want \"\\x93NUMPY\")", pre[:6])
 	}
 	lenBytes := 2
 	switch pre[6] {
@@ -88,11 +127,11 @@ func ReadNpySized(r io.Reader, size int64) (*graph.Tensor, error) {
 	case 2, 3:
 		lenBytes = 4
 	default:
-		return nil, fmt.Errorf("npy version %d.%d is not supported (want 1.0, 2.0 or 3.0)", pre[6], pre[7])
+		return none, fmt.Errorf("npy version %d.%d is not supported (want 1.0, 2.0 or 3.0)", pre[6], pre[7])
 	}
 	lb := make([]byte, lenBytes)
 	if _, err := io.ReadFull(r, lb); err != nil {
-		return nil, fmt.Errorf("%w: it ends inside the header length", ErrTruncated)
+		return none, fmt.Errorf("%w: it ends inside the header length", ErrTruncated)
 	}
 	hlen := int64(binary.LittleEndian.Uint16(lb[:2]))
 	if lenBytes == 4 {
@@ -100,24 +139,24 @@ func ReadNpySized(r io.Reader, size int64) (*graph.Tensor, error) {
 	}
 	prefix := int64(8 + lenBytes)
 	if hlen > MaxHeaderBytes {
-		return nil, fmt.Errorf("npy header of %d bytes is longer than the limit of %d", hlen, MaxHeaderBytes)
+		return none, fmt.Errorf("npy header of %d bytes is longer than the limit of %d", hlen, MaxHeaderBytes)
 	}
 	if size >= 0 && prefix+hlen > size {
-		return nil, fmt.Errorf("%w: header of %d bytes, but the file has only %d after the magic", ErrTruncated, hlen, size-prefix)
+		return none, fmt.Errorf("%w: header of %d bytes, but the file has only %d after the magic", ErrTruncated, hlen, size-prefix)
 	}
 	header := make([]byte, prefix+hlen)
 	copy(header, pre[:8])
 	copy(header[8:], lb)
 	if n, err := io.ReadFull(r, header[prefix:]); err != nil {
-		return nil, fmt.Errorf("%w: header of %d bytes, file ends after %d", ErrTruncated, hlen, n)
+		return none, fmt.Errorf("%w: header of %d bytes, file ends after %d", ErrTruncated, hlen, n)
 	}
 	h, err := parseNpyHeader(header)
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	d := h.Descr
 	if d.Fortran {
-		return nil, errors.New("fortran-ordered arrays are not supported; save with numpy.ascontiguousarray")
+		return none, errors.New("fortran-ordered arrays are not supported; save with numpy.ascontiguousarray")
 	}
 	shape := make([]int64, len(d.Shape))
 	for i, s := range d.Shape {
@@ -125,23 +164,19 @@ func ReadNpySized(r io.Reader, size int64) (*graph.Tensor, error) {
 	}
 	n, err := graph.CheckedNumElements(shape)
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	descr := strings.Trim(d.Type, "'\"")
 	it, ok := npyTypes[descr]
 	if !ok {
-		return nil, fmt.Errorf("unsupported npy dtype %q (want float32, float64, int64, int32 or bool)", d.Type)
+		return none, fmt.Errorf("unsupported npy dtype %q (want float32, float64, int64, int32 or bool)", d.Type)
 	}
 	need := membudget.Product(n, int64(it.size))
 	if size >= 0 && (need < 0 || need > size-prefix-hlen) {
-		return nil, fmt.Errorf("%w: shape %v of %s needs %d bytes of data, the file has %d (%d missing)",
+		return none, fmt.Errorf("%w: shape %v of %s needs %d bytes of data, the file has %d (%d missing)",
 			ErrTruncated, shape, descr, need, size-prefix-hlen, need-(size-prefix-hlen))
 	}
-	width := int64(it.dt.ByteSize())
-	if err := membudget.Elems(fmt.Sprintf("npy array %v of %s", shape, descr), n, width); err != nil {
-		return nil, err
-	}
-	return readNpyData(r, shape, n, descr, it, size >= 0)
+	return npyHead{shape: shape, n: n, descr: descr, item: it}, nil
 }
 
 // parseNpyHeader lets npyio read the header dictionary from the bytes

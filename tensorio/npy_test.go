@@ -138,6 +138,31 @@ func TestReadNpyHostileHeaders(t *testing.T) {
 	}
 }
 
+// The header alone says what ReadNpyFile would read, and refuses the same
+// truncated file, without reading the data.
+func TestReadNpyFileHeader(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	whole := filepath.Join(dir, "whole.npy")
+	if err := WriteNpyFile(whole, graph.NewInt64([]int64{3, 1, 2}, []int64{1, 2, 3, 4, 5, 6})); err != nil {
+		t.Fatal(err)
+	}
+	dt, shape, err := ReadNpyFileHeader(whole)
+	if err != nil || dt != graph.Int64 || !reflect.DeepEqual(shape, []int64{3, 1, 2}) {
+		t.Fatalf("header: %v %v %v, want int64 [3 1 2]", dt, shape, err)
+	}
+	short := filepath.Join(dir, "short.npy")
+	if err := os.WriteFile(short, append(mustHeader(t, []int64{1 << 31, 2}), make([]byte, 16)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ReadNpyFileHeader(short); !errors.Is(err, ErrTruncated) || !strings.Contains(err.Error(), short) {
+		t.Fatalf("truncated file: %v, want ErrTruncated naming it", err)
+	}
+	if _, _, err := ReadNpyFileHeader(dir); err == nil {
+		t.Fatal("a folder read as a .npy header")
+	}
+}
+
 func mustHeader(t *testing.T, shape []int64) []byte {
 	h, err := NpyHeader(graph.Float32, shape)
 	if err != nil {

@@ -97,11 +97,11 @@ func orderShards(files []string) ([]string, error) {
 
 // npyInfo reads a shard's shape without its data.
 func npyInfo(path string) (graph.DType, []int64, error) {
-	t, err := tensorio.ReadNpyFile(path)
+	dt, shape, err := tensorio.ReadNpyFileHeader(path)
 	if err != nil {
 		return 0, nil, trimPrefix(err, "tensorio: ")
 	}
-	return t.DType, t.Shape, nil
+	return dt, shape, nil
 }
 
 func runMerge(c *cobra.Command, args []string, f *mergeFlags) error {
