@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ebmrun/ebmrun/graph"
+	"github.com/ebmrun/ebmrun/internal/membudget"
 )
 
 // Opset is the default-domain opset of every graph the trainer builds: the
@@ -46,18 +47,21 @@ type Arch interface {
 // the few composite layers.
 type netBuilder struct {
 	*graph.Builder
-	params []string
-	r      *rand.Rand
-	consts map[string]string
+	name       string
+	paramElems int64 // parameters so far; -1 past int64
+	params     []string
+	r          *rand.Rand
+	consts     map[string]string
 }
 
 func newNetBuilder(name string, r *rand.Rand) *netBuilder {
-	return &netBuilder{Builder: graph.NewBuilder(name), r: r, consts: map[string]string{}}
+	return &netBuilder{Builder: graph.NewBuilder(name), name: name, r: r, consts: map[string]string{}}
 }
 
 // param adds a trainable initializer drawn from U(−bound, bound): PyTorch's
 // default for Linear and Conv weights and biases, bound = 1/√fan_in.
 func (b *netBuilder) param(name string, shape []int64, bound float64) string {
+	b.countParams(membudget.Product(shape...))
 	t := graph.NewFloat32(shape, nil)
 	for i := range t.F32 {
 		t.F32[i] = float32(bound * (2*b.r.Float64() - 1))
@@ -66,9 +70,58 @@ func (b *netBuilder) param(name string, shape []int64, bound float64) string {
 }
 
 func (b *netBuilder) paramTensor(name string, t *graph.Tensor) string {
+	b.countParams(int64(len(t.F32)))
 	n := b.Const(name, t)
 	b.params = append(b.params, n)
 	return n
+}
+
+// MaxDepth bounds the layers of the architectures that take a depth, far
+// above what any score network uses: a graph of 10⁸ layers took the
+// memory in its nodes before any weight.
+const MaxDepth = 1000
+
+// paramBytes is what training keeps of each parameter: the weight, its
+// EMA, Adam's two moments, the gradient and the step's copy, float32 each.
+const paramBytes = 6 * 4
+
+// countParams adds n parameters to the network's count and stops the build
+// (see withParamBudget) as soon as training them would exceed the memory
+// budget, before they are allocated: a width of 10⁹ asked for 12 GB in one
+// weight, and a depth of 10⁸ built layers without end.
+func (b *netBuilder) countParams(n int64) {
+	if n < 0 || b.paramElems > 1<<62-n {
+		b.paramElems = -1
+	} else if b.paramElems >= 0 {
+		b.paramElems += n
+	}
+	if err := membudget.Elems(fmt.Sprintf("trainer: %s: training its %s", b.name, paramCount(b.paramElems)), b.paramElems, paramBytes); err != nil {
+		panic(paramBudgetError{err})
+	}
+}
+
+func paramCount(n int64) string {
+	if n < 0 {
+		return "more than 2⁶² parameters"
+	}
+	return fmt.Sprintf("first %d parameters", n)
+}
+
+// paramBudgetError carries a budget error out of an architecture's build,
+// however deep in its layers; withParamBudget turns it back into an error.
+type paramBudgetError struct{ err error }
+
+func withParamBudget[T any](build func() (T, error)) (v T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			pe, ok := p.(paramBudgetError)
+			if !ok {
+				panic(p)
+			}
+			err = pe.err
+		}
+	}()
+	return build()
 }
 
 // ints is a shared 1-D int64 constant (axes, shapes).
@@ -197,8 +250,8 @@ func (MLP) Name() string { return "mlp" }
 // Validate checks the settings.
 func (a MLP) Validate() error {
 	p := a.defaults()
-	if p.Width < 1 || p.Depth < 1 {
-		return fmt.Errorf("trainer: mlp: width %d and depth %d must be positive", p.Width, p.Depth)
+	if p.Width < 1 || p.Depth < 1 || p.Depth > MaxDepth {
+		return fmt.Errorf("trainer: mlp: width %d must be positive and depth %d in 1 … %d", p.Width, p.Depth, MaxDepth)
 	}
 	return checkAct(p.Act)
 }
@@ -211,6 +264,10 @@ func (a MLP) String() string {
 
 // Build makes the network for vectors of shape [d].
 func (a MLP) Build(dataShape []int64, r *rand.Rand) (*Net, error) {
+	return withParamBudget(func() (*Net, error) { return a.build(dataShape, r) })
+}
+
+func (a MLP) build(dataShape []int64, r *rand.Rand) (*Net, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}

@@ -70,6 +70,10 @@ type ClassifierNet struct {
 
 // Build makes the classifier for images [C, H, W] and k classes.
 func (a Classifier) Build(dataShape []int64, k int, r *rand.Rand) (*ClassifierNet, error) {
+	return withParamBudget(func() (*ClassifierNet, error) { return a.build(dataShape, k, r) })
+}
+
+func (a Classifier) build(dataShape []int64, k int, r *rand.Rand) (*ClassifierNet, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}

@@ -54,8 +54,8 @@ func (EnergyMLP) Name() string { return "energy-mlp" }
 // second derivative is zero almost everywhere, so SSM would not train).
 func (a EnergyMLP) Validate() error {
 	p := a.defaults()
-	if p.Width < 1 || p.Depth < 1 {
-		return fmt.Errorf("trainer: energy-mlp: width %d and depth %d must be positive", p.Width, p.Depth)
+	if p.Width < 1 || p.Depth < 1 || p.Depth > MaxDepth {
+		return fmt.Errorf("trainer: energy-mlp: width %d must be positive and depth %d in 1 … %d", p.Width, p.Depth, MaxDepth)
 	}
 	return checkSmoothAct("energy-mlp", p.Act)
 }
@@ -73,6 +73,10 @@ func (a EnergyMLP) String() string {
 // Build makes the energy network for vectors of shape [d]: Net.Energy is
 // the energy graph, Net.Model the score graph derived from it.
 func (a EnergyMLP) Build(dataShape []int64, r *rand.Rand) (*Net, error) {
+	return withParamBudget(func() (*Net, error) { return a.build(dataShape, r) })
+}
+
+func (a EnergyMLP) build(dataShape []int64, r *rand.Rand) (*Net, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}

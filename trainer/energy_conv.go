@@ -57,8 +57,8 @@ func (EnergyConv) Name() string { return "energy-conv" }
 // smooth.
 func (a EnergyConv) Validate() error {
 	p := a.defaults()
-	if p.Channels < 1 || p.Depth < 1 {
-		return fmt.Errorf("trainer: energy-conv: channels %d and depth %d must be positive", p.Channels, p.Depth)
+	if p.Channels < 1 || p.Depth < 1 || p.Depth > MaxDepth {
+		return fmt.Errorf("trainer: energy-conv: channels %d must be positive and depth %d in 1 … %d", p.Channels, p.Depth, MaxDepth)
 	}
 	return checkSmoothAct("energy-conv", p.Act)
 }
@@ -72,6 +72,10 @@ func (a EnergyConv) String() string {
 // Build makes the energy network for images of shape [C, H, W]: Net.Energy
 // is the energy graph, Net.Model the score graph derived from it.
 func (a EnergyConv) Build(dataShape []int64, r *rand.Rand) (*Net, error) {
+	return withParamBudget(func() (*Net, error) { return a.build(dataShape, r) })
+}
+
+func (a EnergyConv) build(dataShape []int64, r *rand.Rand) (*Net, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/ebmrun/ebmrun/graph"
+	"github.com/ebmrun/ebmrun/internal/membudget"
 	"github.com/ebmrun/ebmrun/runtime"
 	"github.com/ebmrun/ebmrun/sampler"
 )
@@ -73,6 +74,9 @@ func New(cfg Config, data Data, backend runtime.Backend) (*Trainer, error) {
 	}
 	cfg = cfg.withDefaults()
 	shape := data.Shape()
+	if err := checkBatchBudget(cfg, shape); err != nil {
+		return nil, err
+	}
 	net, err := cfg.Arch.Build(shape, sampler.Stream(cfg.Seed, initStream))
 	if err != nil {
 		return nil, err
@@ -102,6 +106,29 @@ func New(cfg Config, data Data, backend runtime.Backend) (*Trainer, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// checkBatchBudget refuses, before anything is allocated, a batch whose
+// feeds alone do not fit the memory budget: FD-SSM, the largest, feeds
+// eight batches of samples (x and three perturbed copies, the probes and
+// their three copies); CD three, and its replay buffer. A batch of 10¹²
+// asked for 8 TB at once.
+func checkBatchBudget(cfg Config, shape []int64) error {
+	per := graph.NumElements(shape)
+	elems := membudget.Product(int64(cfg.Batch), 8, per)
+	if cfg.Loss == LossCD {
+		buf := membudget.Product(int64(cfg.CD.withDefaults().Buffer), per)
+		if elems < 0 || buf < 0 || elems > 1<<62-buf {
+			elems = -1
+		} else {
+			elems += buf
+		}
+	}
+	what := fmt.Sprintf("trainer: batches of %d samples of %d values", cfg.Batch, per)
+	if cfg.Loss == LossCD {
+		what += fmt.Sprintf(" and a replay buffer of %d", cfg.CD.withDefaults().Buffer)
+	}
+	return membudget.Elems(what, elems, 4)
 }
 
 // bind makes the step's input and output tensors, in the plan's order; the

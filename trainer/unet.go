@@ -61,6 +61,10 @@ func (u UNet) Validate() error {
 
 // Build makes the network for images of shape [C, H, W].
 func (u UNet) Build(dataShape []int64, r *rand.Rand) (*Net, error) {
+	return withParamBudget(func() (*Net, error) { return u.build(dataShape, r) })
+}
+
+func (u UNet) build(dataShape []int64, r *rand.Rand) (*Net, error) {
 	if err := u.Validate(); err != nil {
 		return nil, err
 	}

@@ -118,3 +118,51 @@ func TestTrainSignal(t *testing.T) {
 		t.Error("a model was exported from an interrupted run")
 	}
 }
+
+// A second SIGTERM during a train step that would never end (a CD step of
+// 10¹² Langevin steps) stops the process at once, with one line saying what
+// is lost; before, every signal after the first was swallowed and only
+// SIGKILL ended it.
+func TestTrainSecondSignalStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "m.onnx")
+	cmd := exec.Command(os.Args[0], trainArgs(out, "--arch", "energy-mlp", "--loss", "cd", "--cd-steps", "1000000000000", "--steps", "5")...)
+	cmd.Env = append(os.Environ(), "EBMRUN_TEST_MAIN=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "m.train.jsonl")); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case <-waited:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		<-waited
+		t.Fatalf("still running 20 s after a second SIGTERM; stderr %q", stderr.String())
+	}
+	msg := stderr.String()
+	if code := cmd.ProcessState.ExitCode(); code != 143 ||
+		!strings.Contains(msg, "ebmrun: SIGTERM: finishing the step in progress to write the checkpoint") ||
+		!strings.Contains(msg, "ebmrun: interrupted again by SIGTERM; stopped without finishing the step in progress") {
+		t.Fatalf("exit %d, stderr %q", code, msg)
+	}
+	for _, name := range []string{"m.onnx", "m.ckpt"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			t.Errorf("%s written by a run stopped inside its first step", name)
+		}
+	}
+}

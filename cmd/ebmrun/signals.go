@@ -80,3 +80,62 @@ func signalName(s os.Signal) string {
 	}
 	return s.String()
 }
+
+// onStepSignals is for commands that stop between steps, as train does: the
+// first SIGINT or SIGTERM cancels the returned context and says so (the step
+// in progress finishes, then its checkpoint is written, however long that
+// takes); a second one ends the process at once, from here, after removing
+// temporary output files, with one line ending in lost and exit status 128 +
+// the signal's number. Without that second way out a step that never ends —
+// a CD step of 10¹² Langevin steps — could not be stopped. received reports
+// the first signal (nil if none came); release stops listening.
+func onStepSignals(parent context.Context, stderr io.Writer, first, lost string) (ctx context.Context, received func() os.Signal, release func()) {
+	ctx, cancel := context.WithCancel(parent)
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	var (
+		mu  sync.Mutex
+		got os.Signal
+	)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			mu.Lock()
+			got = s
+			mu.Unlock()
+			cancel()
+			fmt.Fprintf(stderr, "\nebmrun: %s: %s (again to stop at once)\n", signalName(s), first)
+		case <-done:
+			return
+		}
+		select {
+		case s := <-ch:
+			tensorio.RemovePending()
+			fmt.Fprintf(stderr, "ebmrun: interrupted again by %s; %s\n", signalName(s), lost)
+			os.Exit(128 + int(s.(syscall.Signal)))
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	return ctx, func() os.Signal {
+			mu.Lock()
+			defer mu.Unlock()
+			return got
+		}, func() {
+			once.Do(func() {
+				signal.Stop(ch)
+				close(done)
+				cancel()
+			})
+		}
+}
+
+// signalStatus is the shell's exit status for a run that s ended, and 130
+// (SIGINT's) when s is nil: the context ended for another reason.
+func signalStatus(s os.Signal) int {
+	if sig, ok := s.(syscall.Signal); ok {
+		return 128 + int(sig)
+	}
+	return 130
+}

@@ -7,12 +7,10 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -272,8 +270,9 @@ func runTrain(c *cobra.Command, f *trainFlags) error {
 	}
 	defer closeLog()
 
-	ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, received, release := onStepSignals(c.Context(), c.ErrOrStderr(), "finishing the step in progress to write the checkpoint "+ckpt,
+		"stopped without finishing the step in progress: what came after the checkpoint last written ("+ckpt+", if any) is lost")
+	defer release()
 	bar := trainProgress(c.ErrOrStderr(), cfg.Steps, resumed)
 	start := time.Now()
 	// The summary's loss is the mean of the last (up to) 100 steps.
@@ -288,7 +287,7 @@ func runTrain(c *cobra.Command, f *trainFlags) error {
 	bar(nil)
 	secs := time.Since(start).Seconds()
 	if errors.Is(err, trainer.ErrInterrupted) {
-		return exitError{130, fmt.Errorf("train: interrupted at step %d of %d; nothing is lost: the checkpoint %s holds step %d with its settings, and `ebmrun train --resume %s` continues the run exactly (no model exported yet)", tr.Done(), cfg.Steps, ckpt, tr.Done(), ckpt)}
+		return exitError{signalStatus(received()), fmt.Errorf("train: interrupted at step %d of %d; nothing is lost: the checkpoint %s holds step %d with its settings, and `ebmrun train --resume %s` continues the run exactly (no model exported yet)", tr.Done(), cfg.Steps, ckpt, tr.Done(), ckpt)}
 	}
 	if err != nil {
 		return err

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -145,8 +143,9 @@ func runTrainClassifier(c *cobra.Command, f *trainFlags) error {
 	}
 	defer closeLog()
 
-	ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, received, release := onStepSignals(c.Context(), c.ErrOrStderr(), "stopping after the step in progress",
+		"stopped without finishing the step in progress; nothing was written")
+	defer release()
 	bar := trainProgress(c.ErrOrStderr(), cfg.Steps, 0)
 	start := time.Now()
 	var recent [100]float64
@@ -156,7 +155,7 @@ func runTrainClassifier(c *cobra.Command, f *trainFlags) error {
 	for tr.Done() < cfg.Steps {
 		if ctx.Err() != nil {
 			bar(nil)
-			return exitError{130, fmt.Errorf("train: interrupted at step %d of %d; the classifier has no checkpoints, nothing was written", tr.Done(), cfg.Steps)}
+			return exitError{signalStatus(received()), fmt.Errorf("train: interrupted at step %d of %d; the classifier has no checkpoints, nothing was written", tr.Done(), cfg.Steps)}
 		}
 		loss, err := tr.Step()
 		if err != nil {
