@@ -11,6 +11,7 @@ import (
 	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/graph/autodiff"
 	"github.com/ebmrun/ebmrun/importer"
+	"github.com/ebmrun/ebmrun/internal/membudget"
 	"github.com/ebmrun/ebmrun/runtime"
 )
 
@@ -218,6 +219,12 @@ func (e *Energy) AIS(ctx context.Context, o AISOptions) (*LogZ, error) {
 		return nil, fmt.Errorf("density: ais: %d chains (at least 2), %d temperatures and base std %v must be positive", o.Chains, o.Temperatures, o.BaseStd)
 	}
 	n, d, s2 := o.Chains, e.d, o.BaseStd*o.BaseStd
+	// Eight vectors of n×d values (six float64, the model's float32 input
+	// and the proposal gradients) and the model's output.
+	if err := membudget.Check(fmt.Sprintf("density: ais: %d chains of %d values", n, d),
+		membudget.Product(int64(n), int64(d), 8*8)); err != nil {
+		return nil, fmt.Errorf("%w; fewer chains need less", err)
+	}
 	r := rand.New(rand.NewPCG(o.Seed, 0xa15))
 	x := make([]float64, n*d)
 	y := make([]float64, n*d)
@@ -352,10 +359,15 @@ func (e *Energy) Grid(ctx context.Context, lo, hi []float64, points int) (*LogZ,
 		h[j] = (hi[j] - lo[j]) / float64(points)
 		logVol += math.Log(h[j])
 	}
-	total := 1
+	cells := int64(1)
 	for j := 0; j < d; j++ {
-		total *= points
+		cells = membudget.Product(cells, int64(points))
 	}
+	// Each cell keeps its −E (float64) and whether it is on the edge.
+	if err := membudget.Elems(fmt.Sprintf("density: grid: %d points per axis in %d dimensions", points, d), cells, 9); err != nil {
+		return nil, fmt.Errorf("%w; fewer grid points need less", err)
+	}
+	total := int(cells)
 	const chunk = 4096
 	xf := make([]float32, chunk*d)
 	en := make([]float64, chunk)

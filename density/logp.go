@@ -12,6 +12,7 @@ import (
 
 	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/importer"
+	"github.com/ebmrun/ebmrun/internal/membudget"
 	"github.com/ebmrun/ebmrun/internal/ode"
 	"github.com/ebmrun/ebmrun/runtime"
 	"github.com/ebmrun/ebmrun/sampler"
@@ -216,6 +217,32 @@ func (o Options) withDefaults(e *Estimator) (Options, error) {
 	return o, nil
 }
 
+// checkBudget refuses, before anything is allocated, a run whose model
+// inputs and outputs alone do not fit the memory budget: each worker's
+// model call holds (conditions × probes or d) rows of each point of a batch,
+// in five buffers of d values (state, probe, probe copy, score, gradient).
+func (o Options) checkBudget(e *Estimator, d, batch, workers int) error {
+	per := int64(d) // rows per point: the basis vectors
+	if o.Divergence == Hutchinson {
+		per = int64(o.Probes)
+	}
+	parts := int64(1)
+	if e.vp == nil && e.spec.Condition == importer.CondLabels {
+		parts = 2 // between two levels the score mixes two model calls
+	}
+	rows := membudget.Product(parts, per, int64(batch))
+	unit := "basis vectors"
+	if o.Divergence == Hutchinson {
+		unit = "probes"
+	}
+	what := fmt.Sprintf("density: model calls of %d rows of %d values (batch %d × %d %s), %d at once,",
+		rows, d, batch, per, unit, workers)
+	if err := membudget.Check(what, membudget.Product(rows, int64(d), 5*4, int64(workers))); err != nil {
+		return fmt.Errorf("%w; fewer probes, a smaller batch or fewer workers need less", err)
+	}
+	return nil
+}
+
 // LogP computes log p of each of the n points in x (n×Dim values): for a VE
 // model log p_σ₀(x) = log N(x(σ_max); 0, σ_max²I) − ∫ σ·div s(x(σ), σ) dσ
 // along the probability-flow ODE dx/dσ = −σ·s(x, σ) from σ₀ to σ_max; for a
@@ -251,6 +278,9 @@ func (e *Estimator) LogP(ctx context.Context, x []float32, n int, o Options) (*R
 	}
 	batches := (n + o.Batch - 1) / o.Batch
 	workers := min(o.Workers, batches)
+	if err := o.checkBudget(e, d, min(o.Batch, n), workers); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (

@@ -10,6 +10,8 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
+
+	"github.com/ebmrun/ebmrun/internal/membudget"
 )
 
 // Float is the element type of sample sets: the runtime's float32, or
@@ -27,6 +29,9 @@ const (
 	DefaultMaxSamples = 1000
 	// DefaultPermutations gives p-values down to 1/201 ≈ 0.005.
 	DefaultPermutations = 200
+	// MaxPermutations bounds Permutations, so that their count cannot
+	// overflow the sizes computed from it.
+	MaxPermutations = 1_000_000_000
 	// DefaultProjections is the number of random directions of the sliced
 	// Wasserstein distance.
 	DefaultProjections = 128
@@ -60,6 +65,9 @@ type Options struct {
 func (o Options) Validate() error {
 	if o.MaxSamples < 0 || o.MaxSamples == 1 {
 		return fmt.Errorf("eval: MaxSamples is %d; want 0 (the default, %d) or at least 2", o.MaxSamples, DefaultMaxSamples)
+	}
+	if o.Permutations > MaxPermutations {
+		return fmt.Errorf("eval: Permutations is %d; at most %d (p-values down to 1e-9)", o.Permutations, MaxPermutations)
 	}
 	if o.Projections < 0 {
 		return fmt.Errorf("eval: Projections is %d; want 0 (the default, %d) or more", o.Projections, DefaultProjections)
@@ -127,6 +135,9 @@ func Compare[F Float](x, y []F, d int, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := p.o.slicedBudget(p.nx, p.ny, d); err != nil {
+		return nil, err
+	}
 	r := p.report()
 	a := p.sqDists()
 	r.MedianDistance = p.median(a)
@@ -174,7 +185,11 @@ func SlicedWasserstein1[F Float](x, y []F, d int, o Options) (Estimate, error) {
 	if err := check(x, y, d, o); err != nil {
 		return Estimate{}, err
 	}
-	return slicedW1(x, y, d, o.withDefaults()), nil
+	o = o.withDefaults()
+	if err := o.slicedBudget(len(x)/d, len(y)/d, d); err != nil {
+		return Estimate{}, err
+	}
+	return slicedW1(x, y, d, o), nil
 }
 
 func check[F Float](x, y []F, d int, o Options) error {
@@ -203,6 +218,35 @@ func check[F Float](x, y []F, d int, o Options) error {
 	return nil
 }
 
+// kernelBudget refuses, before anything is allocated, kernel metrics whose
+// float64 arrays do not fit the memory budget: the N×N distance matrix of
+// the pooled subsample, the N×(permutations+2) split masks and their row
+// sums, and the pooled points.
+func (o Options) kernelBudget(nx, ny, d int) error {
+	N := int64(min(nx, o.MaxSamples) + min(ny, o.MaxSamples))
+	C := int64(max(o.Permutations, 0) + 2)
+	elems := membudget.Product(N, N+2*C+int64(d)) // -1 when it overflows
+	if err := membudget.Elems(fmt.Sprintf("eval: MMD² and energy distance over %d points with %d permutations", N, C-2), elems, 8); err != nil {
+		return fmt.Errorf("%w; fewer samples (MaxSamples) or permutations need less", err)
+	}
+	return nil
+}
+
+// slicedBudget does the same for the sliced distance: every point's
+// coordinate along every direction, the directions, and each worker's two
+// sorted columns.
+func (o Options) slicedBudget(nx, ny, d int) error {
+	K := int64(o.Projections)
+	elems := membudget.Product(K, int64(nx+ny+d))
+	if elems >= 0 {
+		elems += int64(workerCount(o.Projections)) * int64(nx+ny)
+	}
+	if err := membudget.Elems(fmt.Sprintf("eval: sliced Wasserstein-1 of %d and %d points along %d directions", nx, ny, K), elems, 8); err != nil {
+		return fmt.Errorf("%w; fewer projections need less", err)
+	}
+	return nil
+}
+
 // pooled is the (subsampled) pooled sample the kernel metrics work on:
 // m rows of x then n rows of y, centred on their joint mean so squared
 // distances computed from inner products lose little to cancellation.
@@ -218,6 +262,9 @@ func prepare[F Float](x, y []F, d int, o Options) (*pooled, error) {
 		return nil, err
 	}
 	o = o.withDefaults()
+	if err := o.kernelBudget(len(x)/d, len(y)/d, d); err != nil {
+		return nil, err
+	}
 	r := o.rng(streamSubsample)
 	xi := subset(len(x)/d, o.MaxSamples, r)
 	yi := subset(len(y)/d, o.MaxSamples, r)

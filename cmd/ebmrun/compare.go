@@ -112,8 +112,8 @@ Unreadable or mismatched input gives one line on stderr and exit 1.`,
 			if o.Projections < 1 {
 				return usagef("--projections is %d; want at least 1", o.Projections)
 			}
-			if o.Permutations < 0 {
-				return usagef("--permutations is %d; want 0 (no test) or more", o.Permutations)
+			if o.Permutations < 0 || o.Permutations > eval.MaxPermutations {
+				return usagef("--permutations is %d; want 0 (no test) to %d", o.Permutations, eval.MaxPermutations)
 			}
 			if o.MaxSamples < 2 {
 				return usagef("--max-samples is %d; want at least 2", o.MaxSamples)

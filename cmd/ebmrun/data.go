@@ -90,7 +90,7 @@ func dataFrom(spec string, f dataFlags) (*graph.Tensor, error) {
 		if f.offset != 0 {
 			return nil, usagef("data: --offset is for data files; a toy's points are fresh for every seed")
 		}
-		return toy.Tensor(f.n, r), nil
+		return toyTensor(toy, spec, f.n, r)
 	}
 	t, err := dataset.Load(spec)
 	if err != nil {

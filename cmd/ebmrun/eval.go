@@ -20,6 +20,7 @@ import (
 	"github.com/ebmrun/ebmrun/eval"
 	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/importer"
+	"github.com/ebmrun/ebmrun/internal/membudget"
 	"github.com/ebmrun/ebmrun/runtime"
 	"github.com/ebmrun/ebmrun/sampler"
 )
@@ -271,11 +272,23 @@ func evalData(spec string, seed uint64) (*graph.Tensor, sampler.Scorer, error) {
 		return nil, nil, usageError{trimPrefix(err, "dataset: ")}
 	}
 	// A stream of its own: the evaluation's draws use (seed, level).
-	x := toy.Tensor(n, rand.New(rand.NewPCG(seed, 1<<32)))
+	x, err := toyTensor(toy, name, n, rand.New(rand.NewPCG(seed, 1<<32)))
+	if err != nil {
+		return nil, nil, err
+	}
 	if toy.GMM == nil {
 		return x, nil, nil
 	}
 	return x, sampler.NewGMMScorer(toy.GMM), nil
+}
+
+// toyTensor draws n points of a toy once the memory budget says they fit:
+// they are drawn as float64 and kept as float32, 12 bytes a value.
+func toyTensor(toy *dataset.ToyDist, name string, n int, r *rand.Rand) (*graph.Tensor, error) {
+	if err := membudget.Elems(fmt.Sprintf("%d points of %s", n, name), int64(n), dataset.ToyDim*12); err != nil {
+		return nil, err
+	}
+	return toy.Tensor(n, r), nil
 }
 
 func printEval(w io.Writer, rs []evalResult) {

@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/importer"
 	"github.com/ebmrun/ebmrun/internal/testenv"
 	"github.com/ebmrun/ebmrun/runtime"
+	"github.com/ebmrun/ebmrun/tensorio"
 )
 
 // addressSpaceKiB is the limit the hostile cases run under: 8 GiB, the
@@ -129,6 +131,11 @@ func TestHostileInputsEndInOneLine(t *testing.T) {
 	}
 	os.Mkdir(filepath.Join(dir, "outdir.npy"), 0o755)
 	os.WriteFile(filepath.Join(dir, "s.trace.csv"), []byte("x"), 0o644)
+	pts := filepath.Join(dir, "pts.npy")
+	if err := tensorio.WriteNpyFile(pts, graph.NewFloat32([]int64{3, 2}, []float32{0, 1, 2, 3, 4, 5})); err != nil {
+		t.Fatal(err)
+	}
+	energy := filepath.Join(root, "models", "8gaussians_energy_cd", "model.onnx")
 	before := listDir(t, dir)
 	out := filepath.Join(dir, "out.npy")
 	native := []string{"--backend", "native"}
@@ -186,6 +193,21 @@ func TestHostileInputsEndInOneLine(t *testing.T) {
 		{"native past --timeout", append(sample(swiss), "--timeout", "1ns"), 1, []string{"native: model call ran past its deadline"}},
 		// 100 000 threads each took their scratch and ran out of memory.
 		{"threads 100000", append(sample(swiss), "--threads", "100000"), 2, []string{"--threads", "to 1024"}},
+		// Sizes from flags that allocated before any check (fatal out of memory, or a makeslice panic).
+		{"logp 1e9 probes", []string{"logp", swiss, "--data", "toy:swissroll:10", "--divergence", "hutchinson", "--probes", "1000000000", "--backend", "native"}, 1, []string{"probes", "memory budget"}},
+		{"logp 1e12 toy points", []string{"logp", swiss, "--data", "toy:swissroll:1000000000000", "--backend", "native"}, 1, []string{"points of swissroll", "memory budget"}},
+		{"eval 1e12 toy points", evalOn("toy:swissroll:1000000000000"), 1, []string{"points of swissroll", "memory budget"}},
+		{"data 1e12 toy points", []string{"data", "swissroll", "-n", "1000000000000", "-o", out}, 1, []string{"points of swissroll", "memory budget"}},
+		{"logp heat map 1e8 per side", []string{"logp", swiss, "--data", "toy:swissroll:10", "--grid", "100000000", "--heatmap", filepath.Join(dir, "h.png"), "--backend", "native"}, 2, []string{"--grid"}},
+		{"ais 1e12 chains", []string{"logp", energy, "--data", "toy:8gaussians:10", "--method", "ais", "--chains", "1000000000000", "--backend", "native"}, 1, []string{"chains", "memory budget"}},
+		{"grid 1e9 points per axis", []string{"logp", energy, "--data", "toy:8gaussians:10", "--method", "grid", "--grid-points", "1000000000", "--backend", "native"}, 1, []string{"grid", "memory budget"}},
+		{"train batch 1e12", trainArgs(filepath.Join(dir, "t.onnx"), "--batch", "1000000000000"), 1, []string{"batches of 1000000000000 samples", "memory budget"}},
+		{"train width 1e9", trainArgs(filepath.Join(dir, "t.onnx"), "--width", "1000000000"), 1, []string{"parameters", "memory budget"}},
+		{"train depth 1e8", trainArgs(filepath.Join(dir, "t.onnx"), "--depth", "100000000"), 2, []string{"depth 100000000 in 1 … 1000"}},
+		{"train cd buffer 1e12", trainArgs(filepath.Join(dir, "t.onnx"), "--arch", "energy-mlp", "--loss", "cd", "--buffer", "1000000000000"), 1, []string{"replay buffer", "memory budget"}},
+		{"compare 1e9 projections", []string{"compare", pts, pts, "--projections", "1000000000"}, 1, []string{"projections", "memory budget"}},
+		{"compare 1e12 permutations", []string{"compare", pts, pts, "--permutations", "1000000000000"}, 2, []string{"--permutations"}},
+		{"compare 1e8 permutations", []string{"compare", pts, pts, "--permutations", "100000000", "--max-memory", "100M"}, 1, []string{"permutations", "memory budget"}},
 	}
 	for _, c := range cases {
 		r := runLimited(t, dir, c.args...)

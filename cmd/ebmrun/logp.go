@@ -23,6 +23,9 @@ import (
 func init() { commands = append(commands, newLogpCmd) }
 
 // logpFlags are the settings of `ebmrun logp`.
+// maxHeatGrid bounds --grid: a million ODE solves is already a long run.
+const maxHeatGrid = 1000
+
 type logpFlags struct {
 	spec                    specFlags
 	data, out, heatmap      string
@@ -115,7 +118,7 @@ beside the data's histogram.`,
 	fl.StringVar(&f.data, "data", "", "data: a .npy/.csv file or toy:NAME:N (required)")
 	fl.StringVarP(&f.out, "out", "o", "", "write each point's log p to this .npy file")
 	fl.StringVar(&f.heatmap, "heatmap", "", "draw log p over the data's box and the data's histogram into this .png (2-D models)")
-	fl.IntVar(&f.grid, "grid", 100, "heat map resolution per axis")
+	fl.IntVar(&f.grid, "grid", 100, fmt.Sprintf("heat map resolution per axis (2 … %d)", maxHeatGrid))
 	fl.StringVar(&f.sigmas, "sigmas", "", "the model's σ schedule, if its metadata lacks it: geom:MAX,MIN,L or a comma list")
 	fl.Float64Var(&f.sigma, "sigma", 0, "σ₀: log p of the data noised at σ₀ (default: the model's smallest σ)")
 	fl.Float64Var(&f.sigmaMax, "sigma-max", 0, "σ_max, where N(0, σ_max²I) is taken as the density (default: the model's largest σ)")
@@ -168,8 +171,10 @@ func (f *logpFlags) options(c *cobra.Command) (density.Options, error) {
 		return o, usagef("--method heun needs --steps")
 	case f.dequantize != "" && f.dequantize != "uniform":
 		return o, usagef("--dequantize %q: want uniform", f.dequantize)
-	case f.probes < 1 || f.batch < 1 || f.workers < 0 || f.threads < 0 || f.steps < 0 || f.grid < 2:
-		return o, usagef("--probes and --batch must be at least 1, --grid at least 2, --workers, --threads and --steps not negative")
+	case f.probes < 1 || f.batch < 1 || f.workers < 0 || f.threads < 0 || f.steps < 0:
+		return o, usagef("--probes and --batch must be at least 1, --workers, --threads and --steps not negative")
+	case f.grid < 2 || f.grid > maxHeatGrid:
+		return o, usagef("--grid wants 2 … %d (each cell is an ODE solve)", maxHeatGrid)
 	case !(f.rtol > 0) || !(f.atol > 0) || bad(f.rtol) || bad(f.atol):
 		return o, usagef("--rtol and --atol must be positive")
 	case f.sigma < 0 || f.sigmaMax < 0 || f.time < 0 || bad(f.sigma) || bad(f.sigmaMax) || bad(f.time):
