@@ -2,6 +2,7 @@ package plot
 
 import (
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/color/palette"
@@ -10,6 +11,10 @@ import (
 	"math"
 )
 
+// MaxGIFDelay is the longest delay WriteGIF takes: the file stores 16 bits,
+// and the last frame shows four times as long.
+const MaxGIFDelay = 65535 / 4
+
 // WriteGIF writes frames as an animated GIF that loops, showing each frame
 // for delay hundredths of a second and the last one four times as long.
 // Frames are mapped to gifPalette without dithering, which would speckle
@@ -17,6 +22,9 @@ import (
 func WriteGIF(w io.Writer, frames []image.Image, delay int) error {
 	if len(frames) == 0 {
 		return errors.New("plot: an animation needs at least one frame")
+	}
+	if delay < 0 || delay > MaxGIFDelay {
+		return fmt.Errorf("plot: a GIF frame's delay of %d hundredths of a second is outside 0 … %d", delay, MaxGIFDelay)
 	}
 	anim := &gif.GIF{}
 	cache := map[color.RGBA]uint8{}

@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"image/gif"
 	"image/png"
+	"io"
 	"math"
 	"strings"
 	"testing"
@@ -243,6 +244,22 @@ func TestWriteGIF(t *testing.T) {
 	}
 	if err := WriteGIF(&b, nil, 5); err == nil {
 		t.Error("an empty animation was written")
+	}
+	// The longest delay still fits the file's 16 bits on the last frame; a
+	// longer one is refused rather than wrapped.
+	b.Reset()
+	if err := WriteGIF(&b, frames, MaxGIFDelay); err != nil {
+		t.Fatal(err)
+	}
+	g, err = gif.DecodeAll(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Delay[2] != 4*MaxGIFDelay {
+		t.Fatalf("longest delay: the last frame shows for %d, want %d", g.Delay[2], 4*MaxGIFDelay)
+	}
+	if err := WriteGIF(io.Discard, frames, MaxGIFDelay+1); err == nil {
+		t.Error("a delay past 16 bits was written")
 	}
 }
 

@@ -91,10 +91,20 @@ run, not across runs.`,
 			if asJSON {
 				enc := json.NewEncoder(c.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+				if err := enc.Encode(rows); err != nil {
+					return err
+				}
+			} else {
+				printBench(c.OutOrStdout(), path, perSample, rows)
 			}
-			printBench(c.OutOrStdout(), path, perSample, rows)
-			return nil
+			// Rows that failed are reported in the table; a bench none of
+			// whose rows ran measured nothing, and says so in its status.
+			for _, r := range rows {
+				if r.Error == "" {
+					return nil
+				}
+			}
+			return fmt.Errorf("no backend and batch size could be measured (%d tried; the reasons are above)", len(rows))
 		},
 	}
 	c.Flags().StringVar(&batches, "batch", "1,1000,10000", "comma-separated batch sizes")

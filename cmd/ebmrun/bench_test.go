@@ -32,6 +32,12 @@ func TestBench(t *testing.T) {
 			t.Errorf("evaluations per sample %.1f, want 1000", got)
 		}
 	}
+	// A batch past the memory budget is a row's error, and a bench with no
+	// row measured exits 1 (it allocated 8 TB and died before).
+	stdout, stderr, code = ebmrun(t, "bench", path, "--batch", "1000000000000", "--backends", "native")
+	if code != 1 || !strings.Contains(stdout, "memory budget") || !strings.Contains(stderr, "no backend and batch size could be measured") {
+		t.Errorf("batch 10¹²: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
 	_, stderr, code = ebmrun(t, "bench", path, "--batch", "0")
 	if code != 2 || !strings.Contains(stderr, "--batch") {
 		t.Errorf("bad --batch: exit %d, %q", code, stderr)

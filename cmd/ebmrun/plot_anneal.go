@@ -41,8 +41,8 @@ show 10 evenly spaced moments.`,
 	}
 	registerSamplerFlags(c, &f.s)
 	fl := c.Flags()
-	fl.IntVar(&f.frames, "frames", 60, "frames of a GIF")
-	fl.IntVar(&f.delay, "delay", 8, "hundredths of a second per GIF frame")
+	fl.IntVar(&f.frames, "frames", 60, fmt.Sprintf("frames of a GIF (at most %d)", maxFrames))
+	fl.IntVar(&f.delay, "delay", 8, fmt.Sprintf("hundredths of a second per GIF frame (at most %d)", plot.MaxGIFDelay))
 	fl.StringVarP(&f.pic.out, "out", "o", "", "output file: .png, .svg or .gif (required)")
 	fl.BoolVar(&f.pic.force, "force", false, "overwrite the output if it exists")
 	return c
@@ -72,6 +72,10 @@ type snapshot struct {
 	x           []float32 // chains in order
 }
 
+// maxFrames bounds --frames: each frame is a rendered picture held until
+// the GIF is written (10⁹ frames ran until killed).
+const maxFrames = 1000
+
 func runAnneal(c *cobra.Command, path string, f *annealFlags) error {
 	format, err := f.pic.check(plot.PNG, plot.SVG, plot.GIF)
 	if err != nil {
@@ -79,6 +83,9 @@ func runAnneal(c *cobra.Command, path string, f *annealFlags) error {
 	}
 	if f.s.n < 0 || f.s.steps < 0 || f.frames < 1 || f.delay < 1 {
 		return usagef("-n, --steps, --frames and --delay must be positive")
+	}
+	if f.frames > maxFrames || f.delay > plot.MaxGIFDelay {
+		return usagef("--frames wants 1 … %d and --delay 1 … %d", maxFrames, plot.MaxGIFDelay)
 	}
 	ov, err := samplerOverrides(&f.s)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/importer"
+	"github.com/ebmrun/ebmrun/internal/membudget"
 	"github.com/ebmrun/ebmrun/runtime"
 	"github.com/ebmrun/ebmrun/runtime/tolerance"
 	"github.com/ebmrun/ebmrun/tensorio"
@@ -276,7 +277,15 @@ func validateInputs(m *graph.Model, dir string, batch int, seed uint64, ov impor
 				}
 			}
 		}
-		n := graph.NumElements(shape)
+		// Generated inputs are bounded by the memory budget before they are
+		// allocated: --batch 1e12 asked for 8 TB at once.
+		n, err := graph.CheckedNumElements(shape)
+		if err == nil {
+			err = membudget.Elems(fmt.Sprintf("generated input %q %v", v.Name, shape), n, 8)
+		}
+		if err != nil {
+			return nil, "", err
+		}
 		switch {
 		case v.Name == spec.CondInput && spec.Condition == importer.CondSigma:
 			t := graph.NewFloat32(shape, nil)
@@ -317,7 +326,6 @@ func validateInputs(m *graph.Model, dir string, batch int, seed uint64, ov impor
 		default:
 			return nil, "", fmt.Errorf("cannot generate %s input %q; give --inputs DIR", v.DType, v.Name)
 		}
-		_ = n
 	}
 	return ins, fmt.Sprintf("generated (seed %d, batch %d)", seed, batch), nil
 }
