@@ -12,6 +12,7 @@ import (
 	"github.com/ebmrun/ebmrun/graph"
 	"github.com/ebmrun/ebmrun/graph/autodiff"
 	"github.com/ebmrun/ebmrun/importer"
+	"github.com/ebmrun/ebmrun/internal/membudget"
 	"github.com/ebmrun/ebmrun/projection"
 	"github.com/ebmrun/ebmrun/runtime"
 	"github.com/ebmrun/ebmrun/sampler"
@@ -272,6 +273,15 @@ func (e *Evaluator) Evaluate(ctx context.Context, x *graph.Tensor, o ObjectiveOp
 	}
 	if o.Objective == Exact && d > MaxExactDim {
 		return nil, fmt.Errorf("eval: exact score matching takes d = %d backward passes per batch; it is limited to d ≤ %d — use ssm or ssm-vr (its unbiased estimate)", d, MaxExactDim)
+	}
+	// The projections of a batch are drawn at once: K×B×d values, checked
+	// before they are allocated (K = 10⁹ took a server's memory).
+	if o.Objective == SSM || o.Objective == SSMVR || o.Objective == FDSSM {
+		b := min(o.Batch, n)
+		if err := membudget.Elems(fmt.Sprintf("eval: %d projections of a batch of %d samples of %d values", o.Projections, b, d),
+			membudget.Product(int64(o.Projections), int64(b), int64(d)), 4); err != nil {
+			return nil, fmt.Errorf("%w; fewer projections or a smaller batch need less", err)
+		}
 	}
 	timed := e.spec.Condition == importer.CondTime
 	if timed != (len(o.Times) > 0) {

@@ -319,6 +319,10 @@ func accepts(r *http.Request, m *Model) (string, error) {
 		Message: fmt.Sprintf("Accept %q: want application/json, application/x-npy or image/png", acc)}
 }
 
+// MaxProjections bounds an eval request's projections: each is a model
+// call per batch, and the projections of a batch are held at once.
+const MaxProjections = 1000
+
 // pointsRequest is the body of score and eval: points of the model's data
 // shape, flattened one a row, and a noise level.
 type pointsRequest struct {
@@ -450,8 +454,8 @@ func (s *Server) eval(w http.ResponseWriter, r *http.Request) error {
 	if !contains(objectiveNames(), string(o.Objective)) || o.Objective == eval.Fisher {
 		return badRequest("objective", "objective %q: want ssm, ssm-vr, exact, fd-ssm or dsm", req.Objective)
 	}
-	if req.Projections < 0 {
-		return badRequest("projections", "projections: want at least 1, got %d", req.Projections)
+	if req.Projections < 0 || req.Projections > MaxProjections {
+		return badRequest("projections", "projections: want 1 … %d, got %d", MaxProjections, req.Projections)
 	}
 	if req.Time != nil {
 		return badRequest("t", "t: eval perturbs data as x + σz; time-conditioned models are not evaluated")
@@ -494,7 +498,7 @@ func (s *Server) eval(w http.ResponseWriter, r *http.Request) error {
 		if strings.Contains(err.Error(), "σ schedule") {
 			return badRequest("sigma", "%s", strings.TrimPrefix(err.Error(), "eval: "))
 		}
-		return err
+		return runError(ctx, err)
 	}
 	r0 := res[0]
 	out := map[string]any{"objective": string(r0.Objective), "value": r0.Value, "n": r0.N, "backend": s.opt.Backend.Name()}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ebmrun/ebmrun/importer"
+	"github.com/ebmrun/ebmrun/internal/membudget"
 	"github.com/ebmrun/ebmrun/serve"
 )
 
@@ -46,6 +47,7 @@ func TestBadInput(t *testing.T) {
 		{"/v1/models/swissroll/score", big, 413, "body", nil},
 		{"/v1/models/swissroll/eval", `{"x": [[1, 2]], "sigma": 1, "objective": "vibes"}`, 400, "objective", nil},
 		{"/v1/models/swissroll/eval", `{"x": [[1, 2]]}`, 400, "sigma", nil},
+		{"/v1/models/swissroll/eval", `{"x": [[1, 2]], "sigma": 1, "objective": "ssm", "projections": 1000000000}`, 400, "projections", nil},
 	} {
 		code, b, _ := do(t, ts, "POST", c.path, c.body, c.hdr...)
 		var e struct{ Error, Field string }
@@ -55,6 +57,18 @@ func TestBadInput(t *testing.T) {
 	}
 	if code, _, _ := do(t, ts, "GET", "/v1/nothing", ""); code != 404 {
 		t.Errorf("unknown path: %d", code)
+	}
+}
+
+// An eval whose projections do not fit the memory budget is answered 413,
+// not run (10⁹ projections took a server's memory before the bound). Not
+// parallel: it lowers the process's budget.
+func TestEvalOverBudget(t *testing.T) {
+	_, ts := newServer(t, toyModels, serve.Options{})
+	defer membudget.Set(membudget.Set(16 << 10))
+	code, b, _ := do(t, ts, "POST", "/v1/models/swissroll/eval", `{"x": [[1, 2], [3, 4], [5, 6]], "sigma": 1, "objective": "ssm", "projections": 1000}`)
+	if code != 413 || !strings.Contains(string(b), "memory budget") {
+		t.Fatalf("%d %s; want 413 naming the memory budget", code, b)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ebmrun/ebmrun/importer"
+	"github.com/ebmrun/ebmrun/internal/membudget"
 	"github.com/ebmrun/ebmrun/runtime"
 	"github.com/ebmrun/ebmrun/sampler"
 )
@@ -308,6 +309,9 @@ func runError(ctx context.Context, err error) error {
 		return &apiError{Status: 499, Cause: "canceled", Message: "the client went away"}
 	case errors.As(err, &div):
 		return &apiError{Status: http.StatusUnprocessableEntity, Cause: "divergence", Message: err.Error()}
+	case errors.Is(err, membudget.ErrExceeded):
+		// What the request asked for does not fit the server's memory budget.
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Cause: "bad_request", Message: err.Error()}
 	}
 	return err
 }
