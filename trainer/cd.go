@@ -67,8 +67,11 @@ func (c CDConfig) validate() error {
 	if c.K < 1 || !(c.StepSize > 0) || math.IsInf(c.StepSize, 0) || !(c.NoiseScale >= 0) || math.IsInf(c.NoiseScale, 0) {
 		return fmt.Errorf("cd: K = %d, step size %v must be positive and noise scale %v not negative", c.K, c.StepSize, c.NoiseScale)
 	}
-	if c.Buffer < 0 || c.Reinit > 1 {
+	if c.Buffer < 0 || !(c.Reinit <= 1) {
 		return fmt.Errorf("cd: buffer %d must not be negative and the reinitialisation rate %v at most 1", c.Buffer, c.Reinit)
+	}
+	if math.IsNaN(c.Reg) || math.IsInf(c.Reg, 0) || math.IsInf(c.Reinit, 0) {
+		return fmt.Errorf("cd: the energy regularisation %v and reinitialisation rate %v must be finite", c.Reg, c.Reinit)
 	}
 	return nil
 }

@@ -145,11 +145,11 @@ func (c Config) Validate() error {
 	if !(c.Beta1 >= 0 && c.Beta1 < 1) || !(c.Beta2 >= 0 && c.Beta2 < 1) || !(c.AdamEps > 0) {
 		bad("Adam β₁ = %v and β₂ = %v must lie in [0, 1) and ε = %v be positive", c.Beta1, c.Beta2, c.AdamEps)
 	}
-	if c.WeightDecay < 0 || c.ClipNorm < 0 || c.Warmup < 0 {
-		bad("weight decay %v, clip norm %v and warm-up %d must not be negative", c.WeightDecay, c.ClipNorm, c.Warmup)
+	if !(c.WeightDecay >= 0) || !(c.ClipNorm >= 0) || c.Warmup < 0 || math.IsInf(c.WeightDecay, 0) || math.IsInf(c.ClipNorm, 0) {
+		bad("weight decay %v, clip norm %v and warm-up %d must be finite and not negative", c.WeightDecay, c.ClipNorm, c.Warmup)
 	}
-	if c.EMA >= 1 {
-		bad("EMA decay %v must be below 1", c.EMA)
+	if !(c.EMA < 1) || math.IsInf(c.EMA, 0) {
+		bad("EMA decay %v must be below 1 (negative: no average)", c.EMA)
 	}
 	if len(errs) > 0 {
 		// Arch and loss errors carry the package prefix already; say it once.

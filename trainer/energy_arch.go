@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 
 	"github.com/ebmrun/ebmrun/graph"
@@ -56,6 +57,9 @@ func (a EnergyMLP) Validate() error {
 	p := a.defaults()
 	if p.Width < 1 || p.Depth < 1 || p.Depth > MaxDepth {
 		return fmt.Errorf("trainer: energy-mlp: width %d must be positive and depth %d in 1 … %d", p.Width, p.Depth, MaxDepth)
+	}
+	if math.IsNaN(p.Confine) || math.IsInf(p.Confine, 0) {
+		return fmt.Errorf("trainer: energy-mlp: the confinement %v must be finite", p.Confine)
 	}
 	return checkSmoothAct("energy-mlp", p.Act)
 }

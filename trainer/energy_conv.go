@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 
 	"github.com/ebmrun/ebmrun/graph"
@@ -59,6 +60,9 @@ func (a EnergyConv) Validate() error {
 	p := a.defaults()
 	if p.Channels < 1 || p.Depth < 1 || p.Depth > MaxDepth {
 		return fmt.Errorf("trainer: energy-conv: channels %d must be positive and depth %d in 1 … %d", p.Channels, p.Depth, MaxDepth)
+	}
+	if math.IsNaN(p.Confine) || math.IsInf(p.Confine, 0) {
+		return fmt.Errorf("trainer: energy-conv: the confinement %v must be finite", p.Confine)
 	}
 	return checkSmoothAct("energy-conv", p.Act)
 }

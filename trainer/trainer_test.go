@@ -364,6 +364,16 @@ func TestConfigValidate(t *testing.T) {
 		{Arch: trainer.UNet{Channels: 6, Groups: 4}},
 		{Arch: trainer.EnergyConv{Act: "relu"}},
 		{Arch: trainer.UNet{}, Loss: trainer.LossCD},
+		// Non-finite settings trained without a word (clip, confinement) or
+		// failed only at export, after the whole run (EMA, reinit).
+		{ClipNorm: math.NaN()},
+		{EMA: math.NaN()},
+		{WeightDecay: math.Inf(1)},
+		{Arch: trainer.EnergyMLP{Confine: math.NaN()}},
+		{Arch: trainer.EnergyConv{Confine: math.Inf(1)}},
+		{Arch: trainer.EnergyMLP{}, Loss: trainer.LossCD, CD: trainer.CDConfig{Reinit: math.NaN()}},
+		{Arch: trainer.EnergyMLP{}, Loss: trainer.LossCD, CD: trainer.CDConfig{Reg: math.NaN()}},
+		{Arch: trainer.MLP{Depth: trainer.MaxDepth + 1}},
 	} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%+v: Validate accepted it", c)
