@@ -45,6 +45,10 @@ func metaErr(key string, value any, format string, args ...any) *MetadataError {
 	return &MetadataError{Key: key, Value: v, Reason: fmt.Sprintf(format, args...)}
 }
 
+// Validate checks what a spec would write as metadata, as validate checks
+// what was read: for a spec changed after Spec made it (ebmrun meta).
+func (s *ModelSpec) Validate() error { return s.validate() }
+
 // validate checks the spec's schedules and data facts as untrusted input,
 // before any of them sizes an allocation or a loop.
 func (s *ModelSpec) validate() error {

@@ -128,6 +128,11 @@ func runMeta(c *cobra.Command, path string, f *metaFlags) error {
 		return usageError{fmt.Errorf("%s: %w", path, trimPrefix(err, "importer: "))}
 	}
 	f.setSampler(c, spec)
+	// The flags' values are checked as they will be read back, before
+	// anything is written (--snr NaN failed in the JSON encoder).
+	if err := spec.Validate(); err != nil {
+		return usageError{trimPrefix(err, "importer: ")}
+	}
 	// The recommendation must make a sampler; a missing σ schedule is
 	// written as it is, with a note.
 	if _, err := sampler.FromSpec(spec, sampler.Overrides{}); errors.Is(err, sampler.ErrNoSchedule) {
