@@ -255,8 +255,17 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(sum)
 	}
-	fmt.Fprintf(c.ErrOrStderr(), "ebmrun: wrote %d samples to %s (%s on %s, %.4g evaluations per sample, %.2fs, %.3g evaluations/s)\n",
-		sum.N, f.out, sum.Sampler, sum.Backend, settings["evaluations_per_sample"], sum.Seconds, sum.EvalsPerSecond)
+	// The count is the sampler's own (an int) unless an adaptive run measured it.
+	per, ok := settings["evaluations_per_sample"].(float64)
+	if n, isInt := settings["evaluations_per_sample"].(int); isInt {
+		per, ok = float64(n), true
+	}
+	perText := "no"
+	if ok {
+		perText = fmt.Sprintf("%.4g", per)
+	}
+	fmt.Fprintf(c.ErrOrStderr(), "ebmrun: wrote %d samples to %s (%s on %s, %s evaluations per sample, %.2fs, %.3g evaluations/s)\n",
+		sum.N, f.out, sum.Sampler, sum.Backend, perText, sum.Seconds, sum.EvalsPerSecond)
 	return nil
 }
 

@@ -252,3 +252,16 @@ func TestSampleSamplerDefaults(t *testing.T) {
 		}
 	}
 }
+
+// A shard with no samples (more shards than samples) is written empty, and
+// its summary line reads as the others do (it printed %!g(int=1001) for the
+// evaluations per sample).
+func TestEmptyShardSummary(t *testing.T) {
+	t.Parallel()
+	model := testenv.Path(t, "models", "swissroll", "model.onnx")
+	out := filepath.Join(t.TempDir(), "s.npy")
+	_, stderr, code := ebmrun(t, "sample", model, "-n", "2", "--shard", "5/7", "-o", out, "--backend", "native", "--steps", "2")
+	if code != 0 || !strings.Contains(stderr, "wrote 0 samples") || !strings.Contains(stderr, " 21 evaluations per sample") || strings.Contains(stderr, "%!") {
+		t.Fatalf("exit %d: %q", code, stderr)
+	}
+}
