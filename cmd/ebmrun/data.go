@@ -97,7 +97,7 @@ func dataFrom(spec string, f dataFlags) (*graph.Tensor, error) {
 		return nil, trimPrefix(err, "dataset: ")
 	}
 	total := int(t.Shape[0])
-	if f.offset+f.n > total {
+	if f.n > total || f.offset > total-f.n { // not offset+n, which can overflow
 		return nil, usagef("data: %s has %d samples; --offset %d -n %d asks for more", spec, total, f.offset, f.n)
 	}
 	if _, err := scaleData(t, spec, f.scale, "data"); err != nil {
