@@ -239,8 +239,14 @@ func DataBox(x []float32) Box {
 	return Box{lo[0], hi[0], lo[1], hi[1]}.pad(0.05)
 }
 
+// axisLimit bounds the axes: gonum/plot's tick search never ends on a range
+// whose width overflows float64 (a box of ±1e308, from a flag or from a
+// model's data range).
+const axisLimit = 1e300
+
 func (b Box) apply(p *gplot.Plot) {
-	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = b.X0, b.X1, b.Y0, b.Y1
+	c := func(v float64) float64 { return max(-axisLimit, min(axisLimit, v)) }
+	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = c(b.X0), c(b.X1), c(b.Y0), c(b.Y1)
 }
 
 // Coordinate axis labels: the data have no physical unit, so the unit is

@@ -10,6 +10,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	gplot "gonum.org/v1/plot"
 	"gonum.org/v1/plot/vg"
@@ -48,6 +49,28 @@ func TestGrid(t *testing.T) {
 	}
 	if g.Len() != 8 {
 		t.Errorf("Len = %d", g.Len())
+	}
+}
+
+// A box whose width overflows float64 is drawn, not searched for ticks
+// forever.
+func TestHugeBoxDraws(t *testing.T) {
+	t.Parallel()
+	done := make(chan error, 1)
+	go func() {
+		p, err := SamplesPanel("huge", []float32{0, 0, 1, 1}, []int64{2}, nil, SquareBox(-1e308, 1e308), 0)
+		if err == nil {
+			(&Figure{Title: "huge", Panels: []Panel{p}}).Image()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("drawing a ±1e308 box did not end in 30 s")
 	}
 }
 

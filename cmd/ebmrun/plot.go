@@ -215,8 +215,10 @@ func parseBox(s string) (plot.Box, error) {
 	a, b, ok := strings.Cut(s, ",")
 	lo, err1 := strconv.ParseFloat(strings.TrimSpace(a), 64)
 	hi, err2 := strconv.ParseFloat(strings.TrimSpace(b), 64)
-	if !ok || err1 != nil || err2 != nil || !(lo < hi) || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
-		return plot.Box{}, usagef("--box %q: want lo,hi with lo < hi", s)
+	// A width past float64 (-1e308,1e308) sent the axis ticks' search into
+	// an endless loop.
+	if !ok || err1 != nil || err2 != nil || !(lo < hi) || math.IsInf(lo, 0) || math.IsInf(hi, 0) || math.IsInf(hi-lo, 0) {
+		return plot.Box{}, usagef("--box %q: want lo,hi with lo < hi and a finite width", s)
 	}
 	return plot.SquareBox(lo, hi), nil
 }
