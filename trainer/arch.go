@@ -88,7 +88,7 @@ const paramBytes = 6 * 4
 // countParams adds n parameters to the network's count and stops the build
 // (see withParamBudget) as soon as training them would exceed the memory
 // budget, before they are allocated: a width of 10⁹ asked for 12 GB in one
-// weight, and a depth of 10⁸ built layers without end.
+// weight.
 func (b *netBuilder) countParams(n int64) {
 	if n < 0 || b.paramElems > 1<<62-n {
 		b.paramElems = -1
