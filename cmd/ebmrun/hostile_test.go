@@ -211,6 +211,7 @@ func TestHostileInputsEndInOneLine(t *testing.T) {
 		{"meta --snr NaN", []string{"meta", swiss, "--snr", "NaN", "-o", filepath.Join(dir, "m.onnx")}, 2, []string{"snr must be a finite number"}},
 		{"data offset 2⁶³−1", []string{"data", pts, "-n", "2", "--offset", "9223372036854775807", "-o", out}, 2, []string{"asks for more"}},
 		{"plot box wider than float64", []string{"plot", "field", swiss, "--sigma", "0.1", "--box=-1e308,1e308", "-o", filepath.Join(dir, "f.png"), "--backend", "native"}, 2, []string{"--box", "finite width"}},
+		{"report 13 field levels", []string{"report", swiss, "--field-sigmas", "1,0.9,0.8,0.7,0.6,0.5,0.4,0.3,0.2,0.1,0.05,0.02,0.01", "-o", filepath.Join(dir, "r.html"), "--backend", "native"}, 2, []string{"--field-sigmas", "at most 12"}},
 		{"compare 1e9 projections", []string{"compare", pts, pts, "--projections", "1000000000"}, 1, []string{"projections", "memory budget"}},
 		{"compare 1e12 permutations", []string{"compare", pts, pts, "--permutations", "1000000000000"}, 2, []string{"--permutations"}},
 		{"compare 1e8 permutations", []string{"compare", pts, pts, "--permutations", "100000000", "--max-memory", "100M"}, 1, []string{"permutations", "memory budget"}},

@@ -64,7 +64,7 @@ Pixel data in [0, 255] are scaled to the model's data range.`,
 	fl.BoolVar(&f.pic.force, "force", false, "overwrite the output if it exists")
 	fl.StringVar(&f.data, "data", "", "held-out data: a .npy/.csv/IDX file or toy:NAME:N (default: the model's toy, else data.npy beside it)")
 	fl.IntVar(&f.evalN, "eval-n", 0, "data points for SSM and the metrics (default 2000 for 2-D models, 100 for images)")
-	fl.StringVar(&f.fields, "field-sigmas", "", "comma list of σ for the score-field pictures (default: two levels of the schedule)")
+	fl.StringVar(&f.fields, "field-sigmas", "", "comma list of at most 12 σ for the score-field pictures (default: two levels of the schedule)")
 	return c
 }
 
@@ -103,6 +103,11 @@ func runReport(c *cobra.Command, path string, f *reportFlags) error {
 	}
 	if f.evalN < 0 {
 		return usagef("--eval-n is %d; want a positive number of points", f.evalN)
+	}
+	if f.fields != "" { // checked before the sampling it would follow
+		if _, err := fieldSigmas(f.fields, nil); err != nil {
+			return err
+		}
 	}
 	ov, err := samplerOverrides(&f.s)
 	if err != nil {
@@ -355,6 +360,9 @@ func reportData(flag, path string, lm *loadedModel, n int, seed uint64) (*graph.
 	return t, fmt.Sprintf("%s, %d points", note, rows), nil
 }
 
+// maxFieldSigmas bounds --field-sigmas.
+const maxFieldSigmas = 12
+
 // fieldSigmas reads --field-sigmas, or picks the schedule's middle level and
 // the one three from the end (where the model's detail shows).
 func fieldSigmas(flag string, spec *importer.ModelSpec) ([]float64, error) {
@@ -362,6 +370,10 @@ func fieldSigmas(flag string, spec *importer.ModelSpec) ([]float64, error) {
 		s, err := sampler.ParseSigmas(flag)
 		if err != nil {
 			return nil, usagef("--field-sigmas: %v", trimPrefix(err, "sampler: "))
+		}
+		// Each is a pair of pictures on the page: 2000 ran for minutes.
+		if len(s) > maxFieldSigmas {
+			return nil, usagef("--field-sigmas: %d levels; a report draws at most %d", len(s), maxFieldSigmas)
 		}
 		return s, nil
 	}
