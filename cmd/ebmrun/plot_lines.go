@@ -101,7 +101,7 @@ func readTrace(path string) (*traceFile, error) {
 		for j := range x {
 			v, err := strconv.ParseFloat(rec[4+j], 32)
 			if err != nil {
-				return nil, fmt.Errorf("%s: line %d: %q is not a number", path, line, rec[4+j])
+				return nil, fmt.Errorf("%s: line %d: %q is not a float32 number", path, line, rec[4+j])
 			}
 			x[j] = float32(v)
 		}
