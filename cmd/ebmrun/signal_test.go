@@ -87,22 +87,7 @@ func TestTrainSignal(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "m.onnx")
-	cmd := exec.Command(os.Args[0], trainArgs(out, "--steps", "1e7", "--checkpoint-every", "0")...)
-	cmd.Env = append(os.Environ(), "EBMRUN_TEST_MAIN=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// The log file appears when training starts.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "m.train.jsonl")); err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond)
+	cmd, stderr := startTraining(t, dir, trainArgs(out, "--steps", "1e7", "--checkpoint-every", "0"))
 	cmd.Process.Signal(syscall.SIGINT)
 	cmd.Wait()
 	msg := stderr.String()
@@ -127,21 +112,7 @@ func TestTrainSecondSignalStopsAtOnce(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "m.onnx")
-	cmd := exec.Command(os.Args[0], trainArgs(out, "--arch", "energy-mlp", "--loss", "cd", "--cd-steps", "1000000000000", "--steps", "5")...)
-	cmd.Env = append(os.Environ(), "EBMRUN_TEST_MAIN=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "m.train.jsonl")); err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(300 * time.Millisecond)
+	cmd, stderr := startTraining(t, dir, trainArgs(out, "--arch", "energy-mlp", "--loss", "cd", "--cd-steps", "1000000000000", "--steps", "5"))
 	cmd.Process.Signal(syscall.SIGTERM)
 	time.Sleep(500 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -165,4 +136,26 @@ func TestTrainSecondSignalStopsAtOnce(t *testing.T) {
 			t.Errorf("%s written by a run stopped inside its first step", name)
 		}
 	}
+}
+
+// startTraining starts `ebmrun train ARGS` (writing into dir, its log
+// m.train.jsonl) as a process of its own and returns once training has
+// begun — the log file exists — and a little after, so that its signal
+// handling is in place. Its stderr is read after Wait.
+func startTraining(t *testing.T, dir string, args []string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "EBMRUN_TEST_MAIN=1")
+	stderr := new(bytes.Buffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(dir, "m.train.jsonl")); err == nil {
+			break
+		}
+	}
+	time.Sleep(250 * time.Millisecond)
+	return cmd, stderr
 }
