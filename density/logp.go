@@ -222,19 +222,15 @@ func (o Options) withDefaults(e *Estimator) (Options, error) {
 // model call holds (conditions × probes or d) rows of each point of a batch,
 // in five buffers of d values (state, probe, probe copy, score, gradient).
 func (o Options) checkBudget(e *Estimator, d, batch, workers int) error {
-	per := int64(d) // rows per point: the basis vectors
+	per, unit := int64(d), "basis vectors" // rows per point
 	if o.Divergence == Hutchinson {
-		per = int64(o.Probes)
+		per, unit = int64(o.Probes), "probes"
 	}
 	parts := int64(1)
 	if e.vp == nil && e.spec.Condition == importer.CondLabels {
 		parts = 2 // between two levels the score mixes two model calls
 	}
 	rows := membudget.Product(parts, per, int64(batch))
-	unit := "basis vectors"
-	if o.Divergence == Hutchinson {
-		unit = "probes"
-	}
 	what := fmt.Sprintf("density: model calls of %d rows of %d values (batch %d × %d %s), %d at once,",
 		rows, d, batch, per, unit, workers)
 	if err := membudget.Check(what, membudget.Product(rows, int64(d), 5*4, int64(workers))); err != nil {

@@ -210,6 +210,16 @@ func (lm *loadedModel) scoresAt(x []float32, sigma float64) ([]float64, error) {
 	return out, nil
 }
 
+// checkBox refuses a bad --box (empty: none given) before any work, so that
+// it is one usage line.
+func checkBox(flag string) error {
+	if flag == "" {
+		return nil
+	}
+	_, err := parseBox(flag)
+	return err
+}
+
 // parseBox reads --box lo,hi.
 func parseBox(s string) (plot.Box, error) {
 	a, b, ok := strings.Cut(s, ",")

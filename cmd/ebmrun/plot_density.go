@@ -61,10 +61,8 @@ func runDensityPlot(c *cobra.Command, path string, f *densityFlags) error {
 	if f.cells < 2 || f.cells > 400 || f.steps < 0 || f.sigma < 0 {
 		return usagef("--cells wants 2 … 400; --steps and --sigma must not be negative")
 	}
-	if f.box != "" { // a bad --box is a usage error, before the model's notes
-		if _, err := parseBox(f.box); err != nil {
-			return err
-		}
+	if err := checkBox(f.box); err != nil { // before the model's notes
+		return err
 	}
 	lm, err := loadModel(path, f.spec.overrides(), f.backend, 0)
 	if err != nil {

@@ -71,10 +71,8 @@ func runField(c *cobra.Command, path string, f *fieldFlags) error {
 	case f.exact != "" && f.data != "":
 		return usagef("--exact and --data exclude each other")
 	}
-	if f.box != "" { // a bad --box is a usage error, before the model's notes
-		if _, err := parseBox(f.box); err != nil {
-			return err
-		}
+	if err := checkBox(f.box); err != nil { // before the model's notes
+		return err
 	}
 	lm, err := loadModel(path, f.spec.overrides(), f.backend, 0)
 	if err != nil {

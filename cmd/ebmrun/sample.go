@@ -238,8 +238,10 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 	if err != nil {
 		return err
 	}
+	per := float64(smp.Evals())
 	if st.End > st.Start { // adaptive samplers know their count only now
-		settings["evaluations_per_sample"] = float64(st.Evals) / float64(st.End-st.Start)
+		per = float64(st.Evals) / float64(st.End-st.Start)
+		settings["evaluations_per_sample"] = per
 	}
 	sum := sampleSummary{Model: path, Output: f.out, Backend: backend.Name(), Sampler: smp.Name(), Settings: settings,
 		N: st.End - st.Start, Start: st.Start, End: st.End, Batch: f.batch, Workers: workers, Seed: f.seed,
@@ -255,17 +257,8 @@ func runSample(c *cobra.Command, path string, f *sampleFlags) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(sum)
 	}
-	// The count is the sampler's own (an int) unless an adaptive run measured it.
-	per, ok := settings["evaluations_per_sample"].(float64)
-	if n, isInt := settings["evaluations_per_sample"].(int); isInt {
-		per, ok = float64(n), true
-	}
-	perText := "no"
-	if ok {
-		perText = fmt.Sprintf("%.4g", per)
-	}
-	fmt.Fprintf(c.ErrOrStderr(), "ebmrun: wrote %d samples to %s (%s on %s, %s evaluations per sample, %.2fs, %.3g evaluations/s)\n",
-		sum.N, f.out, sum.Sampler, sum.Backend, perText, sum.Seconds, sum.EvalsPerSecond)
+	fmt.Fprintf(c.ErrOrStderr(), "ebmrun: wrote %d samples to %s (%s on %s, %.4g evaluations per sample, %.2fs, %.3g evaluations/s)\n",
+		sum.N, f.out, sum.Sampler, sum.Backend, per, sum.Seconds, sum.EvalsPerSecond)
 	return nil
 }
 
